@@ -1,0 +1,49 @@
+"""The `selab` command line: one sub-command per module in runners/commands/."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from search_space.errors import ConfigError
+
+# Each module exposes register(subparsers); handlers import heavy libraries lazily so that
+# `selab --help` and `selab cost` start fast.
+COMMAND_MODULES = (
+    "runners.commands.cost",
+    "runners.commands.sweep",
+    "runners.commands.report",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selab", description="Ablations and architecture search for Squeeze-and-Excitation networks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name != name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"selab {args.command}: invalid input\n{err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"selab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The layout of every backbone family, as data: stages, block kind, widths, strides.
+
+The network builders and the config validation both read these plans, so a width is written
+down once. A plan is pure Python (no torch), cheap enough to compute for every point of a sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BASIC = "basic"
+BOTTLENECK = "bottleneck"
+INVERTED = "inverted"  # MobileNetV2's inverted residual
+CONV = "conv"  # VGG's conv-bn-relu: no residual
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage: `blocks` units of one kind; the first may change width and stride."""
+
+    block: str
+    blocks: int
+    in_channels: int  # input width of the stage's first unit
+    out_channels: int  # output width of every unit
+    mid_channels: int  # width of the 3x3 (bottleneck) or depthwise (inverted) conv
+    stride: int
+    groups: int = 1  # ResNeXt cardinality on the 3x3 conv
+    expansion: int = 1  # MobileNetV2 expansion ratio t
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    family: str
+    depth: int | None
+    stem: str  # "imagenet" (7x7/2 + maxpool), "cifar" (3x3), "mobilenet" (3x3/2), "none"
+    stem_channels: int
+    stages: tuple[StagePlan, ...]
+    head_channels: int  # width entering the classifier
+
+    @property
+    def residual(self) -> bool:
+        return self.stages[0].block != CONV
+
+    @property
+    def has_bottleneck(self) -> bool:
+        return any(s.block in (BOTTLENECK, INVERTED) for s in self.stages)
+
+
+# family -> allowed depths; None means the family has one fixed depth.
+RESNET_DEPTHS = {18: (BASIC, (2, 2, 2, 2)), 34: (BASIC, (3, 4, 6, 3)),
+                 50: (BOTTLENECK, (3, 4, 6, 3)), 101: (BOTTLENECK, (3, 4, 23, 3)),
+                 152: (BOTTLENECK, (3, 8, 36, 3))}
+RESNEXT_DEPTHS = {50: (BOTTLENECK, (3, 4, 6, 3)), 101: (BOTTLENECK, (3, 4, 23, 3))}
+# 6n+2 with basic blocks (8 and 14 are handy for smoke runs), 9n+2 with bottlenecks.
+CIFAR_RESNET_DEPTHS = {d: BASIC for d in (8, 14, 20, 32, 44, 56, 110)} | {164: BOTTLENECK}
+VGG_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
+# MobileNetV2 (t, c, n, s) rows, as in the paper and torchvision; each row is a stage.
+MOBILENET_V2_ROWS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                     (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
+    "resnet": tuple(RESNET_DEPTHS),
+    "resnext": tuple(RESNEXT_DEPTHS),
+    "cifar_resnet": tuple(CIFAR_RESNET_DEPTHS),
+    "mobilenet_v2": None,
+    "vgg": tuple(VGG_DEPTHS),
+}
+DEFAULT_DEPTH = {"resnet": 50, "resnext": 50, "cifar_resnet": 20, "vgg": 16}
+FAMILIES = tuple(FAMILY_DEPTHS)
+
+
+def plan_network(family: str, depth: int | None, in_channels: int = 3) -> NetworkPlan:
+    """The plan of a (family, depth); the caller has validated both."""
+    if family == "resnet":
+        return _resnet_plan(family, depth, groups=1, width_per_group=64)
+    if family == "resnext":  # 32x4d
+        return _resnet_plan(family, depth, groups=32, width_per_group=4)
+    if family == "cifar_resnet":
+        return _cifar_resnet_plan(depth)
+    if family == "mobilenet_v2":
+        return _mobilenet_v2_plan()
+    if family == "vgg":
+        return _vgg_plan(depth, in_channels)
+    raise ValueError(f"unknown family {family!r}")
+
+
+def _resnet_plan(family: str, depth: int, groups: int, width_per_group: int) -> NetworkPlan:
+    block, counts = (RESNET_DEPTHS if family == "resnet" else RESNEXT_DEPTHS)[depth]
+    expansion = 4 if block == BOTTLENECK else 1
+    stages, in_ch = [], 64
+    for i, (planes, n) in enumerate(zip((64, 128, 256, 512), counts, strict=True)):
+        mid = int(planes * (width_per_group / 64.0)) * groups if block == BOTTLENECK else planes
+        out = planes * expansion
+        stages.append(StagePlan(block, n, in_ch, out, mid, 1 if i == 0 else 2, groups))
+        in_ch = out
+    return NetworkPlan(family, depth, "imagenet", 64, tuple(stages), in_ch)
+
+
+def _cifar_resnet_plan(depth: int) -> NetworkPlan:
+    block = CIFAR_RESNET_DEPTHS[depth]
+    n = (depth - 2) // (9 if block == BOTTLENECK else 6)
+    expansion = 4 if block == BOTTLENECK else 1
+    stages, in_ch = [], 16
+    for i, planes in enumerate((16, 32, 64)):
+        out = planes * expansion
+        stages.append(StagePlan(block, n, in_ch, out, planes, 1 if i == 0 else 2))
+        in_ch = out
+    return NetworkPlan("cifar_resnet", depth, "cifar", 16, tuple(stages), in_ch)
+
+
+def _mobilenet_v2_plan() -> NetworkPlan:
+    stages, in_ch = [], 32
+    for t, c, n, s in MOBILENET_V2_ROWS:
+        stages.append(StagePlan(INVERTED, n, in_ch, c, round(in_ch * t), s, expansion=t))
+        in_ch = c
+    return NetworkPlan("mobilenet_v2", None, "mobilenet", 32, tuple(stages), 1280)
+
+
+def _vgg_plan(depth: int, in_channels: int) -> NetworkPlan:
+    stages, in_ch = [], in_channels
+    for width, n in zip((64, 128, 256, 512, 512), VGG_DEPTHS[depth], strict=True):
+        stages.append(StagePlan(CONV, n, in_ch, width, width, 2))  # stride = the max-pool after
+        in_ch = width
+    return NetworkPlan("vgg", depth, "none", 0, tuple(stages), 512)
+
+
+def unit_channels(stage: StagePlan, index: int, first_in: int) -> tuple[int, int, int]:
+    """(in, mid, out) widths of unit `index` of a stage; `first_in` is the stage's input width."""
+    in_ch = first_in if index == 0 else stage.out_channels
+    if stage.block == INVERTED:
+        return in_ch, round(in_ch * stage.expansion), stage.out_channels
+    return in_ch, stage.mid_channels, stage.out_channels
