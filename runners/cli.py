@@ -19,7 +19,8 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="selab", description="Ablations and architecture search for Squeeze-and-Excitation networks."
+        prog="selab",
+        description="Ablations and architecture search for Squeeze-and-Excitation networks.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:

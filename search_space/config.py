@@ -13,8 +13,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .backbones import DEFAULT_DEPTH, FAMILIES, FAMILY_DEPTHS, NetworkPlan, plan_network, unit_channels
-from .errors import ConfigError, allowed, from_validation_error
+from .backbones import (
+    DEFAULT_DEPTH,
+    FAMILIES,
+    FAMILY_DEPTHS,
+    NetworkPlan,
+    plan_network,
+    unit_channels,
+)
+from .errors import allowed, from_validation_error
 from .placement import ALLOWED_PLACEMENTS, Placement, se_width
 
 Squeeze = Literal["avg", "max", "avgmax"]

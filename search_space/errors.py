@@ -19,7 +19,8 @@ def from_validation_error(err: ValidationError, prefix: str = "") -> ConfigError
     """Turn pydantic's report into one readable message per bad field (dotted path first)."""
     lines = []
     for item in err.errors():
-        path = ".".join(str(p) for p in item["loc"] if p not in ("function-after", "function-before"))
+        wrappers = ("function-after", "function-before")
+        path = ".".join(str(p) for p in item["loc"] if p not in wrappers)
         msg = item["msg"].removeprefix("Value error, ")
         if not path:  # a whole-model check: its message starts with the field it is about
             lines.append(f"{prefix}{msg}")

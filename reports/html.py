@@ -1,0 +1,182 @@
+"""A self-contained HTML page: tables, plots as base64 PNG, and the spec that ran."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import paper
+from .recommend import Recommendation
+from .tables import TABLE_NOTE, axis_title, format_table
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1200px;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
+margin-top:1.8em}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.l,th.l{text-align:left}
+tr.base td{background:#f7f7f7;font-style:italic}
+.paper{color:#7a4b00}th.paper{background:#fff3dc}
+.note{color:#555;font-size:.85em}.warn{background:#fff4e5;border-left:4px solid #f0a020;
+padding:.5em 1em}.rec{background:#eef6ee;border-left:4px solid #2c8a2c;padding:.6em 1em}
+img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.85em}
+.bad{color:#a00}
+"""
+
+
+def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
+    if df.empty:
+        return "<p class='note'>(empty)</p>"
+    head = "".join(
+        f"<th class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>"
+        f"{escape(str(c))}</th>" for i, c in enumerate(df.columns)
+    )
+    body = []
+    for r, row in enumerate(df.itertuples(index=False)):
+        cls = f" class='{row_classes[r]}'" if row_classes and row_classes[r] else ""
+        cells = "".join(
+            f"<td class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>"
+            f"{escape(str(v))}</td>"
+            for i, (c, v) in enumerate(zip(df.columns, row, strict=True))
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<figure><img alt='{escape(alt)}' src='data:image/png;base64,{data}'></figure>"
+
+
+def _trials_display(trials: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
+    cols = ["trial_id", "label", "status", "seed", *varied, "val_acc", "best_val_acc",
+            "val_top5", "epochs_done", "flops", "params", "images_per_s", "error"]
+    out = trials[[c for c in dict.fromkeys(cols) if c in trials]].copy()
+    for c in ("val_acc", "best_val_acc", "val_top5"):
+        if c in out:
+            out[c] = out[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}%")
+    for c in ("flops", "params"):
+        if c in out:
+            out[c] = out[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
+    if "images_per_s" in out:
+        out["images_per_s"] = out["images_per_s"].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
+    return out.fillna("—")
+
+
+def _cifar_html(dataset: str) -> str:
+    key = dataset.lower().replace("-", "")
+    if key not in ("cifar10", "cifar100"):
+        return ""
+    df = pd.DataFrame(
+        [{"model": r["model"], "without SE (%)": f"{r[key][0]:.2f}",
+          "with SE (%)": f"{r[key][1]:.2f}"} for r in paper.CIFAR]
+    )
+    return (f"<h3>Paper reference: {escape(paper.CIFAR_LABEL)} ({escape(dataset)})</h3>"
+            f"<p class='note'>Other backbones and a long schedule, for orientation only; not "
+            f"measured here. {escape(paper.PAPER_SOURCE)}.</p>{_table_html(df)}")
+
+
+def render(
+    *,
+    name: str,
+    meta: dict[str, Any],
+    status_counts: dict[str, int],
+    running: bool,
+    tables: dict[str, pd.DataFrame],
+    recommendation: Recommendation | None,
+    plots: dict[str, Path],
+    fronts: dict[str, pd.DataFrame],
+    trials: pd.DataFrame,
+    varied: list[str],
+    spec_text: str | None,
+    dataset: str,
+) -> str:
+    """The whole page as a string (no external resources)."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>selab report: "
+             f"{escape(name)}</title><style>{CSS}</style></head><body>"]
+    parts.append(f"<h1>selab report: {escape(name)}</h1>")
+    meta_rows = "".join(
+        f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>"
+        for k, v in meta.items()
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in status_counts.items()) or "no trials yet"
+    parts.append(f"<table>{meta_rows}<tr><th class='l'>trials</th><td class='l'>"
+                 f"{escape(counts)}</td></tr></table>")
+    if running:
+        parts.append("<p class='warn'>The sweep is still running (or its driver stopped "
+                     "without closing it): this report covers the trials finished so far.</p>")
+    not_done = sum(n for s, n in status_counts.items() if s != "finished")
+    if not_done:
+        parts.append(f"<p class='warn'>{not_done} trial(s) did not finish ({escape(counts)}). "
+                     "They are listed below but excluded from means, tests, the Pareto front "
+                     "and the recommendation.</p>")
+
+    parts.append("<h2>Recommendation</h2>")
+    if recommendation is None:
+        parts.append("<p>No recommendation: no SE configuration has a finished trial yet.</p>")
+    else:
+        rec = recommendation
+        parts.append(f"<div class='rec'><p><b>{escape(rec.text)}</b></p>")
+        if rec.budget is not None:
+            parts.append(f"<p><b>Budget:</b> {escape(rec.budget.text)}</p>")
+        if rec.baseline_note:
+            parts.append(f"<p>{escape(rec.baseline_note)}</p>")
+        parts.append(f"<p class='note'>Rule: {escape(rec.rule)}</p></div>")
+
+    parts.append("<h2>Ablation tables</h2>")
+    if not tables:
+        parts.append("<p>No table: no varied axis with at least two values has trials.</p>")
+    for axis, table in tables.items():
+        parts.append(f"<h3>{escape(axis_title(axis))} <code>{escape(axis)}</code></h3>")
+        classes = ["base" if b else "" for b in table["baseline"]]
+        parts.append(_table_html(format_table(table), classes))
+    if tables:
+        parts.append(f"<p class='note'>{escape(TABLE_NOTE)} Paper source: "
+                     f"{escape(paper.PAPER_SOURCE)}.</p>")
+    parts.append(_cifar_html(dataset))
+
+    parts.append("<h2>Plots</h2>")
+    for title, path in plots.items():
+        parts.append(f"<h3>{escape(title)}</h3>{_img(path, title)}")
+
+    parts.append("<h2>Pareto fronts</h2><p class='note'>Per-configuration means of finished "
+                 "trials; a configuration is on the front when no other is at least as accurate "
+                 "and at most as costly (and strictly better in one). Equal points are both "
+                 "kept and marked as ties.</p>")
+    for cost, front in fronts.items():
+        cols = [c for c in ("label", "n", "acc_mean", "acc_ci_half", "flops", "params",
+                            "pareto_tie") if c in front]
+        show = front[cols].copy()
+        for c in ("acc_mean", "acc_ci_half"):
+            show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}")
+        for c in ("flops", "params"):
+            if c in show:
+                show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
+        show = show.rename(columns={"n": "seeds", "acc_mean": "val acc (%)",
+                                    "acc_ci_half": "± 95% CI", "pareto_tie": "tie"})
+        parts.append(f"<h3>accuracy vs {escape(cost)}</h3>{_table_html(show)}")
+
+    parts.append("<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
+                 "val_acc is the last logged epoch; throughput is the median over epochs after "
+                 "the first.</p>")
+    classes = ["" if s == "finished" else "bad" for s in trials.get("status", [])]
+    parts.append("<details open><summary>trials table</summary>"
+                 f"{_table_html(_trials_display(trials, varied), classes)}</details>")
+
+    parts.append("<h2>Spec that ran</h2>")
+    if spec_text is None:
+        parts.append("<p class='note'>The parent run has no <code>spec.yaml</code> artifact."
+                     "</p>")
+    else:
+        parts.append(f"<pre>{escape(spec_text)}</pre>")
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts.append(f"<p class='note'>Generated by selab reports, {stamp}.</p></body></html>")
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,405 @@
+"""PNG figures of a sweep (matplotlib, Agg, no pyplot global state).
+
+Every figure shows means of FINISHED trials with 95% t-interval error bars, names its units on
+the axes, and keeps the legend outside the data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox, offset_copy
+
+from .frame import FINISHED
+from .pareto import pareto_front
+from .stats import diff_ci
+from .units import human, scale_for
+
+FRONT_COLOR = "#d62728"
+POINT_COLOR = "#1f77b4"
+BASE_COLOR = "black"
+DPI = 130
+
+
+def _figure(width: float = 8.5, height: float = 5.2) -> tuple[Figure, FigureCanvasAgg]:
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    return fig, FigureCanvasAgg(fig)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def _cost_axis(cost_col: str, values: list[float]) -> tuple[float, str]:
+    div, prefix = scale_for(values)
+    if cost_col == "flops":
+        return div, f"FLOPs per image ({prefix}FLOPs, multiply-add = 1)"
+    return div, f"parameters ({prefix})" if prefix else "parameters (count)"
+
+
+def place_labels(
+    fig: Figure,
+    canvas: FigureCanvasAgg,
+    ax: Any,
+    xs: list[float],
+    ys: list[float],
+    texts: list[str],
+    colors: list[str] | None = None,
+    shifts_pt: list[float] | None = None,
+) -> list[Any]:
+    """Annotate points without overlaps: try a ring of offsets, keep the first free one.
+
+    A simple greedy placement (no extra dependency); each label avoids earlier labels, every
+    marker, and the axes' edges, and gets a thin leader line when pushed away from its point.
+    ``shifts_pt`` are sideways marker shifts (in points) applied when plotting.
+    """
+    renderer = canvas.get_renderer()
+    ax_box = ax.get_window_extent(renderer)
+    shifts = list(shifts_pt or [0.0] * len(xs))
+    colors = list(colors or ["black"] * len(xs))
+    px_per_pt = fig.dpi / 72.0
+    marker_px = ax.transData.transform(np.column_stack([xs, ys])) if xs else np.zeros((0, 2))
+    markers = [Bbox.from_extents(x + s * px_per_pt - 5, y - 5, x + s * px_per_pt + 5, y + 5)
+               for (x, y), s in zip(marker_px, shifts, strict=True)]
+    offsets = [(7, 6), (7, -14), (-7, 6), (-7, -14), (7, 20), (-7, 20), (7, -28), (-7, -28),
+               (22, 34), (-22, 34), (22, -42), (-22, -42), (30, 0), (-30, 0), (10, 50),
+               (-10, 50), (10, -56), (-10, -56)]
+    style = {"fontsize": 8.5, "textcoords": "offset points", "va": "bottom",
+             "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}}
+    placed: list[Bbox] = []
+    annotations = []
+    for i, (x, y, text) in enumerate(zip(xs, ys, texts, strict=True)):
+        others = [m for j, m in enumerate(markers) if j != i]
+        chosen = offsets[0]
+        for dx, dy in offsets:
+            ann = ax.annotate(text, (x, y), xytext=(dx + shifts[i], dy), color=colors[i],
+                              ha="left" if dx >= 0 else "right", **style)
+            box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
+            ann.remove()
+            inside = ax_box.contains(box.x0, box.y0) and ax_box.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(b) for b in placed + others):
+                chosen = (dx, dy)
+                break
+        dx, dy = chosen  # when every spot is taken the first one is used: still readable
+        far = abs(dy) > 15 or abs(dx) > 15
+        ann = ax.annotate(
+            text, (x, y), xytext=(dx + shifts[i], dy), color=colors[i],
+            ha="left" if dx >= 0 else "right",
+            # A thin leader line when the label had to move away from its point.
+            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 0,
+                        "shrinkB": 4} if far else None,
+            **style,
+        )
+        placed.append(ann.get_window_extent(renderer).expanded(1.05, 1.1))
+        annotations.append(ann)
+    return annotations
+
+
+def _not_finished_note(trials: pd.DataFrame) -> str:
+    bad = trials[trials["status"] != FINISHED] if "status" in trials else trials.iloc[:0]
+    if bad.empty:
+        return ""
+    counts = bad["status"].value_counts()
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items())
+    return f"Not shown (not finished): {parts}."
+
+
+def _dodge(x: np.ndarray, step_pt: float = 8.0) -> np.ndarray:
+    """Sideways shifts (points) for markers at (nearly) the same cost, so that configurations
+    with equal cost (gate, squeeze, placement ablations) do not hide each other."""
+    shifts = np.zeros(x.size)
+    if x.size < 2:
+        return shifts
+    span = float(np.nanmax(x) - np.nanmin(x)) or max(abs(float(np.nanmax(x))), 1.0)
+    order = np.argsort(x, kind="stable")
+    groups: list[list[int]] = [[int(order[0])]]
+    for i in order[1:]:
+        if abs(x[i] - x[groups[-1][0]]) <= 0.004 * span:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    for g in groups:
+        for k, i in enumerate(g):
+            shifts[i] = (k - (len(g) - 1) / 2) * step_pt
+    return shifts
+
+
+def plot_pareto(
+    points: pd.DataFrame,
+    trials: pd.DataFrame,
+    cost_col: str,
+    path: Path,
+    title: str = "",
+    acc_col: str = "val_acc",
+    label_all_below: int = 12,
+) -> Path | None:
+    """Accuracy (%) vs ``cost_col`` with the Pareto front over per-point means, labelled.
+
+    Front points are always labelled; the others too while there are fewer than
+    ``label_all_below`` configurations (a long TPE search would turn into a wall of text).
+    """
+    pts = points[(points["n"] > 0) & points["acc_mean"].notna()]
+    if cost_col not in pts or pts[cost_col].notna().sum() == 0:
+        return None
+    pts = pts[pts[cost_col].notna()].reset_index(drop=True)
+    div, xlabel = _cost_axis(cost_col, list(pts[cost_col]))
+    front = pareto_front(pts, "acc_mean", cost_col)
+    on_front = set(front["point_key"])
+    ties = set(front.loc[front["pareto_tie"], "point_key"])
+    xs = (pts[cost_col] / div).to_numpy(dtype=float)
+    ys = (100 * pts["acc_mean"]).to_numpy(dtype=float)
+    errs = (100 * pts["acc_ci_half"].fillna(0)).to_numpy(dtype=float)
+    shifts = _dodge(xs)
+
+    fig, canvas = _figure()
+    ax = fig.add_subplot()
+    if len(front):
+        ax.step(list(front[cost_col] / div), list(100 * front["acc_mean"]), where="post",
+                color=FRONT_COLOR, lw=1.5, alpha=0.6, zorder=2,
+                label="Pareto front (max accuracy, min cost)")
+    done = trials[trials["status"] == FINISHED] if "status" in trials else trials
+    seen: set[str] = set()
+    for i, pt in pts.iterrows():
+        shifted = offset_copy(ax.transData, fig=fig, x=shifts[i], y=0, units="points")
+        if cost_col in done and acc_col in done and "point_key" in done:
+            mine = done[done["point_key"] == pt["point_key"]]
+            name = "single trial (finished)"
+            ax.scatter(mine[cost_col] / div, 100 * mine[acc_col], s=12, color="0.65", zorder=1,
+                       transform=shifted, label=None if name in seen else name)
+            seen.add(name)
+        front_pt = pt["point_key"] in on_front
+        if pt["baseline"]:
+            name, fmt, color, ms = "no-SE baseline", "s", BASE_COLOR, 7
+        elif front_pt:
+            name, fmt, color, ms = "mean ± 95% CI, on the Pareto front", "o", FRONT_COLOR, 6
+        else:
+            name, fmt, color, ms = "mean ± 95% CI, dominated", "o", POINT_COLOR, 6
+        ax.errorbar([xs[i]], [ys[i]], yerr=[errs[i]], fmt=fmt, color=color, ms=ms, capsize=3,
+                    lw=1.2, zorder=3, transform=shifted, label=None if name in seen else name,
+                    mfc=FRONT_COLOR if front_pt else color)
+        seen.add(name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    # Margins so labels at the edges have room inside the axes.
+    ax.margins(x=0.12, y=0.15)
+    ax.set_title(title or f"Accuracy vs {'FLOPs' if cost_col == 'flops' else 'parameters'}",
+                 fontsize=11)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
+    notes = ["Points: means over finished seeds; bars: 95% t-interval (none with 1 seed)."]
+    if (shifts != 0).any():
+        notes.append("Configurations of equal cost are drawn side by side.")
+    if nf := _not_finished_note(trials):
+        notes.append(nf)
+    fig.text(0.01, -0.02, "\n".join(notes), fontsize=8, color="0.35", ha="left", va="top")
+    fig.tight_layout()
+    show = [i for i in range(len(pts))
+            if pts.loc[i, "point_key"] in on_front or len(pts) < label_all_below]
+    # Front labels first so that they get the best spots.
+    show.sort(key=lambda i: pts.loc[i, "point_key"] not in on_front)
+    labels = [f"{pts.loc[i, 'label']} (tie)" if pts.loc[i, "point_key"] in ties
+              else str(pts.loc[i, "label"]) for i in show]
+    colors = ["#8b0000" if pts.loc[i, "point_key"] in on_front else "#1f3f6f" for i in show]
+    place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
+                 colors, [shifts[i] for i in show])
+    return _save(fig, path)
+
+
+def _r_position(values: list[Any]) -> tuple[dict[str, float], bool]:
+    """x positions for r values: log2 when all are numbers, else categorical."""
+    nums = {}
+    for v in values:
+        try:
+            nums[str(v)] = float(v)
+        except (TypeError, ValueError):
+            break
+    else:
+        if all(x > 0 for x in nums.values()):
+            return {k: math.log2(x) for k, x in nums.items()}, True
+    ordered = sorted({str(v) for v in values}, key=lambda s: [float(p) for p in
+                     re.findall(r"[0-9.]+", s)] or [math.inf])
+    return {k: float(i) for i, k in enumerate(ordered)}, False
+
+
+def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | None:
+    """Accuracy (%) vs reduction r with 95% CI bars, one line per backbone/placement."""
+    axis = "arch.se.reduction"
+    if axis not in points:
+        return None
+    pts = points[(points["n"] > 0) & ~points["baseline"] & points[axis].notna()]
+    if pts[axis].astype(str).nunique() < 2:
+        return None
+    group_cols = [c for c in ("arch.backbone", "arch.depth", "arch.se.placement")
+                  if c in pts and pts[c].astype(str).nunique() > 1]
+    pos, is_log = _r_position(list(pts[axis]))
+    fig, _ = _figure(8.0, 4.8)
+    ax = fig.add_subplot()
+    groups = list(pts.groupby(group_cols, sort=True)) if group_cols else [((), pts)]
+    width = 0.08 * (len(groups) - 1)
+    for gi, (key, grp) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{c.split('.')[-1]}={v}" for c, v in zip(group_cols, key, strict=True))
+        grp = grp.assign(_x=grp[axis].astype(str).map(pos)).sort_values("_x")
+        # Dodge lines sideways so that error bars of different groups do not overlap.
+        dodge = (gi - (len(groups) - 1) / 2) * (width / max(len(groups) - 1, 1))
+        x = grp["_x"] + dodge
+        y = 100 * grp["acc_mean"]
+        err = 100 * grp["acc_ci_half"].fillna(0)
+        ax.errorbar(x, y, yerr=err, fmt="-o", capsize=3, ms=5, lw=1.4,
+                    label=name or "mean ± 95% CI")
+        single = grp["n"] < 2
+        if single.any():
+            ax.scatter(x[single], y[single], s=60, facecolors="white", edgecolors="0.3",
+                       zorder=4, label="1 seed (no CI)" if gi == 0 else None)
+    base = points[points["baseline"] & (points["n"] > 0)]
+    if len(base):
+        b = base.iloc[0]
+        ax.axhline(100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2,
+                   label="no-SE baseline ± 95% CI")
+        if pd.notna(b["acc_ci_half"]):
+            ax.axhspan(100 * b["acc_ci_low"], 100 * b["acc_ci_high"], color="0.5", alpha=0.15)
+    ticks = sorted(pos.items(), key=lambda kv: kv[1])
+    ax.set_xticks([v for _, v in ticks], [k for k, _ in ticks])
+    ax.set_xlabel("SE reduction ratio r (channels / bottleneck width)"
+                  + (", log scale" if is_log else ""))
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.08, y=0.15)
+    ax.set_title(title or "Accuracy vs reduction ratio r", fontsize=11)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
+    note = "Means over finished seeds; bars: 95% t-interval."
+    missing = points[(points["n"] == 0) & ~points["baseline"]]
+    if len(missing):
+        note += " No finished trial yet: " + ", ".join(map(str, missing["label"])) + "."
+    fig.text(0.01, -0.02, note, fontsize=8, color="0.35", ha="left", va="top")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _stage_numbers(columns: list[str], what: str) -> list[int]:
+    nums = set()
+    for c in columns:
+        m = re.fullmatch(rf"stage(\d+)\.{what}", c)
+        if m:
+            nums.add(int(m.group(1)))
+    return sorted(nums)
+
+
+def plot_stage_view(
+    points: pd.DataFrame,
+    trials: pd.DataFrame,
+    path: Path,
+    stages_varied: bool,
+    title: str = "",
+    max_configs: int = 6,
+) -> Path | None:
+    """What SE adds per stage in params and FLOPs; with a varied stage mask, what it gains."""
+    stages = _stage_numbers(list(trials.columns), "se_params")
+    if not stages:
+        return None
+    se = trials[~trials.get("baseline", pd.Series(False, index=trials.index)).astype(bool)]
+    if se.empty:
+        return None
+    # Cost is the same for every seed of a configuration; take one row per point.
+    per_point = se.groupby("point_key", sort=False).first()
+    labels = (points.set_index("point_key")["label"] if "point_key" in points else pd.Series())
+    # Most expensive first: r=2 before r=32, all stages before one stage.
+    total = per_point.get("se_params", pd.Series(0.0, index=per_point.index)).astype(float)
+    keys = list(total.sort_values(ascending=False, kind="stable").index)
+    if len(keys) > max_configs:  # evenly spaced subset keeps the bars readable
+        keys = [keys[int(i)] for i in np.linspace(0, len(keys) - 1, max_configs)]
+    sub = per_point.loc[keys]
+
+    panels = 3 if stages_varied else 2
+    fig, _ = _figure(4.2 * panels + 1.5, 4.6)
+    axes = fig.subplots(1, panels)
+    width = 0.8 / max(len(keys), 1)
+    x = np.arange(len(stages))
+    for ax, what, unit_name in ((axes[0], "se_params", "parameters"),
+                                (axes[1], "se_flops", "FLOPs")):
+        cols = [f"stage{s}.{what}" for s in stages]
+        vals = sub.reindex(columns=cols).astype(float).fillna(0.0)
+        div, prefix = scale_for(list(vals.to_numpy().ravel()))
+        for i, key in enumerate(keys):
+            ax.bar(x + (i - (len(keys) - 1) / 2) * width, vals.loc[key] / div, width,
+                   label=str(labels.get(key, key)))
+        ax.set_xticks(x, [f"stage {s}" for s in stages])
+        ax.set_ylabel(f"added by SE ({prefix}{' ' if prefix else ''}{unit_name})"
+                      if unit_name == "parameters" else f"added by SE ({prefix}FLOPs)")
+        ax.set_title(f"SE {unit_name} per stage", fontsize=10.5)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False,
+                   title="configuration")
+
+    if stages_varied:
+        ax = axes[2]
+        base = points[points["baseline"] & (points["n"] > 0)]
+        pts = points[~points["baseline"] & (points["n"] > 0)]
+        if len(base) and len(pts):
+            b = base.iloc[0]
+            rows = []
+            for _, p in pts.iterrows():
+                d = diff_ci(p["acc_values"], b["acc_values"], p["seeds"], b["seeds"])
+                rows.append((str(p["label"]), 100 * d.mean,
+                             100 * d.half_width if d.has_ci else 0.0, float(p.get("params", 0))))
+            rows.sort(key=lambda r: r[3])
+            bars = ax.bar(range(len(rows)), [r[1] for r in rows], yerr=[r[2] for r in rows],
+                          capsize=3,
+                          color=[FRONT_COLOR if r[1] > 0 else POINT_COLOR for r in rows])
+            base_params = float(b.get("params", math.nan))
+            for bar, r in zip(bars, rows, strict=True):
+                # What the gain costs, written at the foot of its bar.
+                if math.isfinite(base_params) and math.isfinite(r[3]):
+                    ax.annotate(f"+{human(r[3] - base_params)}\nparams",
+                                (bar.get_x() + bar.get_width() / 2, 0),
+                                xytext=(0, -3 if r[1] >= 0 else 3), textcoords="offset points",
+                                ha="center", va="top" if r[1] >= 0 else "bottom",
+                                fontsize=7.5, color="0.3")
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=30, ha="right")
+            ax.set_ylabel("accuracy gain over no SE (pp)")
+            ax.set_title("Gain vs no-SE baseline (95% CI of the difference)", fontsize=10.5)
+            ax.grid(True, axis="y", alpha=0.3)
+        else:
+            ax.text(0.5, 0.5, "no finished baseline or SE run yet", ha="center",
+                    transform=ax.transAxes)
+            ax.set_axis_off()
+    fig.suptitle(title or "Where SE adds cost", fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def make_plots(
+    points: pd.DataFrame,
+    trials: pd.DataFrame,
+    varied: list[str],
+    out_dir: str | Path,
+    name: str = "",
+    acc_col: str = "val_acc",
+) -> dict[str, Path]:
+    """All figures that apply to this sweep, as ``{title: path}``."""
+    out = Path(out_dir)
+    figs: dict[str, Path | None] = {}
+    prefix = f"{name}: " if name else ""
+    figs["Accuracy vs FLOPs"] = plot_pareto(points, trials, "flops", out / "acc_vs_flops.png",
+                                            f"{prefix}accuracy vs FLOPs", acc_col)
+    figs["Accuracy vs parameters"] = plot_pareto(points, trials, "params",
+                                                 out / "acc_vs_params.png",
+                                                 f"{prefix}accuracy vs parameters", acc_col)
+    if "arch.se.reduction" in varied:
+        figs["Accuracy vs reduction r"] = plot_acc_vs_r(points, out / "acc_vs_r.png",
+                                                        f"{prefix}accuracy vs reduction ratio r")
+    stages_varied = "arch.se.stages" in varied
+    figs["SE cost per stage"] = plot_stage_view(
+        points, trials, out / "stages.png", stages_varied,
+        f"{prefix}what SE adds per stage" + (" and what it gains" if stages_varied else ""))
+    return {k: v for k, v in figs.items() if v is not None}

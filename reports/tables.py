@@ -1,0 +1,292 @@
+"""Ablation tables laid out like the paper's: one row per value of a varied axis.
+
+Numbers stay numeric in the frames (for CSV); :func:`format_table` turns a table into the
+paper's layout (top-1/top-5 error %, params, GFLOPs) for Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import paper
+from .frame import Sweep
+from .points import point_summary
+from .stats import compare, format_p
+from .units import scale_for
+
+SIGNIFICANCE_ALPHA = 0.05
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    if isinstance(value, bool):
+        return (0, float(value), "")
+    if isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def _distinct(values: pd.Series) -> int:
+    return len({str(v) for v in values})
+
+
+def _rows_for_axis(points: pd.DataFrame, axis: str, varied: list[str]) -> pd.DataFrame | None:
+    """Points that belong in ``axis``'s table (without the baseline), or None to skip it.
+
+    A point belongs when its overrides set ``axis`` or set nothing (the fixed spec, the
+    reference of every axis). An axis with fewer than two values there is skipped (it only
+    marks the baseline, like ``arch.se.enabled``) unless no axis has two: then it is a single
+    configuration against the baseline and all points are shown.
+    """
+    others = points[~points["baseline"]]
+
+    def members(key: str) -> pd.DataFrame:
+        mask = others["point"].map(lambda p, k=key: not p or k in p)
+        return others[mask]
+
+    rows = members(axis)
+    if axis in rows and _distinct(rows[axis]) >= 2:
+        return rows
+    if any(k in others and _distinct(members(k)[k]) >= 2 for k in varied if k != axis):
+        return None
+    return others if len(others) else None
+
+
+def ablation_table(
+    points: pd.DataFrame, axis: str, varied: list[str], level: float = 0.95
+) -> pd.DataFrame | None:
+    """The numeric table for one axis from :func:`points.point_summary` output (or None)."""
+    rows = _rows_for_axis(points, axis, varied)
+    if rows is None:
+        return None
+    base_pts = points[points["baseline"]].sort_values("n", ascending=False)
+    base = base_pts.iloc[0] if len(base_pts) else None
+    rows = rows.assign(_k=rows[axis].map(_sort_key)).sort_values("_k").drop(columns="_k")
+    # Other varied keys that differ between rows are shown so that rows can be told apart.
+    shown = [k for k in varied if k != axis and k in rows and _distinct(rows[k]) >= 2]
+    ordered = pd.concat([base_pts.iloc[:1], rows]) if base is not None else rows
+
+    out = []
+    for _, pt in ordered.iterrows():
+        is_base = bool(pt["baseline"])
+        rec: dict[str, Any] = {
+            "axis": axis,
+            "value": pt.get(axis) if (not is_base or axis == "arch.se.enabled") else None,
+            "setting": pt["label"],
+        }
+        for k in shown:
+            rec[k] = None if is_base else pt.get(k)
+        rec.update(
+            baseline=is_base,
+            n_seeds=int(pt["n"]),
+            n_not_finished=int(pt["n_not_finished"]),
+            not_finished=pt["not_finished"],
+            acc_mean=pt["acc_mean"],
+            acc_ci_half=pt["acc_ci_half"],
+            acc_ci_low=pt["acc_ci_low"],
+            acc_ci_high=pt["acc_ci_high"],
+            top1_err=100 * (1 - pt["acc_mean"]),
+            top1_err_ci_half=100 * pt["acc_ci_half"],
+        )
+        if "top5_mean" in pt and pd.notna(pt.get("top5_mean")):
+            rec.update(top5_err=100 * (1 - pt["top5_mean"]),
+                       top5_err_ci_half=100 * pt["top5_ci_half"])
+        elif "top5_mean" in points:
+            rec.update(top5_err=math.nan, top5_err_ci_half=math.nan)
+        for col in ("params", "flops", "se_params", "se_flops", "images_per_s"):
+            rec[col] = pt.get(col, math.nan)
+        for col in ("params", "flops"):
+            b = base.get(col, math.nan) if base is not None else math.nan
+            v = rec[col]
+            rec[f"{col}_increase_pct"] = 100 * (v - b) / b if b and pd.notna(b) else math.nan
+        if base is not None and not is_base:
+            res = compare(pt["acc_values"], base["acc_values"], pt["seeds"], base["seeds"])
+            rec.update(
+                delta_top1_err_pp=-100 * res.diff,
+                test=res.test if res.available else f"n/a ({res.reason})",
+                p_value=res.p_value,
+                significant=res.significant(SIGNIFICANCE_ALPHA),
+            )
+        else:
+            rec.update(delta_top1_err_pp=math.nan, test="", p_value=math.nan, significant=False)
+        ref = paper.paper_row(axis, rec["value"], baseline=is_base)
+        if paper.has_table(axis):
+            rec.update(
+                paper_setting=ref.setting if ref else None,
+                paper_top1_err=ref.top1_err if ref else math.nan,
+                paper_top5_err=ref.top5_err if ref else math.nan,
+                paper_params_m=ref.params_m if ref and ref.params_m else math.nan,
+                paper_gflops=ref.gflops if ref and ref.gflops else math.nan,
+            )
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def ablation_tables(
+    data: Sweep | pd.DataFrame,
+    varied: list[str] | None = None,
+    acc_col: str = "val_acc",
+    level: float = 0.95,
+) -> dict[str, pd.DataFrame]:
+    """One numeric table per varied axis (``selab.varied`` of the sweep by default).
+
+    Each row is a configuration: seeds finished, what did not finish, mean accuracy with its
+    t-interval, top-1 (and top-5) error in %, params/FLOPs and their increase over the no-SE
+    baseline, the difference to the baseline (``delta_top1_err_pp``, negative = better) with a
+    two-sided t-test across seeds (paired on seeds when they pair up, else Welch), and the
+    paper's numbers where the axis has a paper table (columns ``paper_*``).
+    """
+    if isinstance(data, Sweep):
+        trials, varied = data.trials, list(varied if varied is not None else data.varied)
+    else:
+        trials, varied = data, list(varied or [])
+    points = point_summary(trials, acc_col=acc_col, varied=varied, level=level)
+    if points.empty:
+        return {}
+    tables: dict[str, pd.DataFrame] = {}
+    for axis in varied:
+        if axis not in points:
+            continue
+        table = ablation_table(points, axis, varied, level)
+        if table is not None:
+            tables[axis] = table
+    return tables
+
+
+# ---------------------------------------------------------------- display
+
+
+def _num(v: Any, fmt: str = ".2f") -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—" if v is None else str(v)
+    return "—" if math.isnan(f) else format(f, fmt)
+
+
+def _value(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return str(v)
+
+
+def _with_ci(mean: float, half: float, n: int) -> str:
+    if n == 0 or pd.isna(mean):
+        return "—"
+    if n < 2 or pd.isna(half):
+        return f"{mean:.2f} (CI n/a: 1 seed)"
+    return f"{mean:.2f} ± {half:.2f}"
+
+
+def _pct(v: float) -> str:
+    return "—" if pd.isna(v) else f"{v:+.1f}%"
+
+
+def axis_title(axis: str) -> str:
+    names = {
+        "arch.se.reduction": "reduction r",
+        "arch.se.stages": "SE stages",
+        "arch.se.placement": "placement",
+        "arch.se.squeeze": "squeeze",
+        "arch.se.gate": "excitation gate",
+        "arch.se.enabled": "SE enabled",
+        "arch.backbone": "backbone",
+    }
+    return names.get(axis, axis)
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's layout as strings: top-1 (top-5) error % ± 95% CI, params, FLOPs, Δ."""
+    if table.empty:
+        return pd.DataFrame()
+    axis = str(table["axis"].iloc[0])
+    pdiv, pprefix = scale_for(list(table["params"].dropna()))
+    fdiv, fprefix = (1e9, "G") if table["flops"].max(skipna=True) >= 1e8 else scale_for(
+        list(table["flops"].dropna())
+    )
+    skip = {"axis", "value", "setting", "baseline", "n_seeds", "n_not_finished", "not_finished"}
+    other_axes = [c for c in table.columns if c.startswith(("arch.", "train.", "data."))
+                  and c not in skip]
+    out = pd.DataFrame()
+    out[axis_title(axis)] = table["value"].map(_value)
+    out["setting"] = table["setting"]
+    for c in other_axes:
+        out[axis_title(c)] = table[c].map(_value)
+    out["seeds"] = table["n_seeds"].astype(int)
+    out["not finished"] = table["not_finished"].map(lambda s: s or "0")
+    out["top-1 err (%) ± 95% CI"] = [
+        _with_ci(m, h, n)
+        for m, h, n in zip(table["top1_err"], table["top1_err_ci_half"], table["n_seeds"],
+                           strict=True)
+    ]
+    if "top5_err" in table:
+        out["top-5 err (%) ± 95% CI"] = [
+            _with_ci(m, h, n)
+            for m, h, n in zip(table["top5_err"], table["top5_err_ci_half"], table["n_seeds"],
+                               strict=True)
+        ]
+    out[f"params ({pprefix or 'count'})"] = (table["params"] / pdiv).map(lambda v: _num(v, ".3g"))
+    out["Δparams vs no SE"] = table["params_increase_pct"].map(_pct)
+    out[f"{fprefix}FLOPs"] = (table["flops"] / fdiv).map(lambda v: _num(v, ".4g"))
+    out["ΔFLOPs vs no SE"] = table["flops_increase_pct"].map(_pct)
+    out["Δ top-1 err vs no SE (pp)"] = [
+        "—" if pd.isna(d) else f"{d:+.2f}" + (" *" if s else "")
+        for d, s in zip(table["delta_top1_err_pp"], table["significant"], strict=True)
+    ]
+    out["p (test)"] = [
+        "—" if not t else (t if pd.isna(p) else f"{format_p(p)} ({t})")
+        for p, t in zip(table["p_value"], table["test"], strict=True)
+    ]
+    if "paper_top1_err" in table:
+        tag = f"[{paper.PAPER_LABEL}]"
+        out[f"paper setting {tag}"] = table["paper_setting"].map(_value)
+        out[f"paper top-1 err (%) {tag}"] = table["paper_top1_err"].map(_num)
+        out[f"paper top-5 err (%) {tag}"] = table["paper_top5_err"].map(_num)
+        if table["paper_params_m"].notna().any():
+            out[f"paper params (M) {tag}"] = table["paper_params_m"].map(lambda v: _num(v, ".1f"))
+        if table["paper_gflops"].notna().any():
+            out[f"paper GFLOPs {tag}"] = table["paper_gflops"].map(lambda v: _num(v, ".2f"))
+    return out
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table (pandas' own needs tabulate, which is not a dependency)."""
+
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, sep, *body]) + "\n"
+
+
+TABLE_NOTE = (
+    "Means over finished trials only; ± is the half-width of the 95% t-interval "
+    "(t_0.975,n-1 · sd/√n; not available with 1 seed). Δ is against the no-SE baseline "
+    "(negative = lower error = better); * marks p < 0.05 in a two-sided t-test across seeds, "
+    "paired on seeds when both ran the same seeds, else Welch. Columns marked "
+    f"[{paper.PAPER_LABEL}] are the paper's ImageNet numbers for reference, not measured here."
+)
+
+
+def table_filename(axis: str) -> str:
+    return "table_" + "".join(ch if ch.isalnum() else "_" for ch in axis)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Each table as ``table_<axis>.csv`` (numeric) and ``table_<axis>.md`` (paper layout)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for axis, table in tables.items():
+        stem = out / table_filename(axis)
+        table.to_csv(stem.with_suffix(".csv"), index=False)
+        body = to_markdown(format_table(table))
+        md = f"## {axis_title(axis)} (`{axis}`)\n\n{body}\n{TABLE_NOTE}\n"
+        stem.with_suffix(".md").write_text(md, encoding="utf-8")
+        written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
+    return written

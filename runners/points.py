@@ -1,0 +1,280 @@
+"""From a spec to trials: dotted keys, the points a sweep expands to, and each trial's settings.
+
+A point is a dict of overrides of the spec's fixed part, addressed by dotted keys
+(`arch.se.reduction`, `train.lr`, `data.limit_train`). A trial is a point plus a seed.
+Everything here is pure Python and cheap, so `selab validate` and the driver can check every
+point before a single trial starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from runners.data import DataConfig
+from runners.spec import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
+from runners.training import TrainConfig
+from search_space import ArchConfig
+from search_space.errors import ConfigError, allowed
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    "arch": ArchConfig, "train": TrainConfig, "data": DataConfig,
+}
+BASELINE_POINT: dict[str, Any] = {"arch.se.enabled": False}
+
+# Short names for labels such as "r=8" (the last part of the key otherwise).
+SHORT_NAMES = {"arch.se.reduction": "r", "arch.se.enabled": "se"}
+
+# (num_classes, in_channels, image size) of datasets whose shape is known without loading them.
+KNOWN_SHAPES = {"digits": (10, 1, 8), "cifar10": (10, 3, 32), "cifar100": (100, 3, 32)}
+
+
+# ----------------------------------------------------------------------------- dotted keys
+
+
+def check_key(key: str) -> None:
+    """Raise ConfigError unless `key` names a field of the trial config (arch./train./data.)."""
+    section, *path = key.split(".")
+    if section not in SECTIONS or not path:
+        raise ConfigError(
+            f"{key}: unknown key; keys start with {allowed(s + '.' for s in SECTIONS)} "
+            f"followed by a field, e.g. arch.se.reduction or train.lr"
+        )
+    model: type[BaseModel] | None = SECTIONS[section]
+    walked = section
+    for part in path:
+        if model is None or part not in model.model_fields:
+            fields = allowed(model.model_fields) if model is not None else "(no sub-fields)"
+            raise ConfigError(
+                f"{key}: unknown key: {walked} has no field {part!r}; it has: {fields}"
+            )
+        model = _submodel(model.model_fields[part].annotation)
+        walked = f"{walked}.{part}"
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (also inside `X | None`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation) if _submodel(a) is not None]
+        return models[0] if len(models) == 1 else None
+    return None
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """tree["a"]["b"]["c"] = value for key "a.b.c", creating the dicts on the way."""
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+# ----------------------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class Point:
+    overrides: dict[str, Any]
+    label: str
+    baseline: bool = False
+
+    def as_json(self) -> str:
+        return json.dumps(self.overrides, sort_keys=True)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(int(v)) if isinstance(v, bool) else format_value(v) for v in value)
+    return str(value)
+
+
+def point_label(overrides: dict[str, Any]) -> str:
+    if overrides == BASELINE_POINT:
+        return "no SE"
+    if not overrides:
+        return "fixed"
+    parts = []
+    for key, value in overrides.items():
+        name = SHORT_NAMES.get(key, key.rsplit(".", 1)[-1])
+        parts.append(f"{name}={format_value(value)}")
+    return " ".join(parts)
+
+
+def make_point(spec: SweepSpec, overrides: dict[str, Any]) -> Point:
+    baseline = spec.search.baseline and overrides == BASELINE_POINT
+    return Point(overrides=overrides, label=point_label(overrides), baseline=baseline)
+
+
+def grid_points(spec: SweepSpec) -> list[Point]:
+    """The cartesian product of `search.grid`, then the no-SE baseline if asked for."""
+    keys = list(spec.search.grid)
+    points = [
+        make_point(spec, dict(zip(keys, values, strict=True)))
+        for values in itertools.product(*spec.search.grid.values())
+    ]
+    if spec.search.baseline:
+        points.append(make_point(spec, dict(BASELINE_POINT)))
+    return points
+
+
+def count_trials(spec: SweepSpec) -> int:
+    if spec.is_grid:
+        return len(grid_points(spec)) * len(spec.seeds)
+    return spec.search.num_samples
+
+
+def decode_point(spec: SweepSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """A trial's overrides from its Tune config: undo the encoding of `encode_choice`."""
+    decoded = {}
+    for key, value in raw.items():
+        dim = spec.search.space.get(key)
+        if isinstance(dim, ChoiceDim) and not _is_primitive_choice(dim) and isinstance(value, str):
+            value = json.loads(value)
+        decoded[key] = value
+    return decoded
+
+
+def _is_primitive_choice(dim: ChoiceDim) -> bool:
+    return all(v is None or isinstance(v, (bool, int, float, str)) for v in dim.choice)
+
+
+def encoded_choices(dim: ChoiceDim) -> list[Any]:
+    """Optuna's categorical choices must be scalars: lists (per-stage r) travel as JSON."""
+    if _is_primitive_choice(dim):
+        return list(dim.choice)
+    return [json.dumps(v) for v in dim.choice]
+
+
+def stage_masks(num_stages: int) -> list[str]:
+    """Every on/off mask over the stages, as the '1,0,1' strings ArchConfig reads."""
+    return [",".join(bits) for bits in itertools.product("10", repeat=num_stages)]
+
+
+# ----------------------------------------------------------------------------- trials
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Everything one trial needs, validated."""
+
+    arch: ArchConfig
+    data: DataConfig
+    train: TrainConfig
+    seed: int
+
+    def flat_params(self) -> dict[str, str]:
+        """The trial's full config as MLflow params (docs/mlflow-schema.md)."""
+        params = self.arch.flat_params(prefix="arch.")
+        params |= flatten(self.train.model_dump(mode="json"), "train.")
+        params |= flatten(self.data.model_dump(mode="json"), "data.")
+        params["seed"] = str(self.seed)
+        return params
+
+
+def flatten(tree: dict[str, Any], prefix: str) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = "" if value is None else format_value(value)
+    return flat
+
+
+def dataset_shape(data: DataConfig) -> tuple[int, int, int]:
+    """(num_classes, in_channels, image size) of the dataset, loading it only if unavoidable."""
+    if data.name in KNOWN_SHAPES:
+        return KNOWN_SHAPES[data.name]
+    if data.name == "synthetic":
+        return data.num_classes, data.channels, data.resolved_image_size()
+    from runners.data import load_splits  # imagefolder: the folder decides
+
+    splits = load_splits(data, "cpu")
+    return splits.num_classes, splits.in_channels, splits.image_size
+
+
+def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int) -> TrialSettings:
+    """The validated settings of one trial: the spec's fixed part with `overrides` applied.
+
+    arch.num_classes / in_channels / input_size default to the dataset's shape.
+    """
+    tree = {
+        "arch": copy.deepcopy(spec.arch),
+        "train": spec.train.model_dump(exclude_unset=True),
+        "data": spec.data.model_dump(exclude_unset=True),
+    }
+    for key, value in overrides.items():
+        check_key(key)
+        set_dotted(tree, key, value)
+    data = DataConfig.model_validate(tree["data"])
+    train = TrainConfig.model_validate(tree["train"])
+    arch_dict = tree["arch"]
+    if not all(k in arch_dict for k in ("num_classes", "in_channels", "input_size")):
+        num_classes, channels, size = dataset_shape(data)
+        arch_dict = {"num_classes": num_classes, "in_channels": channels, "input_size": size,
+                     **arch_dict}
+    arch = ArchConfig.parse(arch_dict, prefix="arch.")
+    return TrialSettings(arch=arch, data=data, train=train, seed=seed)
+
+
+def fixed_settings(spec: SweepSpec) -> TrialSettings:
+    return resolve_trial(spec, {}, spec.seeds[0])
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate(spec: SweepSpec) -> list[Point]:
+    """Check every point the spec can run; returns the grid's points ([] for a search).
+
+    Raises ConfigError naming the point and the field at the first bad one.
+    """
+    for key in spec.search.varied_keys:
+        check_key(key)
+    _check(spec, {}, "the fixed spec")
+    if spec.is_grid:
+        points = grid_points(spec)
+        for point in points:
+            for seed in spec.seeds:
+                _check(spec, point.overrides, f"grid point {point.label} {point.as_json()}", seed)
+        return points
+    for key, dim in spec.search.space.items():
+        for value in _values_to_check(spec, key, dim):
+            _check(spec, {key: value}, f"search.space {key} value {format_value(value)}")
+    return []
+
+
+def _values_to_check(spec: SweepSpec, key: str, dim: Any) -> list[Any]:
+    if isinstance(dim, ChoiceDim):
+        return list(dim.choice)
+    if isinstance(dim, (IntDim, FloatDim)):
+        return list(dim.bounds)
+    if isinstance(dim, MaskDim):
+        if key != "arch.se.stages":
+            raise ConfigError(f"search.space.{key}: mask applies to arch.se.stages only")
+        return stage_masks(fixed_settings(spec).arch.num_stages)
+    raise AssertionError(dim)
+
+
+def _check(spec: SweepSpec, overrides: dict[str, Any], what: str, seed: int | None = None) -> None:
+    try:
+        resolve_trial(spec, overrides, spec.seeds[0] if seed is None else seed)
+    except ConfigError as err:
+        raise ConfigError(f"{what}:\n{err}") from None

@@ -1,0 +1,128 @@
+"""One Ray Tune trial: build the network, count its cost, train it, report every epoch.
+
+A function trainable, as in Ray Tune's own examples. It checkpoints after every epoch and
+starts from `tune.get_checkpoint()` when there is one, so ASHA pauses, retries after a failure
+and `selab resume` all continue where the trial left off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from runners.data import DataConfig, DataSplits, load_splits
+from runners.points import decode_point, resolve_trial
+from runners.spec import SweepSpec
+from runners.training import Trainer
+from search_space import ArchConfig, build_model
+from search_space.cost import count_cost
+
+CHECKPOINT_FILE = "trainer.pt"
+
+# With reuse_actors one process runs many trials: keep what they share (the dataset, the cost
+# of an architecture another seed already counted) instead of redoing it per trial.
+_last_splits: tuple[str, DataSplits] | None = None
+_cost_cache: dict[str, dict[str, float]] = {}
+
+
+def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
+    """The Tune entry point; `config` is {"point": {dotted key: value}, "seed": int}."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
+    settings = resolve_trial(spec, decode_point(spec, config["point"]), int(config["seed"]))
+    device = _trial_device()
+    torch.set_num_threads(_trial_cpus())
+    timings: dict[str, float] = {}
+
+    start = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    model = build_model(settings.arch)
+    timings["setup.build_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    cost = _cost_metrics(settings.arch, model)
+    timings["setup.cost_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    splits = _load_data(settings.data, device)
+    timings["setup.data_s"] = time.perf_counter() - start
+
+    trainer = Trainer(model, splits, settings.train, device, settings.seed,
+                      augment=settings.data.augment)
+    best_val_acc = _restore(trainer)
+
+    while not trainer.done:
+        epoch = trainer.run_epoch()
+        if math.isfinite(epoch.val_acc):
+            best_val_acc = max(best_val_acc, epoch.val_acc)
+        metrics: dict[str, Any] = {
+            **epoch.metrics(),
+            **cost,
+            "epoch": epoch.epoch,
+            "epochs_planned": settings.train.epochs,
+            "best_val_acc": best_val_acc,
+            "diverged": epoch.diverged,
+        }
+        if timings:  # the setup cost, in the first report after (re)starting
+            metrics.update(timings)
+            timings = {}
+        if epoch.diverged:  # NaN/inf loss: end this trial, leave the sweep running
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save({"trainer": trainer.state_dict(), "best_val_acc": best_val_acc},
+                       Path(folder, CHECKPOINT_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _restore(trainer: Trainer) -> float:
+    """Load the latest checkpoint into `trainer`; returns the best val_acc so far."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return 0.0
+    with checkpoint.as_directory() as folder:
+        state = torch.load(Path(folder, CHECKPOINT_FILE), map_location=trainer.device,
+                           weights_only=True)
+    trainer.load_state_dict(state["trainer"])
+    return float(state["best_val_acc"])
+
+
+def _cost_metrics(arch: ArchConfig, model: torch.nn.Module) -> dict[str, float]:
+    key = json.dumps(arch.to_dict(), sort_keys=True)
+    if key not in _cost_cache:
+        _cost_cache[key] = count_cost(arch, model).as_metrics()
+    return _cost_cache[key]
+
+
+def _load_data(cfg: DataConfig, device: torch.device) -> DataSplits:
+    global _last_splits
+    key = f"{cfg.model_dump_json()}@{device}"
+    if _last_splits is None or _last_splits[0] != key:
+        _last_splits = None  # free the previous dataset before loading the next
+        _last_splits = (key, load_splits(cfg, device))
+    return _last_splits[1]
+
+
+def _trial_resources() -> dict[str, float]:
+    try:
+        return dict(tune.get_context().get_trial_resources().required_resources)
+    except Exception:  # outside a Tune session (direct calls in tests, the benchmark)
+        return {}
+
+
+def _trial_cpus() -> int:
+    return max(1, int(_trial_resources().get("CPU", 1)))
+
+
+def _trial_device() -> torch.device:
+    """CUDA when Ray gave this trial (a share of) a GPU, else the CPU."""
+    if _trial_resources().get("GPU", 0) > 0 and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
