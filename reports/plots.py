@@ -183,7 +183,7 @@ def plot_pareto(
             name, fmt, color, ms = "mean ± 95% CI, on the Pareto front", "o", FRONT_COLOR, 6
         else:
             name, fmt, color, ms = "mean ± 95% CI, dominated", "o", POINT_COLOR, 6
-        ax.errorbar([xs[i]], [ys[i]], yerr=[errs[i]], fmt=fmt, color=color, ms=ms, capsize=3,
+        ax.errorbar([xs[i]], [ys[i]], yerr=accuracy_yerr([ys[i]], [errs[i]]), fmt=fmt, color=color, ms=ms, capsize=3,
                     lw=1.2, zorder=3, transform=shifted, label=None if name in seen else name,
                     mfc=FRONT_COLOR if front_pt else color)
         seen.add(name)
@@ -212,6 +212,14 @@ def plot_pareto(
     place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
                  colors, [shifts[i] for i in show])
     return _save(fig, path)
+
+
+def accuracy_yerr(y: Any, err: Any) -> np.ndarray:
+    """Asymmetric error bars for accuracies in %: a t-interval can reach past 0 or 100 with
+    few seeds, an accuracy cannot, so the bars stop there."""
+    y = np.asarray(y, dtype=float)
+    err = np.asarray(err, dtype=float)
+    return np.vstack([np.minimum(err, y), np.minimum(err, 100.0 - y)])
 
 
 def _r_position(values: list[Any]) -> tuple[dict[str, float], bool]:
@@ -254,7 +262,7 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
         x = grp["_x"] + dodge
         y = 100 * grp["acc_mean"]
         err = 100 * grp["acc_ci_half"].fillna(0)
-        ax.errorbar(x, y, yerr=err, fmt="-o", capsize=3, ms=5, lw=1.4,
+        ax.errorbar(x, y, yerr=accuracy_yerr(y, err), fmt="-o", capsize=3, ms=5, lw=1.4,
                     label=name or "mean ± 95% CI")
         single = grp["n"] < 2
         if single.any():
@@ -266,7 +274,8 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
         ax.axhline(100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2,
                    label="no-SE baseline ± 95% CI")
         if pd.notna(b["acc_ci_half"]):
-            ax.axhspan(100 * b["acc_ci_low"], 100 * b["acc_ci_high"], color="0.5", alpha=0.15)
+            ax.axhspan(max(0.0, 100 * b["acc_ci_low"]), min(100.0, 100 * b["acc_ci_high"]),
+                       color="0.5", alpha=0.15)
     ticks = sorted(pos.items(), key=lambda kv: kv[1])
     ax.set_xticks([v for _, v in ticks], [k for k, _ in ticks])
     ax.set_xlabel("SE reduction ratio r (channels / bottleneck width)"

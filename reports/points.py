@@ -92,7 +92,7 @@ def point_summary(
             acc_ci_low=acc.low,
             acc_ci_high=acc.high,
         )
-        if top5_col in trials:
+        if top5_col in trials and top5_meaningful(trials):
             top5 = mean_ci(done.get(top5_col, []), level)
             row.update(top5_mean=top5.mean, top5_ci_half=top5.half_width, top5_n=top5.n)
         for col in COST_COLS:
@@ -102,3 +102,16 @@ def point_summary(
             row["images_per_s"] = pd.to_numeric(done["images_per_s"], errors="coerce").mean()
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Top-5 accuracy says little when 5 guesses cover a large share of the classes (half of
+# CIFAR-10's): like the paper, report it only for datasets with many classes.
+TOP5_MIN_CLASSES = 20
+
+
+def top5_meaningful(trials: pd.DataFrame) -> bool:
+    """False when the trials' ``arch.num_classes`` is known and below TOP5_MIN_CLASSES."""
+    if "arch.num_classes" not in trials:
+        return True
+    classes = pd.to_numeric(trials["arch.num_classes"], errors="coerce").dropna()
+    return classes.empty or classes.min() >= TOP5_MIN_CLASSES

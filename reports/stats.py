@@ -16,6 +16,8 @@ import numpy as np
 from scipy import stats as sps
 
 Alternative = Literal["two-sided", "greater", "less"]
+# Differences below this are floating-point rounding (accuracies are fractions), not signal.
+_ROUNDING = 1e-12
 
 
 @dataclass(frozen=True)
@@ -116,10 +118,20 @@ def _seeds_pair_up(seeds_a: Sequence[object] | None, seeds_b: Sequence[object] |
     return len(set(a)) == len(a) and len(set(b)) == len(b) and set(a) == set(b)
 
 
+def _no_spread(values: np.ndarray) -> bool:
+    # Differences such as 0.93 - 0.90 and 0.94 - 0.91 are equal on paper but not in floating
+    # point; a spread that small is rounding, not noise, and scipy would turn it into an
+    # arbitrary huge t (with a precision-loss warning) instead of the exact answer below.
+    if values.size == 0:
+        return True
+    scale = max(float(np.max(np.abs(values))), 1.0)
+    return float(np.max(values) - np.min(values)) <= _ROUNDING * scale
+
+
 def _degenerate(diff: float, alternative: Alternative) -> float:
     # Zero variance: scipy returns NaN. No spread means the observed difference is exact:
     # a zero difference is no evidence (p=1); a non-zero one is conclusive in its direction.
-    if diff == 0:
+    if abs(diff) <= _ROUNDING:
         return 1.0
     if alternative == "two-sided":
         return 0.0
@@ -127,7 +139,7 @@ def _degenerate(diff: float, alternative: Alternative) -> float:
 
 
 def _inf_stat(diff: float) -> float:
-    return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return 0.0 if abs(diff) <= _ROUNDING else math.copysign(math.inf, diff)
 
 
 def compare(
@@ -160,14 +172,14 @@ def compare(
         order_b = {str(s): i for i, s in enumerate(sb)}
         vb_paired = np.array([vb[order_b[str(s)]] for s in sa])
         d = va - vb_paired
-        if float(np.std(d)) == 0.0:
+        if _no_spread(d):
             p, stat = _degenerate(float(d.mean()), alternative), _inf_stat(float(d.mean()))
         else:
             res = sps.ttest_rel(va, vb_paired, alternative=alternative)
             p, stat = float(res.pvalue), float(res.statistic)
         return TestResult("paired t", p, stat, diff, va.size, vb.size, alternative)
 
-    if float(np.std(va)) == 0.0 and float(np.std(vb)) == 0.0:
+    if _no_spread(va) and _no_spread(vb):
         p, stat = _degenerate(diff, alternative), _inf_stat(diff)
     else:
         res = sps.ttest_ind(va, vb, equal_var=False, alternative=alternative)

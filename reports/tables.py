@@ -170,6 +170,8 @@ def _num(v: Any, fmt: str = ".2f") -> str:
 def _value(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
+    if isinstance(v, float) and v.is_integer():  # r=2, not 2.0 (a column with NaN is float)
+        return str(int(v))
     return str(v)
 
 
