@@ -183,7 +183,8 @@ def plot_pareto(
             name, fmt, color, ms = "mean ± 95% CI, on the Pareto front", "o", FRONT_COLOR, 6
         else:
             name, fmt, color, ms = "mean ± 95% CI, dominated", "o", POINT_COLOR, 6
-        ax.errorbar([xs[i]], [ys[i]], yerr=accuracy_yerr([ys[i]], [errs[i]]), fmt=fmt, color=color, ms=ms, capsize=3,
+        ax.errorbar([xs[i]], [ys[i]], yerr=accuracy_yerr([ys[i]], [errs[i]]), fmt=fmt,
+                    color=color, ms=ms, capsize=3,
                     lw=1.2, zorder=3, transform=shifted, label=None if name in seen else name,
                     mfc=FRONT_COLOR if front_pt else color)
         seen.add(name)
