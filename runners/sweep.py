@@ -189,8 +189,10 @@ def _tune_environment() -> None:
     # No per-trial CSV and TensorBoard files (the JSON one is passed explicitly).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # Save Ray's experiment state (small for a sweep) at least every second rather than every
-    # 10 s or more, so a killed driver loses little: `selab resume` does not rerun a trial
-    # that finished, and no trial starts twice under two ids.
+    # 10 s or more, so a killed driver loses little: `selab resume` reruns no trial that
+    # finished more than about a second before the kill. One that finished inside that window
+    # is trained again (Ray's saved state still has it running); its MLflow run is reopened,
+    # already logged epochs are not logged again, and it is closed again when done.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
