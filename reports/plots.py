@@ -191,8 +191,12 @@ def plot_pareto(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, alpha=0.3)
-    # Margins so labels at the edges have room inside the axes.
-    ax.margins(x=0.12, y=0.15)
+    # Artists drawn with a sideways shift are left out of autoscaling: set the limits from the
+    # means, their (clipped) intervals and the single trials, with room for labels.
+    bars = accuracy_yerr(ys, errs)
+    singles = 100 * pd.to_numeric(done[acc_col], errors="coerce").dropna() if (
+        acc_col in done and "point_key" in done) else pd.Series(dtype=float)
+    _set_limits(ax, xs, [*(ys - bars[0]), *(ys + bars[1]), *singles], x_pad=0.12, y_pad=0.15)
     ax.set_title(title or f"Accuracy vs {'FLOPs' if cost_col == 'flops' else 'parameters'}",
                  fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
@@ -213,6 +217,17 @@ def plot_pareto(
     place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
                  colors, [shifts[i] for i in show])
     return _save(fig, path)
+
+
+def _set_limits(ax: Any, xs: Any, ys: Any, x_pad: float, y_pad: float) -> None:
+    """Axis limits around the data with a margin of `pad` times the span on each side."""
+    for values, pad, setter in ((xs, x_pad, ax.set_xlim), (ys, y_pad, ax.set_ylim)):
+        finite = [float(v) for v in values if np.isfinite(v)]
+        if not finite:
+            continue
+        lo, hi = min(finite), max(finite)
+        margin = pad * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.5)
+        setter(lo - margin, hi + margin)
 
 
 def accuracy_yerr(y: Any, err: Any) -> np.ndarray:
