@@ -15,11 +15,12 @@ pays for cuDNN autotuning), and the ratio total shared / alone. Needs a CUDA GPU
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from sweep_overhead import trial_results  # this folder's sibling script
 
 from runners.spec import parse_spec
 
@@ -39,9 +40,9 @@ def spec_for(trials: int, gpus: float, args: argparse.Namespace) -> Any:
 
 
 def images_per_s(folder: Path) -> list[float]:
+    """Per trial, the mean images/s over its epochs after the first."""
     per_trial = []
-    for path in sorted(folder.glob("*/result.json")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for rows in trial_results(folder):
         steady = [r["images_per_s"] for r in rows[1:]] or [rows[-1]["images_per_s"]]
         per_trial.append(statistics.mean(steady))
     return per_trial

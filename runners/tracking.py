@@ -25,8 +25,8 @@ from ray.tune.experiment import Trial
 from runners.outcome import outcome
 from runners.points import TrialSettings, decode_point, fixed_settings, make_point, resolve_trial
 from runners.spec import SweepSpec
+from runners.store import choose_tracking_uri
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
 # Logged every epoch at step = epoch (val_top5 only when the trial reports it).
@@ -34,22 +34,7 @@ EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "val_top5", "images_per_s"
 
 
 def resolve_tracking_uri(cli_uri: str | None, spec: SweepSpec) -> str:
-    """--tracking-uri, then the spec's tracking.uri, then $MLFLOW_TRACKING_URI, then a SQLite
-    file in the working directory. A relative file path becomes absolute, so that a resume
-    from another directory reaches the same store."""
-    uri = cli_uri or spec.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        DEFAULT_TRACKING_URI
-    )
-    return absolute_store_uri(uri)
-
-
-def absolute_store_uri(uri: str) -> str:
-    scheme, sep, path = uri.partition(":///")
-    if sep and scheme in ("sqlite", "file") and not path.startswith("/"):
-        return f"{scheme}:///{Path(path).resolve()}"
-    if "://" not in uri and not uri.startswith(("http:", "https:", "databricks")):
-        return str(Path(uri).resolve())  # a bare folder is a file store
-    return uri
+    return choose_tracking_uri(cli_uri, spec.tracking.uri)
 
 
 def experiment_name(spec: SweepSpec) -> str:

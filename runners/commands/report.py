@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
+from runners.store import DEFAULT_TRACKING_URI, choose_tracking_uri
 from search_space.errors import ConfigError
-
-DEFAULT_URI = "sqlite:///mlflow.db"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="sweep name, or the spec file (.yaml/.yml) that ran it")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: the spec's tracking.uri, else "
-                        f"$MLFLOW_TRACKING_URI, else {DEFAULT_URI} in the current directory)")
+                        f"$MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current "
+                        "directory)")
     p.add_argument("--budget-flops", default=None,
                    help="FLOP budget per image for the budget pick, e.g. 40M or 1.2G")
     p.add_argument("--budget-params", default=None,
@@ -73,7 +72,7 @@ def handle(args: argparse.Namespace) -> int:
     name, spec_uri, experiment = args.name, None, None
     if name.lower().endswith((".yaml", ".yml")):
         name, spec_uri, experiment = _from_spec(Path(args.name))
-    uri = args.tracking_uri or spec_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    uri = choose_tracking_uri(args.tracking_uri, spec_uri)
     budget_flops = _budget(args.budget_flops, "--budget-flops")
     budget_params = _budget(args.budget_params, "--budget-params")
     _check_store(uri)

@@ -6,7 +6,6 @@ Heavy imports (Ray, MLflow, torch) happen inside the handlers, so `selab --help`
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -106,11 +105,9 @@ def validate_command(args: argparse.Namespace) -> int:
 
 
 def ui_command(args: argparse.Namespace) -> int:
-    from runners.tracking import DEFAULT_TRACKING_URI, absolute_store_uri
+    from runners.store import choose_tracking_uri
 
-    uri = absolute_store_uri(
-        args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    )
+    uri = choose_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise ConfigError(f"--tracking-uri: {uri} is a tracking server already; open it in a "
                           "browser")
