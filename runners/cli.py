@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "runners.commands.cost",
     "runners.commands.sweep",
     "runners.commands.report",
+    "runners.commands.ui",
 )
 
 

@@ -1,4 +1,4 @@
-"""`selab run | resume | validate | ui`: sweeps from the command line.
+"""`selab run | resume | validate`: sweeps from the command line.
 
 Heavy imports (Ray, MLflow, torch) happen inside the handlers, so `selab --help` stays fast.
 """
@@ -6,11 +6,7 @@ Heavy imports (Ray, MLflow, torch) happen inside the handlers, so `selab --help`
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
-
-from search_space.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,12 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("spec", nargs="+", help="sweep spec(s)")
     validate.set_defaults(func=validate_command)
-
-    ui = subparsers.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store")
-    ui.add_argument("--tracking-uri", help="store to browse (default: $MLFLOW_TRACKING_URI, "
-                    "sqlite:///mlflow.db)")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.set_defaults(func=ui_command)
 
 
 def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
@@ -102,16 +92,3 @@ def validate_command(args: argparse.Namespace) -> int:
             print(f"{path}: {spec.name}: {spec.search.kind} search, {total} trials "
                   f"({objectives}) over {', '.join(spec.search.space)}")
     return 0
-
-
-def ui_command(args: argparse.Namespace) -> int:
-    from runners.store import choose_tracking_uri
-
-    uri = choose_tracking_uri(args.tracking_uri)
-    if uri.startswith(("http://", "https://")):
-        raise ConfigError(f"--tracking-uri: {uri} is a tracking server already; open it in a "
-                          "browser")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port)]
-    print(" ".join(command))
-    return subprocess.call(command)
