@@ -17,13 +17,14 @@ from typing import Any
 
 import pandas as pd
 
+from . import metrics as m
+
 FINISHED = "finished"
 # Statuses a trial can have (tag selab.status); only "finished" enters means, tests and fronts.
 STATUSES = ("finished", "stopped_early", "diverged", "failed", "running")
-SEED_KEYS = ("seed", "train.seed")
-# Per-epoch metrics whose history is read (for the best value and the epoch count).
-_HISTORY_MAX = ("val_acc", "val_top5")
-_THROUGHPUT = ("images_per_s", "epoch_time_s")
+SEED_KEY = "seed"
+# Runs per bulk history query, and the most epochs a run is expected to log.
+_BULK_RUNS, _MAX_STEPS = 200, 100_000
 _PROGRESS_BAR_VAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
@@ -132,12 +133,12 @@ def coerce(value: Any) -> Any:
 
 
 def point_key(point: dict[str, Any]) -> str:
-    """Canonical id of a configuration: its overrides without the seed, as sorted JSON."""
-    clean = {k: coerce(v) for k, v in point.items() if k not in SEED_KEYS}
+    """Canonical id of a configuration: its overrides (never the seed), as sorted JSON."""
+    clean = {k: coerce(v) for k, v in point.items() if k != SEED_KEY}
     return json.dumps(clean, sort_keys=True, default=str)
 
 
-def _parse_json(text: str | None, default: Any) -> Any:
+def parse_json(text: str | None, default: Any) -> Any:
     if not text:
         return default
     try:
@@ -146,43 +147,111 @@ def _parse_json(text: str | None, default: Any) -> Any:
         return default
 
 
-def _status(tags: dict[str, str], mlflow_status: str) -> str:
-    tag = tags.get("selab.status")
-    if tag:
-        return tag.strip().lower()
-    # Trials logged before the tag was set: fall back on MLflow's own status.
-    return {"FINISHED": FINISHED, "FAILED": "failed", "KILLED": "failed"}.get(
-        mlflow_status, "running"
-    )
-
-
 def _ts(ms: int | None) -> pd.Timestamp | None:
     return pd.Timestamp(ms, unit="ms", tz="UTC") if ms else None
 
 
-def _history_summary(client: Any, run_id: str, metrics: dict[str, float]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key in _HISTORY_MAX:
-        if key not in metrics:
-            continue
-        hist = client.get_metric_history(run_id, key)
-        vals = [m.value for m in hist if math.isfinite(m.value)]
-        if vals:
-            out[f"best_{key}"] = max(vals)
-        if key == "val_acc" and hist:
-            out["epochs_logged"] = max(m.step for m in hist)
-    for key in _THROUGHPUT:
-        if key not in metrics:
-            continue
-        hist = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        # The first epoch carries warm-up (data loading, cudnn autotune); leave it out
-        # whenever a later epoch exists. The median resists one slow epoch.
-        vals = [m.value for m in hist if math.isfinite(m.value)]
-        if len(vals) > 1:
-            vals = vals[1:]
-        if vals:
-            out[key] = float(pd.Series(vals).median())
+def _histories(client: Any, run_ids: list[str], key: str) -> dict[str, list[Any]]:
+    """Every logged value of ``key`` for each run, in one query per chunk of runs where the
+    store can (MLflow's SQL stores), else one query per run."""
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    bulk = getattr(store, "get_metric_history_bulk", None)
+    out: dict[str, list[Any]] = {run_id: [] for run_id in run_ids}
+    if bulk is None:
+        return {run_id: client.get_metric_history(run_id, key) for run_id in run_ids}
+    for start in range(0, len(run_ids), _BULK_RUNS):
+        chunk = run_ids[start:start + _BULK_RUNS]
+        for item in bulk(chunk, key, max_results=_BULK_RUNS * _MAX_STEPS):
+            out[item.run_id].append(item)  # a Metric with its run_id
     return out
+
+
+def _history_summary(client: Any, runs: list[Any]) -> dict[str, dict[str, float]]:
+    """Per run: ``best_<key>`` and ``epochs_logged`` from the accuracy histories, and the
+    median throughput over the epochs after the first (the first carries warm-up)."""
+    ids = [run.info.run_id for run in runs]
+    out: dict[str, dict[str, float]] = {run_id: {} for run_id in ids}
+    for key in (*m.HISTORY_MAX, *m.THROUGHPUT):
+        wanted = [run.info.run_id for run in runs if key in run.data.metrics]
+        for run_id, hist in _histories(client, wanted, key).items():
+            hist = sorted(hist, key=lambda h: h.step)
+            vals = [h.value for h in hist if math.isfinite(h.value)]
+            if key in m.THROUGHPUT:
+                vals = vals[1:] if len(vals) > 1 else vals
+                if vals:
+                    out[run_id][key] = float(pd.Series(vals).median())
+                continue
+            if vals:
+                out[run_id][f"best_{key}"] = max(vals)
+            if key == m.VAL_ACC and hist:
+                out[run_id]["epochs_logged"] = max(h.step for h in hist)
+    return out
+
+
+def _search_children(client: Any, parent_run: Any) -> list[Any]:
+    filt = f"tags.`mlflow.parentRunId` = '{parent_run.info.run_id}'"
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([parent_run.info.experiment_id], filt, max_results=1000,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return [r for r in runs if r.data.tags.get("selab.role", "trial") == "trial"]
+
+
+def _trial_row(run: Any, varied: list[str], history: dict[str, float]) -> dict[str, Any]:
+    tags, metrics = run.data.tags, dict(run.data.metrics)
+    point = parse_json(tags.get("selab.point"), {})
+    point = point if isinstance(point, dict) else {}
+    params = {k: coerce(v) for k, v in run.data.params.items()}
+    row: dict[str, Any] = {
+        "run_id": run.info.run_id,
+        "trial_id": tags.get("selab.trial_id", run.info.run_name),
+        "label": tags.get("selab.label") or point_key(point),
+        "status": tags.get("selab.status", "running").strip().lower(),
+        "mlflow_status": run.info.status,
+        "baseline": str(tags.get("selab.baseline", "false")).lower() == "true",
+        "error": tags.get("selab.error"),
+        "point": point,
+        "point_key": point_key(point),
+        "seed": params.get(SEED_KEY),
+        "start_time": _ts(run.info.start_time),
+        "end_time": _ts(run.info.end_time),
+    }
+    for key in varied:
+        # The point holds the override; the full config holds it too (and the default
+        # for trials that do not override it, such as the baseline in an r sweep).
+        row[key] = coerce(point[key]) if key in point else params.get(key)
+    # Metrics logged under a best_ name by the trainer win over our own max of history.
+    for key, value in history.items():
+        if key.startswith("best_"):
+            metrics.setdefault(key, value)
+        else:
+            metrics[key] = value
+    if m.EPOCHS_DONE not in metrics and "epochs_logged" in metrics:
+        metrics[m.EPOCHS_DONE] = metrics["epochs_logged"]
+    metrics.pop("epochs_logged", None)
+    return row | metrics | {k: v for k, v in params.items() if k not in row and k not in metrics}
+
+
+_LEAD = ["run_id", "trial_id", "label", "status", "finished", "baseline", "seed"]
+_METRIC_ORDER = [m.VAL_ACC, m.BEST_VAL_ACC, m.TEST_ACC, m.VAL_TOP5, m.BEST_VAL_TOP5, m.VAL_LOSS,
+                 m.TRAIN_LOSS, m.EPOCHS_DONE, m.IMAGES_PER_S, m.EPOCH_TIME_S, *m.COSTS]
+_TAIL = ["error", "point", "point_key", "mlflow_status", "start_time", "end_time"]
+
+
+def _column_order(df: pd.DataFrame, varied: list[str]) -> list[str]:
+    stage_cols = sorted(
+        (c for c in df.columns if c.startswith("stage") and "." in c),
+        key=lambda c: (int("".join(ch for ch in c.split(".")[0] if ch.isdigit()) or 0), c),
+    )
+    lead = _LEAD + varied + _METRIC_ORDER
+    known = set(lead + stage_cols + _TAIL)
+    rest = sorted(c for c in df.columns if c not in known)
+    order = [c for c in lead if c in df.columns] + stage_cols + rest + _TAIL
+    return list(dict.fromkeys(order))
 
 
 def trials_frame(client: Any, parent_run: Any, varied: list[str]) -> pd.DataFrame:
@@ -190,84 +259,20 @@ def trials_frame(client: Any, parent_run: Any, varied: list[str]) -> pd.DataFram
 
     Columns: ``run_id``, ``trial_id``, ``label``, ``status`` (selab status), ``finished``,
     ``baseline``, ``error``, ``point`` (dict of overrides), ``point_key`` (config id without
-    seed), ``seed``, one column per varied key, then metrics: ``val_acc``/``val_top5``/
-    ``val_loss``/``train_loss`` (last logged epoch), ``best_val_acc``/``best_val_top5``,
-    ``epochs_done``, ``images_per_s`` and ``epoch_time_s`` (median over epochs after the
-    first), ``flops``, ``params``, ``se_flops``, ``se_params``, ``stage{i}.*``; then the rest of
-    the flattened config (``arch.*``, ``train.*``, ``data.*``) with numbers typed.
+    seed), ``seed``, one column per varied key, then metrics: ``val_acc``/``test_acc``/
+    ``val_top5``/``val_loss``/``train_loss`` (last logged epoch), ``best_val_acc``/
+    ``best_val_top5``, ``epochs_done``, ``images_per_s`` and ``epoch_time_s`` (median over
+    epochs after the first), ``flops``, ``params``, ``se_flops``, ``se_params``, ``stage{i}.*``;
+    then the rest of the flattened config (``arch.*``, ``train.*``, ``data.*``) with numbers
+    typed. Histories are read in bulk, not one query per run.
     """
-    exp_id = parent_run.info.experiment_id
-    filt = f"tags.`mlflow.parentRunId` = '{parent_run.info.run_id}'"
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs([exp_id], filt, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
-
-    rows = []
-    for run in runs:
-        tags, metrics = run.data.tags, dict(run.data.metrics)
-        if tags.get("selab.role", "trial") != "trial":
-            continue
-        point = _parse_json(tags.get("selab.point"), {})
-        point = point if isinstance(point, dict) else {}
-        params = {k: coerce(v) for k, v in run.data.params.items()}
-        extra = _history_summary(client, run.info.run_id, metrics)
-        row: dict[str, Any] = {
-            "run_id": run.info.run_id,
-            "trial_id": tags.get("selab.trial_id", run.info.run_name),
-            "label": tags.get("selab.label") or point_key(point),
-            "status": _status(tags, run.info.status),
-            "mlflow_status": run.info.status,
-            "baseline": str(tags.get("selab.baseline", "false")).lower() == "true",
-            "error": tags.get("selab.error"),
-            "point": point,
-            "point_key": point_key(point),
-            "seed": coerce(next((point[k] for k in SEED_KEYS if k in point), None)),
-            "start_time": _ts(run.info.start_time),
-            "end_time": _ts(run.info.end_time),
-        }
-        if row["seed"] is None:
-            row["seed"] = params.get("seed", params.get("train.seed"))
-        for key in varied:
-            # The point holds the override; the full config holds it too (and the default
-            # for trials that do not override it, such as the baseline in an r sweep).
-            row[key] = coerce(point[key]) if key in point else params.get(key)
-        # Metrics logged under a best_ name by the trainer win over our own max of history.
-        for key, value in extra.items():
-            if key.startswith("best_"):
-                metrics.setdefault(key, value)
-            else:
-                metrics[key] = value
-        if "epochs_done" not in metrics and "epochs_logged" in metrics:
-            metrics["epochs_done"] = metrics["epochs_logged"]
-        metrics.pop("epochs_logged", None)
-        row.update(metrics)
-        for key, value in params.items():
-            row.setdefault(key, value)
-        rows.append(row)
-
-    df = pd.DataFrame(rows)
+    runs = _search_children(client, parent_run)
+    history = _history_summary(client, runs)
+    df = pd.DataFrame([_trial_row(run, varied, history[run.info.run_id]) for run in runs])
     if df.empty:
-        return pd.DataFrame(columns=["run_id", "trial_id", "label", "status", "finished",
-                                     "baseline", "point", "point_key", "seed", *varied])
+        return pd.DataFrame(columns=[*_LEAD, *varied, "point", "point_key"])
     df["finished"] = df["status"] == FINISHED
-    lead = ["run_id", "trial_id", "label", "status", "finished", "baseline", "seed", *varied]
-    metric_order = ["val_acc", "best_val_acc", "val_top5", "best_val_top5", "val_loss",
-                    "train_loss", "epochs_done", "images_per_s", "epoch_time_s", "flops",
-                    "params", "se_flops", "se_params"]
-    stage_cols = sorted(
-        (c for c in df.columns if c.startswith("stage") and "." in c),
-        key=lambda c: (int("".join(ch for ch in c.split(".")[0] if ch.isdigit()) or 0), c),
-    )
-    tail = ["error", "point", "point_key", "mlflow_status", "start_time", "end_time"]
-    known = set(lead + metric_order + stage_cols + tail)
-    rest = sorted(c for c in df.columns if c not in known)
-    order = [c for c in lead + metric_order if c in df.columns] + stage_cols + rest + tail
-    df = df[list(dict.fromkeys(order))]
+    df = df[_column_order(df, varied)]
     return df.sort_values(["start_time", "trial_id"], na_position="last").reset_index(drop=True)
 
 
@@ -311,8 +316,8 @@ def load_sweep(tracking_uri: str, name: str, experiment: str | None = None) -> S
     client = MlflowClient(tracking_uri)
     parent = _find_parent(client, tracking_uri, name, experiment)
     tags = dict(parent.data.tags)
-    varied = _parse_json(tags.get("selab.varied"), [])
-    objectives = _parse_json(tags.get("selab.objectives"), [])
+    varied = parse_json(tags.get("selab.varied"), [])
+    objectives = parse_json(tags.get("selab.objectives"), [])
     exp = client.get_experiment(parent.info.experiment_id)
     return Sweep(
         name=name,

@@ -58,9 +58,9 @@ def _img(path: Path, alt: str) -> str:
 
 def _trials_display(trials: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
     cols = ["trial_id", "label", "status", "seed", *varied, "val_acc", "best_val_acc",
-            "val_top5", "epochs_done", "flops", "params", "images_per_s", "error"]
+            "test_acc", "val_top5", "epochs_done", "flops", "params", "images_per_s", "error"]
     out = trials[[c for c in dict.fromkeys(cols) if c in trials]].copy()
-    for c in ("val_acc", "best_val_acc", "val_top5"):
+    for c in ("val_acc", "best_val_acc", "test_acc", "val_top5"):
         if c in out:
             out[c] = out[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}%")
     for c in ("flops", "params"):
@@ -84,6 +84,92 @@ def _cifar_html(dataset: str) -> str:
             f"measured here. {escape(paper.PAPER_SOURCE)}.</p>{_table_html(df)}")
 
 
+def _header(name: str, meta: dict[str, Any], status_counts: dict[str, int],
+            running: bool) -> list[str]:
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>selab report: "
+             f"{escape(name)}</title><style>{CSS}</style></head><body>",
+             f"<h1>selab report: {escape(name)}</h1>"]
+    meta_rows = "".join(
+        f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>"
+        for k, v in meta.items()
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in status_counts.items()) or "no trials yet"
+    parts.append(f"<table>{meta_rows}<tr><th class='l'>trials</th><td class='l'>"
+                 f"{escape(counts)}</td></tr></table>")
+    if running:
+        parts.append("<p class='warn'>The sweep is still running (or its driver stopped "
+                     "without closing it): this report covers the trials finished so far.</p>")
+    not_done = sum(n for s, n in status_counts.items() if s != "finished")
+    if not_done:
+        parts.append(f"<p class='warn'>{not_done} trial(s) did not finish ({escape(counts)}). "
+                     "They are listed below but excluded from means, tests, the Pareto front "
+                     "and the recommendation.</p>")
+    return parts
+
+
+def _recommendation_html(rec: Recommendation | None) -> list[str]:
+    parts = ["<h2>Recommendation</h2>"]
+    if rec is None:
+        return [*parts, "<p>No recommendation: no SE configuration has a finished trial yet.</p>"]
+    lines = rec.lines()
+    parts.append(f"<div class='rec'><p><b>{escape(lines[0])}</b></p>")
+    parts += [f"<p>{escape(line)}</p>" for line in lines[1:]]
+    rule = "<br>".join(escape(line) for line in rec.rule.splitlines())
+    parts.append(f"<p class='note'>{rule}</p></div>")
+    return parts
+
+
+def _tables_section(tables: dict[str, pd.DataFrame], dataset: str) -> list[str]:
+    parts = ["<h2>Ablation tables</h2>"]
+    if not tables:
+        parts.append("<p>No table: no varied axis with at least two values has trials.</p>")
+    for axis, table in tables.items():
+        parts.append(f"<h3>{escape(axis_title(axis))} <code>{escape(axis)}</code></h3>")
+        classes = ["base" if b else "" for b in table["baseline"]]
+        parts.append(_table_html(format_table(table), classes))
+    if tables:
+        parts.append(f"<p class='note'>{escape(TABLE_NOTE)} Paper source: "
+                     f"{escape(paper.PAPER_SOURCE)}.</p>")
+    return [*parts, _cifar_html(dataset)]
+
+
+def _fronts_section(fronts: dict[str, pd.DataFrame]) -> list[str]:
+    parts = ["<h2>Pareto fronts</h2><p class='note'>Per-configuration means of finished "
+             "trials; a configuration is on the front when no other is at least as accurate "
+             "and at most as costly (and strictly better in one). Equal points are both "
+             "kept and marked as ties.</p>"]
+    for cost, front in fronts.items():
+        cols = [c for c in ("label", "n", "acc_mean", "acc_ci_low", "acc_ci_high", "flops",
+                            "params", "pareto_tie") if c in front]
+        show = front[cols].copy()
+        for c in ("acc_mean", "acc_ci_low", "acc_ci_high"):
+            show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}")
+        for c in ("flops", "params"):
+            if c in show:
+                show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
+        show = show.rename(columns={"n": "seeds", "acc_mean": "accuracy (%)",
+                                    "acc_ci_low": "95% CI low", "acc_ci_high": "95% CI high",
+                                    "pareto_tie": "tie"})
+        parts.append(f"<h3>accuracy vs {escape(cost)}</h3>{_table_html(show)}")
+    return parts
+
+
+def _trials_section(trials: pd.DataFrame, varied: list[str], spec_text: str | None) -> list[str]:
+    parts = ["<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
+             "val_acc is the last logged epoch; throughput is the median over epochs after "
+             "the first.</p>"]
+    classes = ["" if s == "finished" else "bad" for s in trials.get("status", [])]
+    parts.append("<details open><summary>trials table</summary>"
+                 f"{_table_html(_trials_display(trials, varied), classes)}</details>")
+    parts.append("<h2>Spec that ran</h2>")
+    if spec_text is None:
+        parts.append("<p class='note'>The parent run has no <code>spec.yaml</code> artifact."
+                     "</p>")
+    else:
+        parts.append(f"<pre>{escape(spec_text)}</pre>")
+    return parts
+
+
 def render(
     *,
     name: str,
@@ -100,83 +186,13 @@ def render(
     dataset: str,
 ) -> str:
     """The whole page as a string (no external resources)."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>selab report: "
-             f"{escape(name)}</title><style>{CSS}</style></head><body>"]
-    parts.append(f"<h1>selab report: {escape(name)}</h1>")
-    meta_rows = "".join(
-        f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>"
-        for k, v in meta.items()
-    )
-    counts = ", ".join(f"{n} {s}" for s, n in status_counts.items()) or "no trials yet"
-    parts.append(f"<table>{meta_rows}<tr><th class='l'>trials</th><td class='l'>"
-                 f"{escape(counts)}</td></tr></table>")
-    if running:
-        parts.append("<p class='warn'>The sweep is still running (or its driver stopped "
-                     "without closing it): this report covers the trials finished so far.</p>")
-    not_done = sum(n for s, n in status_counts.items() if s != "finished")
-    if not_done:
-        parts.append(f"<p class='warn'>{not_done} trial(s) did not finish ({escape(counts)}). "
-                     "They are listed below but excluded from means, tests, the Pareto front "
-                     "and the recommendation.</p>")
-
-    parts.append("<h2>Recommendation</h2>")
-    if recommendation is None:
-        parts.append("<p>No recommendation: no SE configuration has a finished trial yet.</p>")
-    else:
-        rec = recommendation
-        parts.append(f"<div class='rec'><p><b>{escape(rec.text)}</b></p>")
-        if rec.budget is not None:
-            parts.append(f"<p><b>Budget:</b> {escape(rec.budget.text)}</p>")
-        if rec.baseline_note:
-            parts.append(f"<p>{escape(rec.baseline_note)}</p>")
-        parts.append(f"<p class='note'>Rule: {escape(rec.rule)}</p></div>")
-
-    parts.append("<h2>Ablation tables</h2>")
-    if not tables:
-        parts.append("<p>No table: no varied axis with at least two values has trials.</p>")
-    for axis, table in tables.items():
-        parts.append(f"<h3>{escape(axis_title(axis))} <code>{escape(axis)}</code></h3>")
-        classes = ["base" if b else "" for b in table["baseline"]]
-        parts.append(_table_html(format_table(table), classes))
-    if tables:
-        parts.append(f"<p class='note'>{escape(TABLE_NOTE)} Paper source: "
-                     f"{escape(paper.PAPER_SOURCE)}.</p>")
-    parts.append(_cifar_html(dataset))
-
+    parts = _header(name, meta, status_counts, running)
+    parts += _recommendation_html(recommendation)
+    parts += _tables_section(tables, dataset)
     parts.append("<h2>Plots</h2>")
-    for title, path in plots.items():
-        parts.append(f"<h3>{escape(title)}</h3>{_img(path, title)}")
-
-    parts.append("<h2>Pareto fronts</h2><p class='note'>Per-configuration means of finished "
-                 "trials; a configuration is on the front when no other is at least as accurate "
-                 "and at most as costly (and strictly better in one). Equal points are both "
-                 "kept and marked as ties.</p>")
-    for cost, front in fronts.items():
-        cols = [c for c in ("label", "n", "acc_mean", "acc_ci_half", "flops", "params",
-                            "pareto_tie") if c in front]
-        show = front[cols].copy()
-        for c in ("acc_mean", "acc_ci_half"):
-            show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}")
-        for c in ("flops", "params"):
-            if c in show:
-                show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
-        show = show.rename(columns={"n": "seeds", "acc_mean": "val acc (%)",
-                                    "acc_ci_half": "± 95% CI", "pareto_tie": "tie"})
-        parts.append(f"<h3>accuracy vs {escape(cost)}</h3>{_table_html(show)}")
-
-    parts.append("<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
-                 "val_acc is the last logged epoch; throughput is the median over epochs after "
-                 "the first.</p>")
-    classes = ["" if s == "finished" else "bad" for s in trials.get("status", [])]
-    parts.append("<details open><summary>trials table</summary>"
-                 f"{_table_html(_trials_display(trials, varied), classes)}</details>")
-
-    parts.append("<h2>Spec that ran</h2>")
-    if spec_text is None:
-        parts.append("<p class='note'>The parent run has no <code>spec.yaml</code> artifact."
-                     "</p>")
-    else:
-        parts.append(f"<pre>{escape(spec_text)}</pre>")
+    parts += [f"<h3>{escape(title)}</h3>{_img(path, title)}" for title, path in plots.items()]
+    parts += _fronts_section(fronts)
+    parts += _trials_section(trials, varied, spec_text)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts.append(f"<p class='note'>Generated by selab reports, {stamp}.</p></body></html>")
     return "\n".join(p for p in parts if p)

@@ -73,13 +73,9 @@ CIFAR: list[dict[str, Any]] = [
 ]
 CIFAR_LABEL = "paper, CIFAR test error (%) without SE -> with SE"
 
-_PLACEMENT_ALIASES = {
-    "standard": "standard", "std": "standard", "residual": "standard", "branch": "standard",
-    "default": "standard", "pre": "pre", "post": "post", "identity": "identity", "id": "identity",
-    "3x3": "3x3", "conv3x3": "3x3", "inner": "3x3", "after3x3": "3x3",
-}
-_SQUEEZE_ALIASES = {"avg": "avg", "mean": "avg", "average": "avg", "avgpool": "avg",
-                    "max": "max", "maxpool": "max"}
+# selab's placement names -> the paper table's keys (its SE_3x3 row is selab's after_3x3).
+_PLACEMENTS = {"standard": "standard", "pre": "pre", "post": "post", "identity": "identity",
+               "after_3x3": "3x3"}
 
 
 def canonical(axis: str, value: Any) -> str | None:
@@ -101,13 +97,11 @@ def canonical(axis: str, value: Any) -> str | None:
         digits = re.findall(r"[01]", text.replace("true", "1").replace("false", "0"))
         return ",".join(digits) if len(digits) == 4 else None
     if axis == "arch.se.placement":
-        key = re.sub(r"^se[\s_-]*", "", text).replace("-", "").replace("_", "").replace(" ", "")
-        return _PLACEMENT_ALIASES.get(key)
+        return _PLACEMENTS.get(text)
     if axis == "arch.se.squeeze":
-        return _SQUEEZE_ALIASES.get(text)
+        return text if text in ("avg", "max") else None
     if axis == "arch.se.gate":
-        key = text.replace("_", "").replace("-", "")
-        return key if key in ("sigmoid", "tanh", "relu") else None
+        return text if text in ("sigmoid", "tanh", "relu") else None
     return None
 
 

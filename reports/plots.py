@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox, offset_copy
 
 from .frame import FINISHED
+from .metrics import SPLIT
 from .pareto import pareto_front
 from .stats import diff_ci
 from .units import human, scale_for
@@ -26,6 +27,8 @@ FRONT_COLOR = "#d62728"
 POINT_COLOR = "#1f77b4"
 BASE_COLOR = "black"
 DPI = 130
+INTERVAL_NOTE = ("Points: means over finished seeds; bars: 95% t-interval, as in the tables "
+                 "(clipped to 0-100%, none with 1 seed).")
 
 
 def _figure(width: float = 8.5, height: float = 5.2) -> tuple[Figure, FigureCanvasAgg]:
@@ -133,6 +136,52 @@ def _dodge(x: np.ndarray, step_pt: float = 8.0) -> np.ndarray:
     return shifts
 
 
+def _marker_style(pt: pd.Series, front_pt: bool) -> tuple[str, str, str, int]:
+    if pt["baseline"]:
+        return "no-SE baseline", "s", BASE_COLOR, 7
+    if front_pt:
+        return "mean, 95% CI, on the Pareto front", "o", FRONT_COLOR, 6
+    return "mean, 95% CI, dominated", "o", POINT_COLOR, 6
+
+
+def _draw_points(fig: Figure, ax: Any, pts: pd.DataFrame, done: pd.DataFrame, cost_col: str,
+                 acc_col: str, div: float, shifts: np.ndarray, on_front: set) -> None:
+    """Single finished trials in grey, then each configuration's mean with its interval."""
+    xs = (pts[cost_col] / div).to_numpy(dtype=float)
+    yerr = interval_yerr(pts)
+    seen: set[str] = set()
+    for i, pt in pts.iterrows():
+        shifted = offset_copy(ax.transData, fig=fig, x=shifts[i], y=0, units="points")
+        if cost_col in done and acc_col in done and "point_key" in done:
+            mine = done[done["point_key"] == pt["point_key"]]
+            name = "single trial (finished)"
+            ax.scatter(mine[cost_col] / div, 100 * mine[acc_col], s=12, color="0.65", zorder=1,
+                       transform=shifted, label=None if name in seen else name)
+            seen.add(name)
+        front_pt = pt["point_key"] in on_front
+        name, fmt, color, ms = _marker_style(pt, front_pt)
+        ax.errorbar([xs[i]], [100 * pt["acc_mean"]], yerr=yerr[:, i:i + 1], fmt=fmt,
+                    color=color, ms=ms, capsize=3, lw=1.2, zorder=3, transform=shifted,
+                    label=None if name in seen else name, mfc=FRONT_COLOR if front_pt else color)
+        seen.add(name)
+
+
+def _label_front(fig: Figure, canvas: FigureCanvasAgg, ax: Any, pts: pd.DataFrame,
+                 front: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, shifts: np.ndarray,
+                 label_all_below: int) -> None:
+    on_front = set(front["point_key"])
+    ties = set(front.loc[front["pareto_tie"], "point_key"])
+    show = [i for i in range(len(pts))
+            if pts.loc[i, "point_key"] in on_front or len(pts) < label_all_below]
+    # Front labels first so that they get the best spots.
+    show.sort(key=lambda i: pts.loc[i, "point_key"] not in on_front)
+    labels = [f"{pts.loc[i, 'label']} (tie)" if pts.loc[i, "point_key"] in ties
+              else str(pts.loc[i, "label"]) for i in show]
+    colors = ["#8b0000" if pts.loc[i, "point_key"] in on_front else "#1f3f6f" for i in show]
+    place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
+                 colors, [shifts[i] for i in show])
+
+
 def plot_pareto(
     points: pd.DataFrame,
     trials: pd.DataFrame,
@@ -153,12 +202,10 @@ def plot_pareto(
     pts = pts[pts[cost_col].notna()].reset_index(drop=True)
     div, xlabel = _cost_axis(cost_col, list(pts[cost_col]))
     front = pareto_front(pts, "acc_mean", cost_col)
-    on_front = set(front["point_key"])
-    ties = set(front.loc[front["pareto_tie"], "point_key"])
     xs = (pts[cost_col] / div).to_numpy(dtype=float)
     ys = (100 * pts["acc_mean"]).to_numpy(dtype=float)
-    errs = (100 * pts["acc_ci_half"].fillna(0)).to_numpy(dtype=float)
     shifts = _dodge(xs)
+    done = trials[trials["status"] == FINISHED] if "status" in trials else trials
 
     fig, canvas = _figure()
     ax = fig.add_subplot()
@@ -166,56 +213,27 @@ def plot_pareto(
         ax.step(list(front[cost_col] / div), list(100 * front["acc_mean"]), where="post",
                 color=FRONT_COLOR, lw=1.5, alpha=0.6, zorder=2,
                 label="Pareto front (max accuracy, min cost)")
-    done = trials[trials["status"] == FINISHED] if "status" in trials else trials
-    seen: set[str] = set()
-    for i, pt in pts.iterrows():
-        shifted = offset_copy(ax.transData, fig=fig, x=shifts[i], y=0, units="points")
-        if cost_col in done and acc_col in done and "point_key" in done:
-            mine = done[done["point_key"] == pt["point_key"]]
-            name = "single trial (finished)"
-            ax.scatter(mine[cost_col] / div, 100 * mine[acc_col], s=12, color="0.65", zorder=1,
-                       transform=shifted, label=None if name in seen else name)
-            seen.add(name)
-        front_pt = pt["point_key"] in on_front
-        if pt["baseline"]:
-            name, fmt, color, ms = "no-SE baseline", "s", BASE_COLOR, 7
-        elif front_pt:
-            name, fmt, color, ms = "mean ± 95% CI, on the Pareto front", "o", FRONT_COLOR, 6
-        else:
-            name, fmt, color, ms = "mean ± 95% CI, dominated", "o", POINT_COLOR, 6
-        ax.errorbar([xs[i]], [ys[i]], yerr=accuracy_yerr([ys[i]], [errs[i]]), fmt=fmt,
-                    color=color, ms=ms, capsize=3,
-                    lw=1.2, zorder=3, transform=shifted, label=None if name in seen else name,
-                    mfc=FRONT_COLOR if front_pt else color)
-        seen.add(name)
+    _draw_points(fig, ax, pts, done, cost_col, acc_col, div, shifts, set(front["point_key"]))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel(f"{acc_col} (%, {SPLIT.get(acc_col, 'validation')} split)")
     ax.grid(True, alpha=0.3)
     # Artists drawn with a sideways shift are left out of autoscaling: set the limits from the
-    # means, their (clipped) intervals and the single trials, with room for labels.
-    bars = accuracy_yerr(ys, errs)
+    # means, their intervals and the single trials, with room for labels.
     singles = 100 * pd.to_numeric(done[acc_col], errors="coerce").dropna() if (
         acc_col in done and "point_key" in done) else pd.Series(dtype=float)
+    bars = interval_yerr(pts)
     _set_limits(ax, xs, [*(ys - bars[0]), *(ys + bars[1]), *singles], x_pad=0.12, y_pad=0.15)
     ax.set_title(title or f"Accuracy vs {'FLOPs' if cost_col == 'flops' else 'parameters'}",
                  fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    notes = ["Points: means over finished seeds; bars: 95% t-interval (none with 1 seed)."]
+    notes = [INTERVAL_NOTE]
     if (shifts != 0).any():
         notes.append("Configurations of equal cost are drawn side by side.")
     if nf := _not_finished_note(trials):
         notes.append(nf)
     fig.text(0.01, -0.02, "\n".join(notes), fontsize=8, color="0.35", ha="left", va="top")
     fig.tight_layout()
-    show = [i for i in range(len(pts))
-            if pts.loc[i, "point_key"] in on_front or len(pts) < label_all_below]
-    # Front labels first so that they get the best spots.
-    show.sort(key=lambda i: pts.loc[i, "point_key"] not in on_front)
-    labels = [f"{pts.loc[i, 'label']} (tie)" if pts.loc[i, "point_key"] in ties
-              else str(pts.loc[i, "label"]) for i in show]
-    colors = ["#8b0000" if pts.loc[i, "point_key"] in on_front else "#1f3f6f" for i in show]
-    place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
-                 colors, [shifts[i] for i in show])
+    _label_front(fig, canvas, ax, pts, front, xs, ys, shifts, label_all_below)
     return _save(fig, path)
 
 
@@ -230,12 +248,13 @@ def _set_limits(ax: Any, xs: Any, ys: Any, x_pad: float, y_pad: float) -> None:
         setter(lo - margin, hi + margin)
 
 
-def accuracy_yerr(y: Any, err: Any) -> np.ndarray:
-    """Asymmetric error bars for accuracies in %: a t-interval can reach past 0 or 100 with
-    few seeds, an accuracy cannot, so the bars stop there."""
-    y = np.asarray(y, dtype=float)
-    err = np.asarray(err, dtype=float)
-    return np.vstack([np.minimum(err, y), np.minimum(err, 100.0 - y)])
+def interval_yerr(pts: pd.DataFrame, prefix: str = "acc") -> np.ndarray:
+    """Asymmetric error bars in % from the interval the tables print (clipped to [0, 1]);
+    none for a configuration with one seed."""
+    mean = 100 * pts[f"{prefix}_mean"].to_numpy(dtype=float)
+    low = 100 * pts[f"{prefix}_ci_low"].to_numpy(dtype=float)
+    high = 100 * pts[f"{prefix}_ci_high"].to_numpy(dtype=float)
+    return np.nan_to_num(np.vstack([mean - low, high - mean]), nan=0.0)
 
 
 def _r_position(values: list[Any]) -> tuple[dict[str, float], bool]:
@@ -252,6 +271,16 @@ def _r_position(values: list[Any]) -> tuple[dict[str, float], bool]:
     ordered = sorted({str(v) for v in values}, key=lambda s: [float(p) for p in
                      re.findall(r"[0-9.]+", s)] or [math.inf])
     return {k: float(i) for i, k in enumerate(ordered)}, False
+
+
+def _baseline_band(ax: Any, points: pd.DataFrame) -> None:
+    base = points[points["baseline"] & (points["n"] > 0)]
+    if len(base):
+        b = base.iloc[0]
+        ax.axhline(100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2,
+                   label="no-SE baseline, 95% CI")
+        if pd.notna(b["acc_ci_half"]):
+            ax.axhspan(100 * b["acc_ci_low"], 100 * b["acc_ci_high"], color="0.5", alpha=0.15)
 
 
 def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | None:
@@ -277,21 +306,13 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
         dodge = (gi - (len(groups) - 1) / 2) * (width / max(len(groups) - 1, 1))
         x = grp["_x"] + dodge
         y = 100 * grp["acc_mean"]
-        err = 100 * grp["acc_ci_half"].fillna(0)
-        ax.errorbar(x, y, yerr=accuracy_yerr(y, err), fmt="-o", capsize=3, ms=5, lw=1.4,
-                    label=name or "mean ± 95% CI")
+        ax.errorbar(x, y, yerr=interval_yerr(grp), fmt="-o", capsize=3, ms=5, lw=1.4,
+                    label=name or "mean, 95% CI")
         single = grp["n"] < 2
         if single.any():
             ax.scatter(x[single], y[single], s=60, facecolors="white", edgecolors="0.3",
                        zorder=4, label="1 seed (no CI)" if gi == 0 else None)
-    base = points[points["baseline"] & (points["n"] > 0)]
-    if len(base):
-        b = base.iloc[0]
-        ax.axhline(100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2,
-                   label="no-SE baseline ± 95% CI")
-        if pd.notna(b["acc_ci_half"]):
-            ax.axhspan(max(0.0, 100 * b["acc_ci_low"]), min(100.0, 100 * b["acc_ci_high"]),
-                       color="0.5", alpha=0.15)
+    _baseline_band(ax, points)
     ticks = sorted(pos.items(), key=lambda kv: kv[1])
     ax.set_xticks([v for _, v in ticks], [k for k, _ in ticks])
     ax.set_xlabel("SE reduction ratio r (channels / bottleneck width)"
@@ -301,7 +322,7 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
     ax.margins(x=0.08, y=0.15)
     ax.set_title(title or "Accuracy vs reduction ratio r", fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    note = "Means over finished seeds; bars: 95% t-interval."
+    note = INTERVAL_NOTE
     missing = points[(points["n"] == 0) & ~points["baseline"]]
     if len(missing):
         note += " No finished trial yet: " + ", ".join(map(str, missing["label"])) + "."
@@ -317,6 +338,41 @@ def _stage_numbers(columns: list[str], what: str) -> list[int]:
         if m:
             nums.add(int(m.group(1)))
     return sorted(nums)
+
+
+def _gain_panel(ax: Any, points: pd.DataFrame) -> None:
+    """Accuracy gain of each configuration over no SE (95% CI of the difference), with what
+    the gain costs in parameters at the foot of its bar."""
+    base = points[points["baseline"] & (points["n"] > 0)]
+    pts = points[~points["baseline"] & (points["n"] > 0)]
+    if base.empty or pts.empty:
+        ax.text(0.5, 0.5, "no finished baseline or SE run yet", ha="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    b = base.iloc[0]
+    floor = float(points.attrs.get("resolution", 0.0))
+    rows = []
+    for _, p in pts.iterrows():
+        d = diff_ci(p["acc_values"], b["acc_values"], p["seeds"], b["seeds"], floor=floor)
+        rows.append((str(p["label"]), 100 * d.mean, 100 * d.half_width if d.has_ci else 0.0,
+                     float(p.get("params", 0))))
+    rows.sort(key=lambda r: r[3])
+    bars = ax.bar(range(len(rows)), [r[1] for r in rows], yerr=[r[2] for r in rows], capsize=3,
+                  color=[FRONT_COLOR if r[1] > 0 else POINT_COLOR for r in rows])
+    base_params = float(b.get("params", math.nan))
+    for bar, r in zip(bars, rows, strict=True):
+        if math.isfinite(base_params) and math.isfinite(r[3]):
+            ax.annotate(f"+{human(r[3] - base_params)}\nparams",
+                        (bar.get_x() + bar.get_width() / 2, 0),
+                        xytext=(0, -3 if r[1] >= 0 else 3), textcoords="offset points",
+                        ha="center", va="top" if r[1] >= 0 else "bottom",
+                        fontsize=7.5, color="0.3")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("accuracy gain over no SE (pp)")
+    ax.set_title("Gain vs no-SE baseline (95% CI of the difference)", fontsize=10.5)
+    ax.grid(True, axis="y", alpha=0.3)
 
 
 def plot_stage_view(
@@ -366,38 +422,7 @@ def plot_stage_view(
                    title="configuration")
 
     if stages_varied:
-        ax = axes[2]
-        base = points[points["baseline"] & (points["n"] > 0)]
-        pts = points[~points["baseline"] & (points["n"] > 0)]
-        if len(base) and len(pts):
-            b = base.iloc[0]
-            rows = []
-            for _, p in pts.iterrows():
-                d = diff_ci(p["acc_values"], b["acc_values"], p["seeds"], b["seeds"])
-                rows.append((str(p["label"]), 100 * d.mean,
-                             100 * d.half_width if d.has_ci else 0.0, float(p.get("params", 0))))
-            rows.sort(key=lambda r: r[3])
-            bars = ax.bar(range(len(rows)), [r[1] for r in rows], yerr=[r[2] for r in rows],
-                          capsize=3,
-                          color=[FRONT_COLOR if r[1] > 0 else POINT_COLOR for r in rows])
-            base_params = float(b.get("params", math.nan))
-            for bar, r in zip(bars, rows, strict=True):
-                # What the gain costs, written at the foot of its bar.
-                if math.isfinite(base_params) and math.isfinite(r[3]):
-                    ax.annotate(f"+{human(r[3] - base_params)}\nparams",
-                                (bar.get_x() + bar.get_width() / 2, 0),
-                                xytext=(0, -3 if r[1] >= 0 else 3), textcoords="offset points",
-                                ha="center", va="top" if r[1] >= 0 else "bottom",
-                                fontsize=7.5, color="0.3")
-            ax.axhline(0, color="black", lw=0.8)
-            ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=30, ha="right")
-            ax.set_ylabel("accuracy gain over no SE (pp)")
-            ax.set_title("Gain vs no-SE baseline (95% CI of the difference)", fontsize=10.5)
-            ax.grid(True, axis="y", alpha=0.3)
-        else:
-            ax.text(0.5, 0.5, "no finished baseline or SE run yet", ha="center",
-                    transform=ax.transAxes)
-            ax.set_axis_off()
+        _gain_panel(axes[2], points)
     fig.suptitle(title or "Where SE adds cost", fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -1,22 +1,5 @@
-"""Which configuration to use: the cheapest one not shown to be worse than the best.
-
-Rule (also printed in every report):
-1. Candidates are all configurations with at least one finished trial, the no-SE baseline
-   included: it is the cheapest configuration, so when no SE configuration is shown to be more
-   accurate than it, the honest answer is "no SE". The best is the one with the highest mean
-   accuracy (ties: the cheaper).
-2. Each other candidate is compared with the best by a ONE-SIDED t-test across seeds,
-   H1: mean(best) > mean(candidate), paired on seeds when both ran the same seeds, else Welch.
-   It is "indistinguishable" from the best when p >= alpha (0.05). CI overlap is NOT used: two
-   95% intervals can overlap while the difference is significant.
-3. A candidate with fewer than 2 finished seeds (or a best with fewer than 2) cannot be tested
-   and is never picked over the best on the strength of a missing test.
-4. The recommendation is the cheapest (by ``cost_col``, then the other cost, then higher mean)
-   among the best and the candidates indistinguishable from it.
-5. Under a budget, the pick is the configuration (the baseline included) with the highest mean
-   accuracy among those whose FLOPs and params fit, with a one-sided test against the overall
-   best. When nothing fits, there is no pick and the text says what the cheapest one needs.
-"""
+"""The recommendation: the answers of :mod:`reports.decide` in words, each claim with its test,
+its multiplicity correction and its margin."""
 
 from __future__ import annotations
 
@@ -26,42 +9,71 @@ from typing import Any
 
 import pandas as pd
 
+from . import metrics as m
+from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN, TARGET_POWER, Choice, SeVerdict, choose, se_helps
 from .frame import Sweep
-from .points import point_summary
-from .stats import TestResult, compare, format_p
+from .points import arms, point_summary
+from .stats import compare, equivalence, format_p
 from .units import human
 
 RULE = (
-    "Recommended = the cheapest configuration, the no-SE baseline included, whose accuracy is "
-    "statistically indistinguishable from the most accurate one: a one-sided t-test across "
-    "seeds (H1: best > candidate; paired on seeds when both ran the same seeds, else Welch) "
-    "gives p >= {alpha}. Configurations with fewer than 2 finished seeds cannot be tested and "
-    "are not picked over the best. CI overlap is not used."
+    "Decision rule, on {metric} ({split} split, final epoch; mean over finished seeds, the "
+    "seed-to-seed spread taken as at least one evaluation image):\n"
+    "1. Does SE help? Each SE configuration against the no-SE baseline, one-sided t-test "
+    "(paired on seeds, else Welch), Holm's correction over all SE configurations at "
+    "alpha={alpha}.\n"
+    "2. The reference is the configuration with the highest mean. Every other one is tested "
+    "against it twice, each family Holm-corrected: equivalent within ±{margin} pp (TOST) and "
+    "worse (one-sided t).\n"
+    "3. The pick is the cheapest of the reference and the configurations shown equivalent.\n"
+    "4. If a cheaper configuration is neither shown equivalent nor shown worse, the answer is "
+    "undecided, with the seeds that would decide it at the observed spread (power "
+    f"{TARGET_POWER:.0%}).\n"
+    "5. Failing to find a difference is never read as equivalence; intervals are 95% "
+    "t-intervals clipped to [0, 100]%."
 )
 
 
 @dataclass
 class Pick:
-    """One chosen configuration with its accuracy (fractions) and cost."""
+    """One configuration with its accuracy (fractions) and cost."""
 
     label: str
     point_key: str
     values: dict[str, Any]
     acc_mean: float
-    acc_ci_half: float
+    acc_low: float
+    acc_high: float
     n: int
     flops: float
     params: float
     baseline: bool = False
+    test_mean: float = math.nan
+    test_low: float = math.nan
+    test_high: float = math.nan
+    test_n: int = 0
+
+    @property
+    def name(self) -> str:
+        return "no SE (the no-SE baseline)" if self.baseline else self.label
 
     def acc_text(self) -> str:
-        acc = f"{100 * self.acc_mean:.2f}%"
-        if self.n >= 2 and math.isfinite(self.acc_ci_half):
-            return f"{acc} ± {100 * self.acc_ci_half:.2f} (95% CI, {self.n} seeds)"
-        return f"{acc} (1 seed, CI not available)"
+        return _interval_text(self.acc_mean, self.acc_low, self.acc_high, self.n)
+
+    def test_text(self) -> str | None:
+        if not self.test_n:
+            return None
+        acc = _interval_text(self.test_mean, self.test_low, self.test_high, self.test_n)
+        return f"{m.TEST_ACC} on the test split is {acc} (shown only: no choice uses it)"
 
     def cost_text(self) -> str:
         return f"{human(self.flops)} FLOPs, {human(self.params)} params"
+
+
+def _interval_text(mean: float, low: float, high: float, n: int) -> str:
+    if n >= 2 and math.isfinite(low):
+        return f"{100 * mean:.2f}% [{100 * low:.2f}, {100 * high:.2f}] (95% CI, {n} seeds)"
+    return f"{100 * mean:.2f}% (1 seed, CI not available)"
 
 
 @dataclass
@@ -69,7 +81,6 @@ class BudgetPick:
     budget_flops: float | None
     budget_params: float | None
     pick: Pick | None
-    test_vs_best: TestResult | None
     text: str
 
 
@@ -77,14 +88,16 @@ class BudgetPick:
 class Recommendation:
     pick: Pick
     best: Pick
-    test_vs_best: TestResult | None  # None when the pick is the best itself
+    choice: Choice
+    se: SeVerdict | None
+    metric: str
     alpha: float
-    cost_col: str
-    confidence: str  # none | low | moderate | good
-    text: str
+    margin: float  # accuracy as a fraction
+    resolution: float
+    text: str  # which configuration
+    se_text: str | None  # does SE help
     rule: str
     candidates: pd.DataFrame
-    baseline_note: str | None = None
     budget: BudgetPick | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -92,168 +105,180 @@ class Recommendation:
     def label(self) -> str:
         return self.pick.label
 
+    @property
+    def decided(self) -> bool:
+        return self.choice.decided
+
+    def lines(self) -> list[str]:
+        """Every claim, in the order the report prints them."""
+        out = [self.text]
+        if self.se_text:
+            out.append(self.se_text)
+        if self.budget is not None:
+            out.append(f"Budget: {self.budget.text}")
+        return out + self.notes
+
 
 def _pick(row: pd.Series, varied: list[str]) -> Pick:
+    test = {}
+    if "test_n" in row and int(row.get("test_n") or 0):
+        test = {"test_mean": float(row["test_mean"]), "test_low": float(row["test_ci_low"]),
+                "test_high": float(row["test_ci_high"]), "test_n": int(row["test_n"])}
     return Pick(
-        label=str(row["label"]),
-        point_key=str(row["point_key"]),
+        label=str(row["label"]), point_key=str(row["point_key"]),
         values={k: row.get(k) for k in varied if k in row},
-        acc_mean=float(row["acc_mean"]),
-        acc_ci_half=float(row["acc_ci_half"]),
-        n=int(row["n"]),
-        flops=float(row.get("flops", math.nan)),
-        params=float(row.get("params", math.nan)),
-        baseline=bool(row.get("baseline", False)),
+        acc_mean=float(row["acc_mean"]), acc_low=float(row["acc_ci_low"]),
+        acc_high=float(row["acc_ci_high"]), n=int(row["n"]),
+        flops=float(row.get("flops", math.nan)), params=float(row.get("params", math.nan)),
+        baseline=bool(row.get("baseline", False)), **test,
     )
 
 
-def _by_cost(df: pd.DataFrame, cost_col: str) -> pd.DataFrame:
-    other = "params" if cost_col == "flops" else "flops"
-    cols = [c for c in (cost_col, other) if c in df] + ["acc_mean"]
-    asc = [True] * (len(cols) - 1) + [False]
-    return df.sort_values(cols, ascending=asc, na_position="last")
+def _pp(x: float) -> str:
+    return f"{100 * x:+.2f} pp"
 
 
-def _confidence(n: int) -> str:
-    if n < 2:
-        return "none"
-    return "low" if n == 2 else ("moderate" if n <= 4 else "good")
+def _holm(p: float, p_adj: float, family: int, what: str) -> str:
+    return (f"p={format_p(p)}, Holm-adjusted over {family} {what}: "
+            f"p={format_p(p_adj)}")
 
 
-_CONFIDENCE_WORDS = {
-    "none": "no noise estimate: a single seed per configuration, so differences may be luck",
-    "low": "low: 2 seeds give a very wide interval; only large gaps can be detected",
-    "moderate": "moderate: 3-4 seeds detect gaps of about the seed-to-seed spread or more",
-    "good": "good: 5 or more seeds",
-}
+def _picked_text(choice: Choice, pick: Pick, best: Pick, margin: float) -> str:
+    if choice.pick.key == choice.best.key:
+        return "It is the most accurate configuration."
+    c = choice.contender(pick.point_key)
+    assert c is not None
+    holm = _holm(c.equivalent.p_value, c.p_equivalent_holm, choice.family,
+                 "comparisons with the best")
+    return (f"It is shown equivalent to the most accurate, {best.label} ({best.acc_text()}), "
+            f"within ±{100 * margin:.2f} pp: difference {_pp(c.equivalent.diff)}, "
+            f"{c.equivalent.test}, {holm} < {choice.alpha}.")
+
+
+def _cheaper_text(choice: Choice, cheaper_worse: list) -> str:
+    items = ", ".join(
+        f"{c.arm.label} ({_pp(-c.worse.diff)}, {c.worse.test} one-sided, "
+        f"Holm p={format_p(c.p_worse_holm)})" for c in cheaper_worse)
+    return f"Cheaper configurations shown less accurate than the best: {items}."
+
+
+def _undecided_text(choice: Choice, best: Pick, margin: float) -> str:
+    items = ", ".join(
+        f"{c.arm.label} ({_pp(c.arm.mean - choice.best.mean)}; "
+        + ("fewer than 2 seeds" if c.verdict == "untested" else
+           f"TOST Holm p={format_p(c.p_equivalent_holm)}, worse Holm p={format_p(c.p_worse_holm)}")
+        + ")" for c in choice.open_cheaper)
+    n = choice.seeds_to_decide
+    seeds = (f"about {n} seeds per configuration would decide it ({TARGET_POWER:.0%} power, "
+             "if the observed differences are the true ones)" if n else
+             "more seeds than is practical would be needed to decide it")
+    return (f"Which configuration: undecided. The most accurate is {best.label} "
+            f"({best.acc_text()}, {best.cost_text()}). Cheaper configurations neither shown "
+            f"equivalent within ±{100 * margin:.2f} pp (TOST) nor shown worse (one-sided t), each "
+            f"Holm-corrected over {choice.family} comparisons with the best at alpha="
+            f"{choice.alpha}: {items}. At the observed seed-to-seed spread, {seeds}. Until then, "
+            f"{choice.pick.label if not choice.pick.baseline else 'no SE'} is the safe choice.")
+
+
+def _choice_text(choice: Choice, pick: Pick, best: Pick, margin: float) -> str:
+    if not choice.decided:
+        return _undecided_text(choice, best, margin)
+    lines = [f"Which configuration: use {pick.name}: {pick.acc_text()}, {pick.cost_text()}."]
+    if (test := pick.test_text()) is not None:
+        lines.append(f"Its {test}.")
+    lines.append(_picked_text(choice, pick, best, margin))
+    worse = [c for c in choice.contenders if c.verdict == "worse" and c.arm.cost < choice.pick.cost]
+    if worse:
+        lines.append(_cheaper_text(choice, worse))
+    return " ".join(lines)
+
+
+def _se_text(se: SeVerdict | None) -> str | None:
+    if se is None:
+        return None
+    family = f"{se.family} SE configurations"
+    if not se.family:
+        return "Does SE help: not testable (fewer than 2 finished seeds on a side)."
+    if se.helped:
+        items = "; ".join(
+            f"{v.arm.label} by {_pp(v.test.diff)} ({v.test.test} one-sided, "
+            f"{_holm(v.test.p_value, v.p_holm, se.family, 'SE configurations')})"
+            for v in se.helped)
+        return (f"Does SE help: yes, at alpha={se.alpha} with Holm's correction over {family}: "
+                f"{items}.")
+    top = se.rows[0]
+    power = ("" if not math.isfinite(se.power_at_margin) else
+             f" At the observed spread, a true gain of {100 * se.margin:.2f} pp in one "
+             f"configuration would be found with probability {se.power_at_margin:.2f} with "
+             f"{top.test.n_a} seeds.")
+    return (f"Does SE help: not shown. No SE configuration beats the no-SE baseline at "
+            f"alpha={se.alpha} after Holm's correction over {family}; the closest, "
+            f"{top.arm.label} ({_pp(top.test.diff)}, {top.test.test} one-sided, "
+            f"{_holm(top.test.p_value, top.p_holm, se.family, 'SE configurations')}). "
+            "Not finding a gain is no evidence that there is none." + power)
+
+
+def _candidates(points: pd.DataFrame, choice: Choice) -> pd.DataFrame:
+    rows = []
+    for _, p in points.iterrows():
+        c = choice.contender(str(p["point_key"]))
+        best = p["point_key"] == choice.best.key
+        rows.append({**p.drop(labels=["acc_values", "point"], errors="ignore").to_dict(),
+                     "vs_best": "best" if best else (c.verdict if c else "no finished seed"),
+                     "p_worse": c.worse.p_value if c else math.nan,
+                     "p_worse_holm": c.p_worse_holm if c else math.nan,
+                     "p_equivalent": c.equivalent.p_value if c else math.nan,
+                     "p_equivalent_holm": c.p_equivalent_holm if c else math.nan,
+                     "test": c.worse.test if c else ""})
+    return pd.DataFrame(rows)
+
+
+def _stopped_note(points: pd.DataFrame) -> str | None:
+    stopped = points[points["stopped_seeds"].map(len) > 0] if "stopped_seeds" in points else []
+    if not len(stopped):
+        return None
+    items = ", ".join(f"{r.label} (seeds {', '.join(map(str, r.stopped_seeds))})"
+                      for r in stopped.itertuples())
+    return (f"Stopped early and excluded from every mean and test: {items}; the means of "
+            "these configurations are over their finished seeds only.")
 
 
 def recommend(
     data: Sweep | pd.DataFrame,
-    acc_col: str = "val_acc",
+    acc_col: str | None = None,
     cost_col: str = "flops",
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ALPHA,
+    margin: float = DEFAULT_MARGIN,
     budget_flops: float | None = None,
     budget_params: float | None = None,
     varied: list[str] | None = None,
 ) -> Recommendation | None:
-    """Apply the rule in this module's docstring; None when no SE configuration finished."""
+    """Apply :data:`RULE` (``margin`` in accuracy as a fraction); None when no SE
+    configuration finished."""
     if isinstance(data, Sweep):
         trials, varied = data.trials, list(varied if varied is not None else data.varied)
+        acc_col = acc_col or m.selection_metric(data.objectives)
     else:
-        trials, varied = data, list(varied or [])
+        trials, varied, acc_col = data, list(varied or []), acc_col or m.VAL_ACC
     points = point_summary(trials, acc_col=acc_col, varied=varied)
-    if points.empty:
+    if points.empty or not ((points["n"] > 0) & ~points["baseline"]).any():
         return None
-    done = points[(points["n"] > 0) & points["acc_mean"].notna()]
-    if done[~done["baseline"]].empty:
-        return None
-    costs = [c for c in (cost_col, "params" if cost_col == "flops" else "flops") if c in done]
-    # The baseline is a candidate like any other (rule 1): it is the cheapest configuration.
-    cands = done.sort_values(["acc_mean", *costs], ascending=[False] + [True] * len(costs),
-                             na_position="last").copy()
-    best_row = cands.iloc[0]
-    best = _pick(best_row, varied)
-
-    tests: dict[str, TestResult] = {}
-    status = []
-    for _, row in cands.iterrows():
-        if row["point_key"] == best_row["point_key"]:
-            status.append("best")
-            continue
-        res = compare(best_row["acc_values"], row["acc_values"], best_row["seeds"], row["seeds"],
-                      alternative="greater")
-        tests[row["point_key"]] = res
-        if not res.available:
-            status.append("untested")
-        else:
-            status.append("indistinguishable" if res.p_value >= alpha else "worse")
-    cands["vs_best"] = status
-    cands["p_vs_best"] = [tests[k].p_value if k in tests else math.nan for k in cands["point_key"]]
-    cands["test_vs_best"] = [tests[k].test if k in tests else "" for k in cands["point_key"]]
-    eligible = cands[cands["vs_best"].isin(["best", "indistinguishable"])]
-    pick_row = _by_cost(eligible, cost_col).iloc[0]
-    pick = _pick(pick_row, varied)
-    test = tests.get(pick.point_key)
-    best_se_row = cands[~cands["baseline"]].iloc[0]
-
-    n_min = min(best.n, pick.n)
-    confidence = _confidence(n_min)
-    name = "no SE (the no-SE baseline)" if pick.baseline else pick.label
-    lines = [f"Use {name}: {pick.acc_text()}, {pick.cost_text()}."]
-    if test is None and pick.baseline:
-        lines.append(
-            f"It is the cheapest configuration and no SE configuration is more accurate on "
-            f"average: the best one, {best_se_row['label']}, is "
-            f"{100 * (float(best_se_row['acc_mean']) - pick.acc_mean):+.2f} pp against it. "
-            "This sweep gives no reason to pay for SE."
-        )
-    elif test is None:
-        lines.append(
-            "It is the most accurate configuration, and no cheaper one is statistically "
-            "indistinguishable from it."
-            if best.n >= 2
-            else "It is the most accurate configuration; with a single seed no test is possible."
-        )
-    elif pick.baseline:
-        lines.append(
-            f"No SE configuration is significantly more accurate: the most accurate, "
-            f"{best.label} ({best.acc_text()}, {best.cost_text()}), is "
-            f"{100 * test.diff:+.2f} pp ahead, one-sided {test.describe()} >= {alpha}. SE adds "
-            "cost without a gain this sweep can detect; that is no proof that there is none."
-        )
-    else:
-        lines.append(
-            f"It is the cheapest configuration not significantly less accurate than the best, "
-            f"{best.label} ({best.acc_text()}, {best.cost_text()}): difference "
-            f"{100 * -test.diff:+.2f} pp, one-sided {test.describe()} >= {alpha}. "
-            "That is no evidence of a loss, not proof that there is none."
-        )
-    cheaper_worse = cands[(cands["vs_best"] == "worse")]
-    if cost_col in cands and not math.isnan(pick.flops if cost_col == "flops" else pick.params):
-        cheaper_worse = cheaper_worse[cheaper_worse[cost_col] < getattr(pick, cost_col)]
-    if len(cheaper_worse):
-        items = ", ".join(
-            f"{r.label} (p={format_p(r.p_vs_best)})" for r in cheaper_worse.itertuples()
-        )
-        lines.append(f"Cheaper configurations that are significantly less accurate: {items}.")
-    untested = cands[cands["vs_best"] == "untested"]
-    if len(untested):
-        lines.append(
-            "Not testable (fewer than 2 finished seeds on one side): "
-            + ", ".join(str(x) for x in untested["label"]) + "."
-        )
-    lines.append(f"Confidence: {_CONFIDENCE_WORDS[confidence]}.")
-
-    baseline_note = None
-    base = done[done["baseline"]]
-    if len(base):
-        b = base.sort_values("n", ascending=False).iloc[0]
-        se = best_se_row
-        res = compare(se["acc_values"], b["acc_values"], se["seeds"], b["seeds"],
-                      alternative="greater")
-        gain = 100 * (float(se["acc_mean"]) - float(b["acc_mean"]))
-        if not res.available:
-            baseline_note = (f"SE ({se['label']}) vs no SE: {gain:+.2f} pp accuracy; "
-                             f"not testable ({res.reason}).")
-        elif res.p_value < alpha:
-            baseline_note = (f"SE helps: {se['label']} beats the no-SE baseline by {gain:+.2f} pp "
-                             f"(one-sided {res.describe()}).")
-        else:
-            baseline_note = (f"The no-SE baseline is not significantly less accurate than the "
-                             f"best SE configuration {se['label']} ({gain:+.2f} pp, one-sided "
-                             f"{res.describe()}): this sweep does not establish a gain from SE.")
-
+    floor = float(points.attrs.get("resolution", 0.0))
+    configs = arms(points, cost_col)
+    choice = choose(configs, alpha, margin, floor)
+    se = se_helps(configs, alpha, margin, floor)
+    by_key = {str(row["point_key"]): row for _, row in points.iterrows()}
+    pick, best = _pick(by_key[choice.pick.key], varied), _pick(by_key[choice.best.key], varied)
+    notes = [n for n in (_stopped_note(points),) if n]
     budget = None
     if budget_flops is not None or budget_params is not None:
-        budget = _budget_pick(cands, best_row, varied, budget_flops, budget_params, alpha)
-
-    return Recommendation(
-        pick=pick, best=best, test_vs_best=test, alpha=alpha, cost_col=cost_col,
-        confidence=confidence, text=" ".join(lines), rule=RULE.format(alpha=alpha),
-        candidates=cands.drop(columns=["acc_values", "point"], errors="ignore"),
-        baseline_note=baseline_note, budget=budget,
-    )
+        budget = _budget_pick(points, best, varied, budget_flops, budget_params, alpha, margin,
+                              floor)
+    rule = RULE.format(metric=acc_col, split=m.SPLIT.get(acc_col, "validation"), alpha=alpha,
+                       margin=f"{100 * margin:.2f}")
+    return Recommendation(pick, best, choice, se, acc_col, alpha, margin, floor,
+                          _choice_text(choice, pick, best, margin), _se_text(se), rule,
+                          _candidates(points, choice), budget, notes)
 
 
 def _fits(df: pd.DataFrame, budget_flops: float | None, budget_params: float | None) -> pd.Series:
@@ -265,44 +290,49 @@ def _fits(df: pd.DataFrame, budget_flops: float | None, budget_params: float | N
     return ok
 
 
-def _budget_pick(
-    cands: pd.DataFrame,
-    best_row: pd.Series,
-    varied: list[str],
-    budget_flops: float | None,
-    budget_params: float | None,
-    alpha: float,
-) -> BudgetPick:
-    limits = " and ".join(
-        f"{human(v)} {what}" for v, what in ((budget_flops, "FLOPs"), (budget_params, "params"))
-        if v is not None
-    )
-    inside = cands[_fits(cands, budget_flops, budget_params)]
+def _budget_verdict(row: pd.Series, best: Pick, best_row: pd.Series, alpha: float,
+                    margin: float, floor: float) -> str:
+    worse = compare(best_row["acc_values"], row["acc_values"], best_row["seeds"], row["seeds"],
+                    "greater", floor)
+    same = equivalence(row["acc_values"], best_row["acc_values"], margin, row["seeds"],
+                       best_row["seeds"], floor)
+    if not worse.available:
+        return f"whether it loses accuracy to the overall best cannot be tested ({worse.reason})"
+    one = "a single comparison, no correction"
+    if same.p_value < alpha:
+        return (f"{_pp(-worse.diff)} against the overall best {best.label}, shown equivalent "
+                f"within ±{100 * margin:.2f} pp ({same.test}, p={format_p(same.p_value)}; {one})")
+    if worse.p_value < alpha:
+        return (f"the budget costs {100 * worse.diff:.2f} pp against the overall best "
+                f"{best.label} ({worse.test} one-sided, p={format_p(worse.p_value)}; {one})")
+    return (f"{_pp(-worse.diff)} against the overall best {best.label}: neither shown worse "
+            f"({worse.test} one-sided, p={format_p(worse.p_value)}) nor equivalent within "
+            f"±{100 * margin:.2f} pp (TOST p={format_p(same.p_value)}; {one})")
+
+
+def _budget_pick(points: pd.DataFrame, best: Pick, varied: list[str],
+                 budget_flops: float | None, budget_params: float | None, alpha: float,
+                 margin: float, floor: float) -> BudgetPick:
+    limits = " and ".join(f"{human(v)} {what}" for v, what in
+                          ((budget_flops, "FLOPs"), (budget_params, "params")) if v is not None)
+    done = points[points["n"] > 0]
+    inside = done[_fits(done, budget_flops, budget_params)]
     if inside.empty:
-        needs = _by_cost(cands, "flops" if budget_flops is not None else "params").iloc[0]
-        cheapest = _pick(needs, varied)
-        return BudgetPick(budget_flops, budget_params, None, None,
+        cost = "flops" if budget_flops is not None else "params"
+        cheapest = _pick(done.sort_values(cost).iloc[0], varied)
+        return BudgetPick(budget_flops, budget_params, None,
                           f"Nothing fits within {limits}: the cheapest finished configuration, "
                           f"{cheapest.label}, needs {cheapest.cost_text()}.")
-    row = inside.sort_values(["acc_mean", "flops" if "flops" in inside else "acc_mean"],
-                             ascending=[False, True]).iloc[0]
+    row = inside.sort_values(["acc_mean", "flops"], ascending=[False, True]).iloc[0]
     pick = _pick(row, varied)
     lead = f"Within {limits}: "
     if pick.baseline and inside["baseline"].all():
         lead = f"No SE configuration fits within {limits}; only the no-SE baseline does: "
-    if row["point_key"] == best_row["point_key"]:
-        text = (f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; "
-                "the overall best fits the budget.")
-        return BudgetPick(budget_flops, budget_params, pick, None, text)
-    res = compare(best_row["acc_values"], row["acc_values"], best_row["seeds"], row["seeds"],
-                  alternative="greater")
-    if not res.available:
-        verdict = f"whether it loses accuracy to the overall best cannot be tested ({res.reason})"
-    elif res.p_value < alpha:
-        verdict = (f"the budget costs {100 * res.diff:.2f} pp accuracy against the overall best "
-                   f"{best_row['label']} (one-sided {res.describe()}: significant)")
-    else:
-        verdict = (f"{100 * res.diff:.2f} pp below the overall best {best_row['label']}, "
-                   f"not significant (one-sided {res.describe()})")
-    text = f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {verdict}."
-    return BudgetPick(budget_flops, budget_params, pick, res, text)
+    if row["point_key"] == best.point_key:
+        return BudgetPick(budget_flops, budget_params, pick,
+                          f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; "
+                          "the overall best fits the budget.")
+    best_row = done[done["point_key"] == best.point_key].iloc[0]
+    verdict = _budget_verdict(row, best, best_row, alpha, margin, floor)
+    return BudgetPick(budget_flops, budget_params, pick,
+                      f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {verdict}.")

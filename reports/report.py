@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 
 from . import html
+from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN
 from .frame import Sweep
+from .metrics import SPLIT, selection_metric
 from .pareto import pareto_front
 from .plots import make_plots
 from .points import point_summary
@@ -39,55 +43,42 @@ def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_report(
-    sweep: Sweep,
-    out_dir: str | Path,
-    budget_flops: float | None = None,
-    budget_params: float | None = None,
-    log_to_mlflow: bool = True,
-    acc_col: str = "val_acc",
-    alpha: float = 0.05,
-) -> Report:
-    """Write report.html, PNGs and CSV/Markdown tables to ``out_dir``; log them to MLflow.
+def race_settings(spec_text: str | None) -> dict[str, Any] | None:
+    """The race of a raced sweep's spec (``seeds: {initial, max, ...}``), else None."""
+    try:
+        spec = yaml.safe_load(spec_text or "")
+    except yaml.YAMLError:
+        return None
+    race = spec.get("race") or spec.get("seeds") if isinstance(spec, dict) else None
+    if not isinstance(race, dict):
+        return None
+    return {"initial": 3, "max": 10, "margin": 1.0, "alpha": 0.05} | race
 
-    Works on whatever has finished: a running or partly failed sweep gets a report of its
-    finished trials, with the others listed and counted.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    trials = sweep.trials
-    points = point_summary(trials, acc_col=acc_col, varied=sweep.varied)
-    tables = ablation_tables(trials, sweep.varied, acc_col=acc_col)
-    rec = recommend(trials, acc_col=acc_col, alpha=alpha, budget_flops=budget_flops,
-                    budget_params=budget_params, varied=sweep.varied)
-    fronts = {}
-    if not points.empty:
-        for cost in ("flops", "params"):
-            if cost in points:
-                fronts[cost] = pareto_front(points, "acc_mean", cost)
 
-    files: list[Path] = []
-    plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col) if len(
-        points) else {}
-    files += list(plots.values())
-    files += write_tables(tables, out)
-    for fname, frame in (("trials.csv", trials), ("points.csv", points)):
-        _csv_safe(frame).to_csv(out / fname, index=False)
-        files.append(out / fname)
-    for cost, front in fronts.items():
-        _csv_safe(front).to_csv(out / f"pareto_{cost}.csv", index=False)
-        files.append(out / f"pareto_{cost}.csv")
-    if rec is not None:
-        lines = [f"# Recommendation for {sweep.name}", "", rec.text, ""]
-        if rec.budget is not None:
-            lines += [f"Budget: {rec.budget.text}", ""]
-        if rec.baseline_note:
-            lines += [rec.baseline_note, ""]
-        lines += [f"Rule: {rec.rule}", ""]
-        (out / "recommendation.md").write_text("\n".join(lines), encoding="utf-8")
-        files.append(out / "recommendation.md")
+def race_note(sweep: Sweep, race: dict[str, Any] | None) -> str | None:
+    """How many trials racing ran against every seed on every configuration."""
+    if race is None or sweep.trials.empty:
+        return None
+    configs = sweep.trials["point_key"].nunique()
+    full = configs * int(race.get("max", 0))
+    ran = len(sweep.trials)
+    if full <= 0:
+        return None
+    return (f"Seeds were raced (start with {race.get('initial')}, at most {race.get('max')} per "
+            f"configuration; seeds stop where a configuration is shown worse than the best or "
+            f"equivalent to it): {ran} trials instead of {full} for every seed everywhere, "
+            f"{100 * (full - ran) / full:.0f}% fewer.")
 
-    meta = {
+
+def _recommendation_md(sweep: Sweep, rec: Recommendation) -> str:
+    lines = [f"# Recommendation for {sweep.name}", ""]
+    for line in rec.lines():
+        lines += [line, ""]
+    return "\n".join([*lines, rec.rule, ""])
+
+
+def _meta(sweep: Sweep, acc_col: str) -> dict[str, str]:
+    return {
         "sweep": sweep.name,
         "parent run": f"{sweep.run_id} (experiment {sweep.experiment_name!r}, "
                       f"status {sweep.status})",
@@ -97,19 +88,69 @@ def write_report(
         "varied": ", ".join(sweep.varied) or "—",
         "objectives": ", ".join(f"{o.get('metric')} ({o.get('mode')})" for o in sweep.objectives
                                 if isinstance(o, dict)) or "—",
-        "accuracy used": f"{acc_col} (last logged epoch)" if acc_col == "val_acc" else acc_col,
+        "metric for every choice": f"{acc_col} ({SPLIT.get(acc_col, 'validation')} split)",
     }
+
+
+def _write_frames(out: Path, trials: pd.DataFrame, points: pd.DataFrame,
+                  fronts: dict[str, pd.DataFrame]) -> list[Path]:
+    files = []
+    for fname, frame in (("trials.csv", trials), ("points.csv", points),
+                         *((f"pareto_{c}.csv", f) for c, f in fronts.items())):
+        _csv_safe(frame).to_csv(out / fname, index=False)
+        files.append(out / fname)
+    return files
+
+
+def write_report(
+    sweep: Sweep,
+    out_dir: str | Path,
+    budget_flops: float | None = None,
+    budget_params: float | None = None,
+    log_to_mlflow: bool = True,
+    acc_col: str | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    margin: float | None = None,
+) -> Report:
+    """Write report.html, PNGs and CSV/Markdown tables to ``out_dir``; log them to MLflow.
+
+    ``margin`` (accuracy as a fraction) defaults to the raced sweep's, else 1 point. Works on
+    whatever has finished: a running or partly failed sweep gets a report of its finished
+    trials, with the others listed and counted.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    acc_col = acc_col or selection_metric(sweep.objectives)
+    spec_text = sweep.spec_text()
+    race = race_settings(spec_text)
+    # A raced sweep stopped seeds at its own margin: report with the same one by default.
+    margin = margin if margin is not None else (
+        float(race["margin"]) / 100 if race else DEFAULT_MARGIN)
+    trials = sweep.trials
+    points = point_summary(trials, acc_col=acc_col, varied=sweep.varied)
+    tables = ablation_tables(trials, sweep.varied, acc_col=acc_col)
+    rec = recommend(trials, acc_col=acc_col, alpha=alpha, margin=margin,
+                    budget_flops=budget_flops, budget_params=budget_params, varied=sweep.varied)
+    if rec is not None and (note := race_note(sweep, race)):
+        rec.notes.append(note)
+    fronts = {cost: pareto_front(points, "acc_mean", cost)
+              for cost in ("flops", "params") if not points.empty and cost in points}
+    plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col) if len(
+        points) else {}
+    files = [*plots.values(), *write_tables(tables, out), *_write_frames(out, trials, points,
+                                                                          fronts)]
+    if rec is not None:
+        (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
+        files.append(out / "recommendation.md")
     page = html.render(
-        name=sweep.name, meta=meta, status_counts=sweep.status_counts(),
+        name=sweep.name, meta=_meta(sweep, acc_col), status_counts=sweep.status_counts(),
         running=sweep.status == "RUNNING", tables=tables, recommendation=rec, plots=plots,
-        fronts=fronts, trials=trials, varied=sweep.varied, spec_text=sweep.spec_text(),
+        fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
         dataset=sweep.dataset,
     )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
     files.insert(0, html_path)
-
-    logged = False
     if log_to_mlflow:
         from mlflow import MlflowClient
 
@@ -117,5 +158,4 @@ def write_report(
         # Only the files written now: a reused folder may hold stale plots of another run.
         for path in files:
             client.log_artifact(sweep.run_id, str(path), ARTIFACT_DIR)
-        logged = True
-    return Report(html_path, files, tables, rec, fronts, logged)
+    return Report(html_path, files, tables, rec, fronts, log_to_mlflow)

@@ -1,8 +1,14 @@
-"""Means with 95% t-intervals and t-tests across seeds.
+"""Means with t-intervals, t-tests, equivalence tests, Holm's correction and power, across seeds.
 
 Every number a report shows about accuracy goes through here, so the noise rules live in one
-place: a t-interval needs at least two seeds, and a test pairs runs by seed only when both sides
-ran exactly the same seeds (otherwise Welch's unequal-variance test).
+place:
+- a t-interval needs at least two seeds;
+- a test pairs runs by seed only when both sides ran exactly the same seeds (otherwise Welch);
+- the seed-to-seed standard deviation is taken as at least ``floor``, the metric's resolution
+  (one validation image for an accuracy): seeds that tie, or differ by the same number of
+  images, are not infinitely precise, so no interval has zero width and no p is exactly 0.
+Distributions come from scipy, power from statsmodels; Holm's correction is checked against
+statsmodels'.
 """
 
 from __future__ import annotations
@@ -14,71 +20,88 @@ from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
+from statsmodels.stats.power import TTestPower
 
 Alternative = Literal["two-sided", "greater", "less"]
-# Differences below this are floating-point rounding (accuracies are fractions), not signal.
-_ROUNDING = 1e-12
+MAX_SEEDS_REPORTED = 1000  # "more than this many seeds" is as good as "never"
 
 
 @dataclass(frozen=True)
 class MeanCI:
-    """Mean of n values with a two-sided t-interval; ``half_width`` is NaN when n < 2."""
+    """A mean (or a difference of means) with a two-sided t-interval.
+
+    ``std_error`` is the standard error the interval uses (with the spread floored);
+    ``low``/``high`` are clipped to ``bounds`` (accuracies cannot leave [0, 1]).
+    ``half_width`` is NaN when there are fewer than 2 seeds.
+    """
 
     n: int
     mean: float
-    sd: float
+    std_error: float
     half_width: float
     level: float = 0.95
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
     @property
     def low(self) -> float:
-        return self.mean - self.half_width
+        return max(self.mean - self.half_width, self.bounds[0])
 
     @property
     def high(self) -> float:
-        return self.mean + self.half_width
+        return min(self.mean + self.half_width, self.bounds[1])
 
     @property
     def has_ci(self) -> bool:
         return self.n >= 2 and math.isfinite(self.half_width)
 
     def describe(self, scale: float = 100.0, unit: str = "%", digits: int = 2) -> str:
-        """Plain words, e.g. ``92.00% ± 4.97 (95% CI, 3 seeds)``."""
+        """Plain words, e.g. ``92.00% [87.03, 96.97] (95% CI, 3 seeds)``."""
         if self.n == 0:
             return "no finished run"
         mean = f"{self.mean * scale:.{digits}f}{unit}"
         if not self.has_ci:
             return f"{mean} (1 seed: CI not available)"
-        return (
-            f"{mean} ± {self.half_width * scale:.{digits}f} "
-            f"({self.level:.0%} CI, {self.n} seeds)"
-        )
+        return (f"{mean} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] "
+                f"({self.level:.0%} CI, {self.n} seeds)")
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
-    arr = np.asarray(list(values), dtype=float)
+    arr = np.asarray([math.nan if v is None else v for v in values], dtype=float)
     return arr[np.isfinite(arr)]
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> MeanCI:
-    """Mean ± t_{(1+level)/2, n-1} · sd/√n with the sample sd (ddof=1); NaNs are ignored."""
+def floored_sd(values: np.ndarray, floor: float) -> float:
+    """Sample standard deviation (ddof=1), at least ``floor``."""
+    return max(float(np.std(values, ddof=1)), floor)
+
+
+def mean_ci(
+    values: Sequence[float],
+    level: float = 0.95,
+    floor: float = 0.0,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> MeanCI:
+    """Mean ± t_{(1+level)/2, n-1} · max(sd, floor)/√n; NaNs are ignored."""
     arr = _finite(values)
     n = int(arr.size)
     if n == 0:
-        return MeanCI(0, math.nan, math.nan, math.nan, level)
+        return MeanCI(0, math.nan, math.nan, math.nan, level, bounds)
     mean = float(arr.mean())
     if n == 1:
-        return MeanCI(1, mean, math.nan, math.nan, level)
-    sd = float(arr.std(ddof=1))
-    half = float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
-    return MeanCI(n, mean, sd, half, level)
+        return MeanCI(1, mean, math.nan, math.nan, level, bounds)
+    se = floored_sd(arr, floor) / math.sqrt(n)
+    return MeanCI(n, mean, se, float(sps.t.ppf((1 + level) / 2, n - 1)) * se, level, bounds)
 
 
 @dataclass(frozen=True)
 class TestResult:
-    """Outcome of comparing a against b; ``diff`` = mean(a) - mean(b)."""
+    """One test of mean(a) against mean(b); ``diff`` = mean(a) - mean(b).
 
-    test: str  # "paired t", "Welch t" or "n/a"
+    ``std_error`` and ``dof`` are those of the difference, ``sd_diff`` the seed-to-seed
+    standard deviation of a difference (what a power calculation needs).
+    """
+
+    test: str  # "paired t", "Welch t", "TOST paired t", "TOST Welch t" or "n/a"
     p_value: float
     statistic: float
     diff: float
@@ -86,6 +109,9 @@ class TestResult:
     n_b: int
     alternative: str
     reason: str = ""
+    std_error: float = math.nan
+    dof: float = math.nan
+    sd_diff: float = math.nan
 
     @property
     def available(self) -> bool:
@@ -97,7 +123,7 @@ class TestResult:
     def describe(self) -> str:
         if not self.available:
             return f"no test ({self.reason})"
-        n = f"{self.n_a} pairs" if self.test == "paired t" else f"n={self.n_a} vs {self.n_b}"
+        n = f"{self.n_a} pairs" if "paired" in self.test else f"n={self.n_a} vs {self.n_b}"
         return f"{self.test}, {n}, p={format_p(self.p_value)}"
 
 
@@ -118,28 +144,57 @@ def _seeds_pair_up(seeds_a: Sequence[object] | None, seeds_b: Sequence[object] |
     return len(set(a)) == len(a) and len(set(b)) == len(b) and set(a) == set(b)
 
 
-def _no_spread(values: np.ndarray) -> bool:
-    # Differences such as 0.93 - 0.90 and 0.94 - 0.91 are equal on paper but not in floating
-    # point; a spread that small is rounding, not noise, and scipy would turn it into an
-    # arbitrary huge t (with a precision-loss warning) instead of the exact answer below.
-    if values.size == 0:
-        return True
-    scale = max(float(np.max(np.abs(values))), 1.0)
-    return float(np.max(values) - np.min(values)) <= _ROUNDING * scale
+@dataclass(frozen=True)
+class _Difference:
+    """The difference of two means with its standard error and degrees of freedom."""
+
+    kind: str  # "paired t" | "Welch t"
+    diff: float
+    std_error: float
+    dof: float
+    sd_diff: float
+    n_a: int
+    n_b: int
 
 
-def _degenerate(diff: float, alternative: Alternative) -> float:
-    # Zero variance: scipy returns NaN. No spread means the observed difference is exact:
-    # a zero difference is no evidence (p=1); a non-zero one is conclusive in its direction.
-    if abs(diff) <= _ROUNDING:
-        return 1.0
-    if alternative == "two-sided":
-        return 0.0
-    return 0.0 if (diff > 0) == (alternative == "greater") else 1.0
+def _clean(values: Sequence[float], seeds: Sequence[object] | None) -> tuple[np.ndarray, list]:
+    vals = [math.nan if v is None else float(v) for v in values]
+    keep = [i for i, v in enumerate(vals) if math.isfinite(v)]
+    seeds_kept = [list(seeds)[i] for i in keep] if seeds is not None else None
+    return np.array([vals[i] for i in keep]), seeds_kept
 
 
-def _inf_stat(diff: float) -> float:
-    return 0.0 if abs(diff) <= _ROUNDING else math.copysign(math.inf, diff)
+def _difference(a, b, seeds_a, seeds_b, floor: float) -> _Difference | str:
+    """The paired or Welch difference, or the reason there is none."""
+    va, sa = _clean(a, seeds_a)
+    vb, sb = _clean(b, seeds_b)
+    if va.size < 2 or vb.size < 2:
+        return "needs at least 2 seeds on each side"
+    diff = float(va.mean() - vb.mean())
+    if _seeds_pair_up(sa, sb):
+        order_b = {str(s): i for i, s in enumerate(sb)}
+        d = va - np.array([vb[order_b[str(s)]] for s in sa])
+        sd = floored_sd(d, floor)
+        if sd == 0:
+            return "no spread between seeds and no resolution given"
+        return _Difference("paired t", diff, sd / math.sqrt(d.size), d.size - 1, sd,
+                           va.size, vb.size)
+    var_a = floored_sd(va, floor) ** 2 / va.size
+    var_b = floored_sd(vb, floor) ** 2 / vb.size
+    if var_a + var_b == 0:
+        return "no spread between seeds and no resolution given"
+    dof = (var_a + var_b) ** 2 / (var_a**2 / (va.size - 1) + var_b**2 / (vb.size - 1))
+    sd_diff = math.sqrt(floored_sd(va, floor) ** 2 + floored_sd(vb, floor) ** 2)
+    return _Difference("Welch t", diff, math.sqrt(var_a + var_b), dof, sd_diff,
+                       va.size, vb.size)
+
+
+def _p(t: float, dof: float, alternative: Alternative) -> float:
+    if alternative == "greater":
+        return float(sps.t.sf(t, dof))
+    if alternative == "less":
+        return float(sps.t.cdf(t, dof))
+    return float(2 * sps.t.sf(abs(t), dof))
 
 
 def compare(
@@ -148,43 +203,48 @@ def compare(
     seeds_a: Sequence[object] | None = None,
     seeds_b: Sequence[object] | None = None,
     alternative: Alternative = "two-sided",
+    floor: float = 0.0,
 ) -> TestResult:
-    """t-test of mean(a) vs mean(b) across seeds.
+    """t-test of mean(a) against mean(b) across seeds.
 
-    Paired t-test (scipy ``ttest_rel``) on runs matched by seed when both sides ran exactly the
-    same set of seeds, each once, and there are at least two; otherwise Welch's t-test
-    (``ttest_ind(equal_var=False)``) when each side has at least two runs; otherwise no test.
-    ``alternative="greater"`` tests H1: mean(a) > mean(b).
+    Paired on runs matched by seed when both sides ran exactly the same seeds, each once, at
+    least two; otherwise Welch's unequal-variance test; otherwise no test. The spread (of the
+    differences, or of each side) is at least ``floor``. ``alternative="greater"`` tests
+    H1: mean(a) > mean(b).
     """
-    a_list, b_list = list(a), list(b)
-    keep_a = [i for i, v in enumerate(a_list) if v is not None and math.isfinite(float(v))]
-    keep_b = [i for i, v in enumerate(b_list) if v is not None and math.isfinite(float(v))]
-    va = np.array([float(a_list[i]) for i in keep_a])
-    vb = np.array([float(b_list[i]) for i in keep_b])
-    sa = [list(seeds_a)[i] for i in keep_a] if seeds_a is not None else None
-    sb = [list(seeds_b)[i] for i in keep_b] if seeds_b is not None else None
-    diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
-    if va.size < 2 or vb.size < 2:
-        reason = "needs at least 2 seeds on each side"
-        return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, alternative, reason)
+    d = _difference(a, b, seeds_a, seeds_b, floor)
+    if isinstance(d, str):
+        va, vb = _finite(a), _finite(b)
+        diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
+        return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, alternative, d)
+    t = d.diff / d.std_error
+    return TestResult(d.kind, _p(t, d.dof, alternative), t, d.diff, d.n_a, d.n_b, alternative,
+                      std_error=d.std_error, dof=d.dof, sd_diff=d.sd_diff)
 
-    if _seeds_pair_up(sa, sb):
-        order_b = {str(s): i for i, s in enumerate(sb)}
-        vb_paired = np.array([vb[order_b[str(s)]] for s in sa])
-        d = va - vb_paired
-        if _no_spread(d):
-            p, stat = _degenerate(float(d.mean()), alternative), _inf_stat(float(d.mean()))
-        else:
-            res = sps.ttest_rel(va, vb_paired, alternative=alternative)
-            p, stat = float(res.pvalue), float(res.statistic)
-        return TestResult("paired t", p, stat, diff, va.size, vb.size, alternative)
 
-    if _no_spread(va) and _no_spread(vb):
-        p, stat = _degenerate(diff, alternative), _inf_stat(diff)
-    else:
-        res = sps.ttest_ind(va, vb, equal_var=False, alternative=alternative)
-        p, stat = float(res.pvalue), float(res.statistic)
-    return TestResult("Welch t", p, stat, diff, va.size, vb.size, alternative)
+def equivalence(
+    a: Sequence[float],
+    b: Sequence[float],
+    margin: float,
+    seeds_a: Sequence[object] | None = None,
+    seeds_b: Sequence[object] | None = None,
+    floor: float = 0.0,
+) -> TestResult:
+    """TOST: two one-sided t-tests of H0: |mean(a) - mean(b)| >= margin.
+
+    p is the larger of the two one-sided p-values (intersection-union: no correction between
+    the two). Same pairing and floor as :func:`compare`.
+    """
+    d = _difference(a, b, seeds_a, seeds_b, floor)
+    if isinstance(d, str):
+        va, vb = _finite(a), _finite(b)
+        diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
+        return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, "equivalence", d)
+    t_low = (d.diff + margin) / d.std_error  # H1: diff > -margin
+    t_high = (d.diff - margin) / d.std_error  # H1: diff < +margin
+    p = max(_p(t_low, d.dof, "greater"), _p(t_high, d.dof, "less"))
+    return TestResult(f"TOST {d.kind}", p, min(t_low, -t_high), d.diff, d.n_a, d.n_b,
+                      "equivalence", std_error=d.std_error, dof=d.dof, sd_diff=d.sd_diff)
 
 
 def diff_ci(
@@ -193,31 +253,55 @@ def diff_ci(
     seeds_a: Sequence[object] | None = None,
     seeds_b: Sequence[object] | None = None,
     level: float = 0.95,
+    floor: float = 0.0,
 ) -> MeanCI:
-    """Interval for mean(a) - mean(b), with the same pairing rule as :func:`compare`.
+    """Interval for mean(a) - mean(b), with the pairing and floor of :func:`compare`.
 
-    Paired: t-interval of the per-seed differences. Otherwise Welch: sd-of-difference
-    sqrt(s_a²/n_a + s_b²/n_b) with Welch-Satterthwaite degrees of freedom. ``n`` is the number
-    of pairs (paired) or min(n_a, n_b); the half-width is NaN when either side has < 2 runs.
+    ``n`` is the number of pairs (paired) or min(n_a, n_b); the half-width is NaN when no test
+    is possible (fewer than 2 runs on a side).
     """
-    va, vb = _finite(a), _finite(b)
-    if va.size == 0 or vb.size == 0:
-        return MeanCI(0, math.nan, math.nan, math.nan, level)
-    diff = float(va.mean() - vb.mean())
-    if va.size < 2 or vb.size < 2:
+    d = _difference(a, b, seeds_a, seeds_b, floor)
+    if isinstance(d, str):
+        va, vb = _finite(a), _finite(b)
+        diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
         return MeanCI(min(va.size, vb.size), diff, math.nan, math.nan, level)
-    keep_a = [s for v, s in zip(a, seeds_a or [], strict=False) if v is not None
-              and math.isfinite(float(v))] if seeds_a is not None else None
-    keep_b = [s for v, s in zip(b, seeds_b or [], strict=False) if v is not None
-              and math.isfinite(float(v))] if seeds_b is not None else None
-    if _seeds_pair_up(keep_a, keep_b):
-        order_b = {str(s): i for i, s in enumerate(keep_b or [])}
-        d = va - np.array([vb[order_b[str(s)]] for s in keep_a or []])
-        return mean_ci(d, level)
-    var_a, var_b = va.var(ddof=1) / va.size, vb.var(ddof=1) / vb.size
-    se = math.sqrt(var_a + var_b)
-    if se == 0:
-        return MeanCI(min(va.size, vb.size), diff, 0.0, 0.0, level)
-    dof = (var_a + var_b) ** 2 / (var_a**2 / (va.size - 1) + var_b**2 / (vb.size - 1))
-    half = float(sps.t.ppf((1 + level) / 2, dof)) * se
-    return MeanCI(min(va.size, vb.size), diff, se, half, level)
+    half = float(sps.t.ppf((1 + level) / 2, d.dof)) * d.std_error
+    return MeanCI(min(d.n_a, d.n_b), d.diff, d.std_error, half, level)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values; NaN (no test) stays NaN and is not counted in the family.
+
+    The same numbers as statsmodels' ``multipletests(method="holm")`` (tested), written out
+    because that function runs a full garbage collection on every call (0.1 s), which the
+    simulations and the racing searcher would pay thousands of times.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.size, math.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    steps = p[order] * (order.size - np.arange(order.size))  # m, m-1, ..., 1
+    out[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
+    return out.tolist()
+
+
+def power(effect: float, sd_diff: float, n: int, alpha: float) -> float:
+    """Probability that a one-sided t-test at ``alpha`` on n pairs (sd of a difference
+    ``sd_diff``) detects a true difference ``effect``."""
+    if n < 2 or not sd_diff > 0 or not math.isfinite(effect):
+        return math.nan
+    return float(TTestPower().power(effect_size=abs(effect) / sd_diff, nobs=n, alpha=alpha,
+                                    alternative="larger"))
+
+
+def seeds_needed(effect: float, sd_diff: float, alpha: float, target: float = 0.8) -> int | None:
+    """Seeds per configuration for a one-sided t-test at ``alpha`` to detect ``effect`` with
+    probability ``target``; None when more than MAX_SEEDS_REPORTED would be needed."""
+    if not sd_diff > 0 or not abs(effect) > 0:
+        return None
+    size = abs(effect) / sd_diff
+    if power(size * sd_diff, sd_diff, MAX_SEEDS_REPORTED, alpha) < target:
+        return None
+    n = TTestPower().solve_power(effect_size=size, alpha=alpha, power=target,
+                                 alternative="larger")
+    return max(2, math.ceil(float(n)))

@@ -15,7 +15,7 @@ import pandas as pd
 from . import paper
 from .frame import Sweep
 from .points import point_summary
-from .stats import compare, format_p
+from .stats import compare, format_p, holm
 from .units import scale_for
 
 SIGNIFICANCE_ALPHA = 0.05
@@ -55,6 +55,52 @@ def _rows_for_axis(points: pd.DataFrame, axis: str, varied: list[str]) -> pd.Dat
     return others if len(others) else None
 
 
+def _cost_increase(rec: dict[str, Any], base: pd.Series | None) -> None:
+    for col in ("params", "flops"):
+        b = base.get(col, math.nan) if base is not None else math.nan
+        rec[f"{col}_increase_pct"] = 100 * (rec[col] - b) / b if b and pd.notna(b) else math.nan
+
+
+def _accuracy_columns(pt: pd.Series, points: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy and its interval (clipped to [0, 1]) as top-1 (top-5) error in %."""
+    rec = {key: pt[key] for key in ("acc_mean", "acc_ci_half", "acc_ci_low", "acc_ci_high")}
+    rec.update(top1_err=100 * (1 - pt["acc_mean"]), top1_err_low=100 * (1 - pt["acc_ci_high"]),
+               top1_err_high=100 * (1 - pt["acc_ci_low"]))
+    if "top5_mean" in points:
+        has = pd.notna(pt.get("top5_mean"))
+        rec.update(top5_err=100 * (1 - pt["top5_mean"]) if has else math.nan,
+                   top5_err_low=100 * (1 - pt["top5_ci_high"]) if has else math.nan,
+                   top5_err_high=100 * (1 - pt["top5_ci_low"]) if has else math.nan)
+    return rec
+
+
+def _paper_columns(axis: str, value: Any, is_base: bool) -> dict[str, Any]:
+    if not paper.has_table(axis):
+        return {}
+    ref = paper.paper_row(axis, value, baseline=is_base)
+    return {"paper_setting": ref.setting if ref else None,
+            "paper_top1_err": ref.top1_err if ref else math.nan,
+            "paper_top5_err": ref.top5_err if ref else math.nan,
+            "paper_params_m": ref.params_m if ref and ref.params_m else math.nan,
+            "paper_gflops": ref.gflops if ref and ref.gflops else math.nan}
+
+
+def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Series | None,
+                       floor: float) -> pd.DataFrame:
+    """Two-sided t-test of each row against the baseline, Holm-adjusted over the table's rows."""
+    results = [compare(pt["acc_values"], base["acc_values"], pt["seeds"], base["seeds"],
+                       floor=floor) if base is not None and not pt["baseline"] else None
+               for _, pt in ordered.iterrows()]
+    raw = [r.p_value if r is not None else math.nan for r in results]
+    table["delta_top1_err_pp"] = [-100 * r.diff if r else math.nan for r in results]
+    table["test"] = ["" if r is None else (r.test if r.available else f"n/a ({r.reason})")
+                     for r in results]
+    table["p_value"] = raw
+    table["p_holm"] = holm(raw)
+    table["significant"] = [bool(p < SIGNIFICANCE_ALPHA) for p in table["p_holm"]]
+    return table
+
+
 def ablation_table(
     points: pd.DataFrame, axis: str, varied: list[str], level: float = 0.95
 ) -> pd.DataFrame | None:
@@ -68,61 +114,21 @@ def ablation_table(
     # Other varied keys that differ between rows are shown so that rows can be told apart.
     shown = [k for k in varied if k != axis and k in rows and _distinct(rows[k]) >= 2]
     ordered = pd.concat([base_pts.iloc[:1], rows]) if base is not None else rows
-
     out = []
     for _, pt in ordered.iterrows():
         is_base = bool(pt["baseline"])
-        rec: dict[str, Any] = {
-            "axis": axis,
-            "value": pt.get(axis) if (not is_base or axis == "arch.se.enabled") else None,
-            "setting": pt["label"],
-        }
-        for k in shown:
-            rec[k] = None if is_base else pt.get(k)
-        rec.update(
-            baseline=is_base,
-            n_seeds=int(pt["n"]),
-            n_not_finished=int(pt["n_not_finished"]),
-            not_finished=pt["not_finished"],
-            acc_mean=pt["acc_mean"],
-            acc_ci_half=pt["acc_ci_half"],
-            acc_ci_low=pt["acc_ci_low"],
-            acc_ci_high=pt["acc_ci_high"],
-            top1_err=100 * (1 - pt["acc_mean"]),
-            top1_err_ci_half=100 * pt["acc_ci_half"],
-        )
-        if "top5_mean" in pt and pd.notna(pt.get("top5_mean")):
-            rec.update(top5_err=100 * (1 - pt["top5_mean"]),
-                       top5_err_ci_half=100 * pt["top5_ci_half"])
-        elif "top5_mean" in points:
-            rec.update(top5_err=math.nan, top5_err_ci_half=math.nan)
-        for col in ("params", "flops", "se_params", "se_flops", "images_per_s"):
-            rec[col] = pt.get(col, math.nan)
-        for col in ("params", "flops"):
-            b = base.get(col, math.nan) if base is not None else math.nan
-            v = rec[col]
-            rec[f"{col}_increase_pct"] = 100 * (v - b) / b if b and pd.notna(b) else math.nan
-        if base is not None and not is_base:
-            res = compare(pt["acc_values"], base["acc_values"], pt["seeds"], base["seeds"])
-            rec.update(
-                delta_top1_err_pp=-100 * res.diff,
-                test=res.test if res.available else f"n/a ({res.reason})",
-                p_value=res.p_value,
-                significant=res.significant(SIGNIFICANCE_ALPHA),
-            )
-        else:
-            rec.update(delta_top1_err_pp=math.nan, test="", p_value=math.nan, significant=False)
-        ref = paper.paper_row(axis, rec["value"], baseline=is_base)
-        if paper.has_table(axis):
-            rec.update(
-                paper_setting=ref.setting if ref else None,
-                paper_top1_err=ref.top1_err if ref else math.nan,
-                paper_top5_err=ref.top5_err if ref else math.nan,
-                paper_params_m=ref.params_m if ref and ref.params_m else math.nan,
-                paper_gflops=ref.gflops if ref and ref.gflops else math.nan,
-            )
-        out.append(rec)
-    return pd.DataFrame(out)
+        value = pt.get(axis) if (not is_base or axis == "arch.se.enabled") else None
+        rec: dict[str, Any] = {"axis": axis, "value": value, "setting": pt["label"]}
+        rec.update({k: None if is_base else pt.get(k) for k in shown})
+        rec.update(baseline=is_base, n_seeds=int(pt["n"]),
+                   n_not_finished=int(pt["n_not_finished"]), not_finished=pt["not_finished"])
+        rec.update(_accuracy_columns(pt, points))
+        rec.update({col: pt.get(col, math.nan)
+                    for col in ("params", "flops", "se_params", "se_flops", "images_per_s")})
+        _cost_increase(rec, base)
+        out.append(rec | _paper_columns(axis, rec["value"], is_base))
+    floor = float(points.attrs.get("resolution", 0.0))
+    return _tests_vs_baseline(pd.DataFrame(out), ordered, base, floor)
 
 
 def ablation_tables(
@@ -175,12 +181,12 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def _with_ci(mean: float, half: float, n: int) -> str:
+def _with_ci(mean: float, low: float, high: float, n: int) -> str:
     if n == 0 or pd.isna(mean):
         return "—"
-    if n < 2 or pd.isna(half):
+    if n < 2 or pd.isna(low):
         return f"{mean:.2f} (CI n/a: 1 seed)"
-    return f"{mean:.2f} ± {half:.2f}"
+    return f"{mean:.2f} [{low:.2f}, {high:.2f}]"
 
 
 def _pct(v: float) -> str:
@@ -219,17 +225,12 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         out[axis_title(c)] = table[c].map(_value)
     out["seeds"] = table["n_seeds"].astype(int)
     out["not finished"] = table["not_finished"].map(lambda s: s or "0")
-    out["top-1 err (%) ± 95% CI"] = [
-        _with_ci(m, h, n)
-        for m, h, n in zip(table["top1_err"], table["top1_err_ci_half"], table["n_seeds"],
-                           strict=True)
-    ]
-    if "top5_err" in table:
-        out["top-5 err (%) ± 95% CI"] = [
-            _with_ci(m, h, n)
-            for m, h, n in zip(table["top5_err"], table["top5_err_ci_half"], table["n_seeds"],
-                               strict=True)
-        ]
+    for k in ("top1", "top5"):
+        if f"{k}_err" in table:
+            out[f"top-{k[-1]} err (%) [95% CI]"] = [
+                _with_ci(*vals) for vals in zip(table[f"{k}_err"], table[f"{k}_err_low"],
+                                                table[f"{k}_err_high"], table["n_seeds"],
+                                                strict=True)]
     out[f"params ({pprefix or 'count'})"] = (table["params"] / pdiv).map(lambda v: _num(v, ".3g"))
     out["Δparams vs no SE"] = table["params_increase_pct"].map(_pct)
     out[f"{fprefix}FLOPs"] = (table["flops"] / fdiv).map(lambda v: _num(v, ".4g"))
@@ -238,9 +239,9 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "—" if pd.isna(d) else f"{d:+.2f}" + (" *" if s else "")
         for d, s in zip(table["delta_top1_err_pp"], table["significant"], strict=True)
     ]
-    out["p (test)"] = [
-        "—" if not t else (t if pd.isna(p) else f"{format_p(p)} ({t})")
-        for p, t in zip(table["p_value"], table["test"], strict=True)
+    out["p Holm (p, test)"] = [
+        "—" if not t else (t if pd.isna(p) else f"{format_p(ph)} ({format_p(p)}, {t})")
+        for p, ph, t in zip(table["p_value"], table["p_holm"], table["test"], strict=True)
     ]
     if "paper_top1_err" in table:
         tag = f"[{paper.PAPER_LABEL}]"
@@ -267,11 +268,13 @@ def to_markdown(df: pd.DataFrame) -> str:
 
 
 TABLE_NOTE = (
-    "Means over finished trials only; ± is the half-width of the 95% t-interval "
-    "(t_0.975,n-1 · sd/√n; not available with 1 seed). Δ is against the no-SE baseline "
-    "(negative = lower error = better); * marks p < 0.05 in a two-sided t-test across seeds, "
-    "paired on seeds when both ran the same seeds, else Welch. Columns marked "
-    f"[{paper.PAPER_LABEL}] are the paper's ImageNet numbers for reference, not measured here."
+    "Means over finished trials only; [low, high] is the 95% t-interval "
+    "(t_0.975,n-1 · sd/√n with sd at least one evaluation image; not available with 1 seed), "
+    "clipped to [0, 100]%. Δ is against the no-SE baseline (negative = lower error = better), "
+    "tested by a two-sided t-test across seeds (paired on seeds when both ran the same seeds, "
+    "else Welch); p Holm is Holm-adjusted over the rows of the table, and * marks p Holm < "
+    f"{SIGNIFICANCE_ALPHA}. Columns marked [{paper.PAPER_LABEL}] are the paper's ImageNet "
+    "numbers for reference, not measured here."
 )
 
 

@@ -15,6 +15,9 @@ COMMAND_MODULES = (
     "runners.commands.sweep",
     "runners.commands.report",
     "runners.commands.ui",
+    "runners.commands.export",
+    "runners.commands.analyze",
+    "runners.commands.sync",
 )
 
 

@@ -1,7 +1,8 @@
 """Ray Tune's search side of a sweep: the param space, Optuna, and ASHA.
 
 The trial config is always {"point": {dotted key: value}, "seed": int}: a grid enumerates the
-points, a search lets Optuna sample them.
+points, a search lets Optuna sample them, a race (runners.race) hands out seeds where the decision
+is open.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from ray.tune.search.optuna import OptunaSearch
 
 from runners.outcome import outcome
 from runners.points import encoded_choices, fixed_settings, grid_points, stage_masks
+from runners.race import SeedRaceSearcher
 from runners.spec import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:
+    if spec.race is not None:
+        return {}  # the race suggests every trial's point and seed
     if spec.is_grid:
         return {
             "point": tune.grid_search([p.overrides for p in grid_points(spec)]),
@@ -62,6 +66,10 @@ class EarlyStopAwareOptunaSearch(OptunaSearch):
 
 
 def search_algorithm(spec: SweepSpec) -> Searcher | None:
+    if spec.race is not None:
+        objective = spec.search.objectives[0]
+        points = [p.overrides for p in grid_points(spec)]
+        return SeedRaceSearcher(points, spec.race, objective.metric, objective.mode)
     if spec.is_grid:
         return None
     import optuna

@@ -7,6 +7,7 @@ expands to is a valid trial before anything runs.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -196,15 +197,46 @@ class Failure(StrictModel):
 class Tracking(StrictModel):
     uri: str | None = None
     experiment: str | None = None
+    # Which trained networks go to MLflow as artifacts (runners.models): the recommended
+    # configuration and the Pareto front when `selab report` runs, every finished trial, or
+    # none; all of them stay in the sweep's storage folder either way.
+    models: Literal["recommended", "all", "none"] = "recommended"
+
+
+class SeedRace(StrictModel):
+    """`seeds: {initial: 3, max: 10}`: every configuration starts with `initial` seeds (0, 1,
+    ...) and gets more, up to `max`, only while its comparison with the best is open: neither
+    shown worse nor shown equivalent within ±`margin` accuracy points (runners.race)."""
+
+    initial: int = Field(3, ge=2)
+    max: int = Field(10, ge=2)
+    margin: float = Field(1.0, gt=0, lt=100)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _initial_within_max(self) -> SeedRace:
+        if self.initial > self.max:
+            raise ValueError(f"initial ({self.initial}) must be at most max ({self.max})")
+        return self
+
+
+Seeds = Annotated[
+    Annotated[list[int], Tag("list")] | Annotated[SeedRace, Tag("race")],
+    Discriminator(lambda v: "race" if isinstance(v, (dict, SeedRace)) else "list"),
+]
 
 
 class SweepSpec(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # also the Ray folder name
+    # Also the Ray folder name and the MLflow experiment: short enough for both.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     data: DataConfig
     arch: dict[str, Any]
     train: TrainConfig = Field(default_factory=TrainConfig)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # A list of seeds, or {initial, max, ...} to race them: then `seeds` becomes 0..max-1 and
+    # `race` holds the rest (both are written back that way by to_yaml).
+    seeds: Seeds = Field(default_factory=lambda: [0])
+    race: SeedRace | None = None
     search: Search = Field(default_factory=Search)
     scheduler: Scheduler = Field(default_factory=Scheduler)
     resources: Resources = Field(default_factory=Resources)
@@ -214,10 +246,21 @@ class SweepSpec(StrictModel):
 
     @field_validator("seeds")
     @classmethod
-    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
+    def _distinct_seeds(cls, seeds: list[int] | SeedRace) -> list[int] | SeedRace:
+        if isinstance(seeds, list) and not seeds:
+            raise ValueError("give at least one seed")
+        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
             raise ValueError(f"each seed once, got {seeds}")
         return seeds
+
+    @model_validator(mode="after")
+    def _seed_race(self) -> SweepSpec:
+        if isinstance(self.seeds, SeedRace):
+            self.race, self.seeds = self.seeds, list(range(self.seeds.max))
+        if self.race is not None and self.seeds != list(range(self.race.max)):
+            raise ValueError(f"seeds: a raced sweep runs seeds 0..{self.race.max - 1}; give "
+                             "seeds: {initial: ..., max: ...} instead of a list")
+        return self
 
     @model_validator(mode="after")
     def _sections_agree(self) -> SweepSpec:
@@ -226,6 +269,16 @@ class SweepSpec(StrictModel):
                 f"seeds: a {self.search.kind} search runs each sampled point once (with the "
                 f"first seed); give one seed. To repeat the best points over seeds, put them "
                 f"in a grid sweep"
+            )
+        if self.race is not None and self.search.kind != "grid":
+            raise ValueError("seeds: racing seeds needs search kind: grid (a search runs each "
+                             "sampled point once)")
+        if self.scheduler.kind == "asha" and self.search.kind == "grid" and len(self.seeds) > 1:
+            raise ValueError(
+                "scheduler: ASHA on a grid with several seeds would stop some seeds of a "
+                "configuration and average only those it let finish, biasing its mean upward; "
+                "use scheduler kind: none (or seeds: {initial, max} to spend seeds where the "
+                "decision is open), or one seed with ASHA"
             )
         if self.scheduler.kind == "asha" and len(self.search.objectives) > 1:
             raise ValueError(
@@ -252,15 +305,59 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
         raise ConfigError(f"{source}:\n{from_validation_error(err)}") from None
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate the shape of a spec file (not yet its points: see runners.points)."""
+def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
+    """Read and validate the shape of a spec file (not yet its points: see runners.points),
+    with `--set KEY=VALUE` overrides applied first."""
+    return load_spec_with_text(path, overrides)[0]
+
+
+def load_spec_with_text(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[SweepSpec, str]:
+    """(the spec, the YAML text that ran): the file as written, or with overrides applied."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the spec ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte "
+                          f"{err.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(data, source=str(path))
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections, got "
+                              f"{type(data).__name__}")
+        data = apply_overrides(data, overrides)
+        text = yaml.safe_dump(data, sort_keys=False)
+    return parse_spec(data, source=str(path)), text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict:
+    """`data` with each `KEY=VALUE` applied: KEY a dotted field of the spec
+    (resources.gpus_per_trial), VALUE read as YAML (0, true, [2, 4], a string)."""
+    merged = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item}: expected KEY=VALUE with a dotted KEY, e.g. "
+                              "--set resources.gpus_per_trial=0")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {key}: the value is not valid YAML: {err}") from None
+        node = merged
+        *parents, leaf = key.split(".")
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                walked = ".".join(parents[: depth + 1])
+                raise ConfigError(f"--set {key}: {walked} is a value "
+                                  f"({child!r}), not a section with fields")
+            node = child
+        node[leaf] = value
+    return merged

@@ -1,30 +1,42 @@
-"""Run or resume a sweep: validate the spec, open the MLflow parent run, hand the trials to Tune.
+"""Run or resume a sweep: check everything, open the MLflow parent run, hand the trials to Tune.
 
 The sweep's Ray folder (<storage>/<name>) also keeps the spec and the MLflow parent run
-(`selab_sweep.json`, `selab_spec.yaml`), which is all `selab resume NAME` needs.
+(`selab_sweep.json`, `selab_spec.yaml`), which is all `selab resume NAME` needs. Nothing is
+created (no Ray folder, no MLflow run) until runners.preflight has passed, and the parent run
+is never left RUNNING when the driver stops, unless the process is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
 from runners.cluster import connect_ray
-from runners.points import SHORT_NAMES, validate
+from runners.paths import (
+    SWEEP_META_FILE,
+    SWEEP_SPEC_FILE,
+    TUNER_FILE,
+    SweepFolder,
+    absolute_storage,
+)
+from runners.points import SHORT_NAMES, decode_point, make_point
+from runners.preflight import preflight
 from runners.spec import SweepSpec, parse_spec
+from runners.sweep_driver import SweepDriver
 from search_space.errors import ConfigError
 
-SWEEP_META_FILE = "selab_sweep.json"
-SWEEP_SPEC_FILE = "selab_spec.yaml"
+__all__ = ["SWEEP_META_FILE", "SWEEP_SPEC_FILE", "SweepResult", "resume_sweep", "run_sweep"]
+
 DEFAULT_STORAGE = "./selab_runs"
+# Written when every trial ended as the spec allows: `selab resume` then has nothing to do.
+SWEEP_DONE_FILE = "selab_done.json"
 
 TrialFunction = Callable[..., None]  # train_trial's signature: (config, spec)
 
@@ -32,16 +44,23 @@ TrialFunction = Callable[..., None]  # train_trial's signature: (config, spec)
 @dataclass
 class SweepResult:
     name: str
-    folder: Path
+    folder: str  # <storage>/<name>: a local path or a storage URI
+    storage: str
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
     statuses: Counter  # selab.status -> number of trials
     complete: bool  # False when the driver stopped before every trial ended
+    failed: list[str] = field(default_factory=list)  # "label seed=s: error" per failed trial
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every trial ended as the spec allows (finished, stopped early, diverged)."""
+        return 0 if self.complete and not self.failed else 1
 
 
-def sweep_folder(storage: str | os.PathLike, name: str) -> Path:
-    return Path(storage).expanduser().resolve() / name
+def sweep_folder(storage: str | os.PathLike, name: str) -> SweepFolder:
+    return SweepFolder(str(storage), name)
 
 
 def run_sweep(
@@ -55,39 +74,44 @@ def run_sweep(
     trial_function: TrialFunction | None = None,
 ) -> SweepResult:
     """Run `spec` as a new sweep. `trial_function` replaces train_trial (tests inject faults)."""
-    from runners.tracking import open_parent_run, resolve_tracking_uri
+    from runners.tracking import open_parent_run
 
-    validate(spec)
-    folder = sweep_folder(storage or spec.storage, spec.name)
-    if folder.exists():
-        if not overwrite:
-            raise ConfigError(
-                f"sweep {spec.name!r} already has a Ray folder at {folder}.\n"
-                f"Continue it with `selab resume {spec.name} --storage {folder.parent}`, or start "
-                f"over with `selab run ... --overwrite` (a new MLflow parent run)."
-            )
-        shutil.rmtree(folder)
+    checked = preflight(spec, address=address, tracking_uri=tracking_uri, storage=storage,
+                        overwrite=overwrite)
+    spec, folder = checked.spec, checked.folder
     spec_yaml = spec_yaml or spec.to_yaml()
-    uri = resolve_tracking_uri(tracking_uri, spec)
-    parent = open_parent_run(spec, spec_yaml, uri, str(folder))
-    folder.mkdir(parents=True)
-    (folder / SWEEP_SPEC_FILE).write_text(spec_yaml)
-    (folder / SWEEP_META_FILE).write_text(json.dumps(asdict(parent), indent=2))
+    # The sweep's lock first: a second driver is refused before it touches anything.
+    with SweepDriver(spec.name, folder) as driver:
+        if folder.is_sweep():  # --overwrite, of a selab sweep (checked), after every check
+            driver.clear()
+        parent = _mlflow_call(checked.tracking_uri, open_parent_run, spec, spec_yaml,
+                              checked.tracking_uri, str(folder))
+        driver.start(spec, parent)
+        with driver.failing_on_error():
+            # The spec as the trials see it (absolute paths): resume needs nothing else.
+            folder.write_text(SWEEP_SPEC_FILE, spec.to_yaml())
+            folder.write_text(SWEEP_META_FILE, json.dumps(asdict(parent), indent=2))
+            connect_ray(address)
+            tuner = _new_tuner(spec, folder, driver, trial_function)
+        return _fit(tuner, spec, parent, folder, driver)
 
-    connect_ray(address)
+
+def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
+               trial_function: TrialFunction | None) -> Any:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
     from runners import search
-    from runners.tracking import MlflowTrialLogger
+    from runners.checkpoints import PruneFinishedCheckpoints
 
-    tuner = tune.Tuner(
+    return tune.Tuner(
         _trainable(spec, trial_function),
         param_space=search.param_space(spec),
         tune_config=tune.TuneConfig(
             search_alg=search.search_algorithm(spec),
             scheduler=search.scheduler(spec),
-            num_samples=1 if spec.is_grid else spec.search.num_samples,
+            # A race (runners.race) says itself when it is done: no fixed number of trials.
+            num_samples=-1 if spec.race else 1 if spec.is_grid else spec.search.num_samples,
             max_concurrent_trials=spec.resources.max_concurrent,
             # Trials share a process when they can: no new Python, torch import or dataset
             # load per trial.
@@ -95,17 +119,17 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(folder.parent),
+            storage_path=folder.storage,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
             # Two, so the checkpoint Ray's saved state points at is never the one just deleted.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            # result.json per trial is what Ray's ResultGrid reads; MLflow is the record.
-            callbacks=[MlflowTrialLogger(spec, parent), JsonLoggerCallback()],
+            # result.json per trial is what Ray's ResultGrid reads; the journal is what MLflow
+            # receives, in the background (runners.mlflow_writer).
+            callbacks=[*driver.callbacks(), JsonLoggerCallback(), PruneFinishedCheckpoints()],
             progress_reporter=progress_reporter(spec),
             verbose=1,
         ),
     )
-    return _fit(tuner, spec, parent, folder)
 
 
 def resume_sweep(
@@ -117,31 +141,57 @@ def resume_sweep(
 ) -> SweepResult:
     """Continue a sweep whose driver stopped: finished trials stay as they are (in Ray and in
     MLflow), unfinished ones continue from their last checkpoint in their own MLflow run."""
-    from runners.tracking import ParentRun, set_parent_status
+    from runners.tracking import ParentRun
 
-    folder = sweep_folder(storage or DEFAULT_STORAGE, name)
-    meta_file, spec_file = folder / SWEEP_META_FILE, folder / SWEEP_SPEC_FILE
-    if not meta_file.is_file() or not spec_file.is_file() or not (folder / "tuner.pkl").is_file():
-        known = sorted(p.parent.name for p in folder.parent.glob(f"*/{SWEEP_META_FILE}"))
+    folder = sweep_folder(absolute_storage(storage or DEFAULT_STORAGE), name)
+    if not all(folder.has(f) for f in (SWEEP_META_FILE, SWEEP_SPEC_FILE)):
+        known = folder.sibling_sweeps()
         raise ConfigError(
-            f"no sweep {name!r} to resume in {folder.parent} (looked for {folder}).\n"
+            f"no sweep {name!r} to resume in {folder.storage} (looked for {folder}).\n"
             f"Sweeps there: {', '.join(known) or 'none'}; pass --storage if it lives elsewhere."
         )
-    spec = parse_spec(yaml.safe_load(spec_file.read_text()), source=str(spec_file))
-    parent = ParentRun(**json.loads(meta_file.read_text()))
+    if folder.has(SWEEP_DONE_FILE):
+        return _finished_result(name, folder)
+    with SweepDriver(name, folder) as driver:
+        spec_file = f"{folder}/{SWEEP_SPEC_FILE}"
+        spec = parse_spec(yaml.safe_load(folder.read_text(SWEEP_SPEC_FILE)), source=spec_file)
+        parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
+        checked = preflight(spec, address=address, tracking_uri=parent.tracking_uri,
+                            storage=folder.storage, folder_must_be_free=False)
+        spec = checked.spec
+        driver.start(spec, parent)  # the parent run is RUNNING again
+        with driver.failing_on_error():
+            connect_ray(address)
+            tuner = _restored_tuner(spec, folder, driver, trial_function)
+        return _fit(tuner, spec, parent, folder, driver)
 
-    connect_ray(address)
+
+def _restored_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
+                    trial_function: TrialFunction | None) -> Any:
+    """Ray's saved sweep, or, when the driver stopped before Ray saved anything (killed while
+    Ray started, say), the sweep started afresh in the same MLflow parent run."""
     from ray import tune
 
-    tuner = tune.Tuner.restore(
-        str(folder),
+    if not folder.has(TUNER_FILE):
+        return _new_tuner(spec, folder, driver, trial_function)
+    return tune.Tuner.restore(
+        folder.location,
         trainable=_trainable(spec, trial_function),
         resume_unfinished=True,
-        # Trials that used up their retries get a fresh start only if the spec allows retries.
-        restart_errored=spec.failure.max_retries > 0,
+        # Failed trials continue from their last checkpoint: asking to resume is asking for
+        # them (their storage was full, say); one that fails again is recorded failed again.
+        resume_errored=True,
     )
-    set_parent_status(parent, "RUNNING")
-    return _fit(tuner, spec, parent, folder)
+
+
+def _mlflow_call(uri: str, function: Callable[..., Any], *args: Any) -> Any:
+    """An MLflow call whose failure is the tracking store's fault, reported as such."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return function(*args)
+    except MlflowException as err:
+        raise ConfigError(f"tracking.uri (or --tracking-uri): {uri}: {err.message}") from None
 
 
 def _trainable(spec: SweepSpec, trial_function: TrialFunction | None) -> Any:
@@ -155,31 +205,76 @@ def _trainable(spec: SweepSpec, trial_function: TrialFunction | None) -> Any:
     return tune.with_resources(tune.with_parameters(trial_function, spec=spec), resources)
 
 
-def _fit(tuner: Any, spec: SweepSpec, parent: Any, folder: Path) -> SweepResult:
+def _fit(tuner: Any, spec: SweepSpec, parent: Any, folder: SweepFolder,
+         driver: SweepDriver) -> SweepResult:
     from runners.outcome import outcome
-    from runners.tracking import set_parent_status
 
     _tune_environment()
-    try:
+    with driver.failing_on_error():
         grid = tuner.fit()
-    except BaseException:
-        set_parent_status(parent, "FAILED")
-        raise
-    statuses: Counter = Counter()
-    for result in grid:
-        statuses["failed" if result.error else outcome(result.metrics)] += 1
-    complete = grid.num_errors + grid.num_terminated == len(grid)
-    # A driver stopped by Ctrl-C leaves unfinished trials: FAILED until `selab resume`.
-    set_parent_status(parent, "FINISHED" if complete else "FAILED")
+        statuses: Counter = Counter()
+        failed = []
+        # Ray's trial status decides, not the error object: a trial whose error Ray could not
+        # write (storage turned read-only) has none, and is failed all the same.
+        trials = grid._experiment_analysis.trials  # the results' trials, in the same order
+        for trial, result in zip(trials, grid, strict=True):
+            if trial.status != "ERROR":
+                statuses[outcome(result.metrics)] += 1
+                continue
+            statuses["failed"] += 1
+            failed.append(f"{_trial_label(spec, result.config)}: {_error_text(result.error)}")
+        complete = grid.num_errors + grid.num_terminated == len(grid)
+    # FAILED when a trial failed, or when the driver stopped (Ctrl-C) before every trial
+    # ended: `selab resume` continues it.
+    ok = complete and not failed
+    driver.finish("FINISHED" if ok else "FAILED")
+    if ok:
+        _mark_done(folder, statuses)
     return SweepResult(
         name=spec.name,
-        folder=folder,
+        folder=folder.location,
+        storage=folder.storage,
         tracking_uri=parent.tracking_uri,
         experiment_id=parent.experiment_id,
         parent_run_id=parent.run_id,
         statuses=statuses,
         complete=complete,
+        failed=sorted(failed),
     )
+
+
+def _mark_done(folder: SweepFolder, statuses: Counter) -> None:
+    with contextlib.suppress(OSError):  # storage unwritable: resume asks Ray's state instead
+        folder.write_text(SWEEP_DONE_FILE, json.dumps({"statuses": dict(statuses)}))
+
+
+def _finished_result(name: str, folder: SweepFolder) -> SweepResult:
+    """The result of a sweep that already ended, from its folder alone: no Ray, no MLflow."""
+    from runners.tracking import ParentRun
+
+    parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
+    done = json.loads(folder.read_text(SWEEP_DONE_FILE))
+    print(f"sweep {name} has finished: nothing to resume")
+    return SweepResult(
+        name=name, folder=folder.location, storage=folder.storage,
+        tracking_uri=parent.tracking_uri, experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id, statuses=Counter(done["statuses"]), complete=True,
+    )
+
+
+def _trial_label(spec: SweepSpec, config: dict[str, Any] | None) -> str:
+    config = config or {}
+    point = make_point(spec, decode_point(spec, config.get("point", {})))
+    return f"{point.label} seed={config.get('seed', '?')}"
+
+
+def _error_text(error: BaseException | None) -> str:
+    """The first line of the exception the trial raised (not Ray's wrapper around it)."""
+    if error is None:
+        return "error not recorded (Ray could not write it: is the storage folder writable?)"
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".strip()
 
 
 def _tune_environment() -> None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ray import tune
 
@@ -24,12 +25,16 @@ from runners.spec import SweepSpec
 from runners.training import Trainer
 from search_space import ArchConfig, build_model
 from search_space.cost import count_cost
+from search_space.serialize import save_model
 
 CHECKPOINT_FILE = "trainer.pt"
+# The last checkpoint of a finished trial: its network (runners.models) and its last
+# metrics, no optimizer state (a finished trial never trains again).
+FINAL_FILE = "final.json"
 
 # With reuse_actors one process runs many trials: keep what they share (the dataset, the cost
 # of an architecture another seed already counted) instead of redoing it per trial.
-_last_splits: tuple[str, DataSplits] | None = None
+_last_splits: tuple[str, Any] | None = None  # (key, DataSplits or StreamedSplits)
 _cost_cache: dict[str, dict[str, float]] = {}
 
 
@@ -51,12 +56,19 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     timings["setup.cost_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    splits = _load_data(settings.data, device)
+    splits = _load_data(settings.data, device, _trial_cpus())
     timings["setup.data_s"] = time.perf_counter() - start
 
+    # Setup draws from the global RNG only on a cold worker (the cost cache builds the plain
+    # network once per process): reseed so dropout's stream depends on the seed alone.
+    torch.manual_seed(_training_seed(settings.seed))
     trainer = Trainer(model, splits, settings.train, device, settings.seed,
                       augment=settings.data.augment)
-    best_val_acc = _restore(trainer)
+    restored = _restore(trainer)
+    if isinstance(restored, dict):  # it had finished; Ray's saved state predates its end
+        tune.report(restored)
+        return
+    best_val_acc = restored
 
     while not trainer.done:
         epoch = trainer.run_epoch()
@@ -76,18 +88,42 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
         if epoch.diverged:  # NaN/inf loss: end this trial, leave the sweep running
             tune.report(metrics)
             return
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save({"trainer": trainer.state_dict(), "best_val_acc": best_val_acc},
-                       Path(folder, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        if trainer.done:
+            _report_final(metrics, settings, trainer)
+        elif epoch.epoch % settings.train.checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save({"trainer": trainer.state_dict(), "best_val_acc": best_val_acc},
+                           Path(folder, CHECKPOINT_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
 
 
-def _restore(trainer: Trainer) -> float:
-    """Load the latest checkpoint into `trainer`; returns the best val_acc so far."""
+def _report_final(metrics: dict[str, Any], settings: Any, trainer: Trainer) -> None:
+    """The last report, with the checkpoint that keeps the trained network."""
+    from runners.models import MODEL_FILE
+
+    with tempfile.TemporaryDirectory() as folder:
+        save_model(Path(folder, MODEL_FILE), settings.arch, trainer.model,
+                   meta={"seed": settings.seed, "epochs": trainer.epoch})
+        Path(folder, FINAL_FILE).write_text(json.dumps(metrics))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _training_seed(seed: int) -> int:
+    """The global RNG's seed for training, distinct from the initialisation's `seed`."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+
+
+def _restore(trainer: Trainer) -> float | dict[str, Any]:
+    """Load the latest checkpoint into `trainer`; returns the best val_acc so far, or the
+    final metrics when the checkpoint is a finished trial's last one."""
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         return 0.0
     with checkpoint.as_directory() as folder:
+        if Path(folder, FINAL_FILE).is_file():
+            return json.loads(Path(folder, FINAL_FILE).read_text())
         state = torch.load(Path(folder, CHECKPOINT_FILE), map_location=trainer.device,
                            weights_only=True)
     trainer.load_state_dict(state["trainer"])
@@ -101,12 +137,13 @@ def _cost_metrics(arch: ArchConfig, model: torch.nn.Module) -> dict[str, float]:
     return _cost_cache[key]
 
 
-def _load_data(cfg: DataConfig, device: torch.device) -> DataSplits:
+def _load_data(cfg: DataConfig, device: torch.device, cpus: int) -> DataSplits:
+    """One copy of the dataset per trial process: kept for the next trial that uses it."""
     global _last_splits
-    key = f"{cfg.model_dump_json()}@{device}"
+    key = f"{cfg.model_dump_json()}@{device}/{cpus}"
     if _last_splits is None or _last_splits[0] != key:
         _last_splits = None  # free the previous dataset before loading the next
-        _last_splits = (key, load_splits(cfg, device))
+        _last_splits = (key, load_splits(cfg, device, workers=cpus))
     return _last_splits[1]
 
 

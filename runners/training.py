@@ -1,9 +1,9 @@
 """The training loop of one trial: plain PyTorch, one epoch per call, checkpointable.
 
-The loop keeps the GPU busy: data already sits on the device (runners.data), the learning rate
-steps per batch in Python floats, and losses are summed on the device and read back once per
-epoch (plus one cheap divergence check every `Trainer.check_every` steps), so there is no host
-sync per step.
+The loop keeps the GPU busy: data already sits on the device as uint8 or streams to it without
+blocking (runners.data), the learning rate steps per batch in Python floats, and losses are
+summed on the device and read back once per epoch (plus one cheap divergence check every
+`Trainer.check_every` steps), so there is no host sync per step.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,11 @@ from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from runners.data import ConfigModel, DataSplits, augment, iterate_batches
+from runners.config_base import ConfigModel
+
+if TYPE_CHECKING:
+    from runners.data import DataSplits
+    from runners.datasets.streamed import StreamedSplits
 
 # onecycle: start at lr / 25, end at lr / (25 * 1e4), ramp over 30% of the run unless
 # warmup_epochs says otherwise (the defaults of torch's OneCycleLR).
@@ -46,10 +50,15 @@ class TrainConfig(ConfigModel):
     gamma: float = Field(0.1, gt=0, le=1)  # step: lr factor at each milestone
     warmup_epochs: float = Field(0, ge=0, validate_default=True)  # may be fractional
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    amp: Literal["auto", "on", "off"] = "auto"  # bf16 autocast; auto = on for CUDA only
+    # Mixed precision. auto: on for CUDA only, in bf16 on GPUs that support it (compute
+    # capability 8.0+: A100, H100, RTX 30xx and later), else fp16 with a gradient scaler. on:
+    # also on the CPU (bf16). See autocast_dtype.
+    amp: Literal["auto", "on", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"  # auto = on for CUDA only
     grad_clip: float | None = Field(None, gt=0)  # max global grad norm
     eval_batch_size: int = Field(1024, ge=1)
+    # Epochs between checkpoints (the last epoch always gets one): fewer writes to storage.
+    checkpoint_every: int = Field(1, ge=1)
 
     @field_validator("milestones")
     @classmethod
@@ -77,7 +86,8 @@ class EpochResult:
     """What one `Trainer.run_epoch` measured. Accuracies are fractions in [0, 1].
 
     When `diverged` is true the epoch stopped at the first check that saw a non-finite loss and
-    validation was skipped: the losses and val_acc are NaN.
+    validation was skipped: the losses and val_acc are NaN. `test_acc` is measured after the
+    last epoch only, on datasets with a test split apart from validation (CIFAR).
     """
 
     epoch: int  # 1-based
@@ -88,9 +98,10 @@ class EpochResult:
     images_per_s: float  # training images / training wall time (augmentation included)
     epoch_time_s: float  # training plus validation
     diverged: bool
+    test_acc: float | None = None
 
     def metrics(self) -> dict[str, float]:
-        """The per-epoch metrics of docs/mlflow-schema.md (val_top5 only when defined)."""
+        """The per-epoch metrics of docs/mlflow-schema.md (val_top5, test_acc when defined)."""
         out = {
             "train_loss": self.train_loss,
             "val_loss": self.val_loss,
@@ -100,7 +111,18 @@ class EpochResult:
         }
         if self.val_top5 is not None:
             out["val_top5"] = self.val_top5
+        if self.test_acc is not None:
+            out["test_acc"] = self.test_acc
         return out
+
+
+def autocast_dtype(device_type: str, capability: tuple[int, int] | None) -> torch.dtype:
+    """The mixed-precision dtype for a device: bf16 on the CPU and on GPUs of compute
+    capability 8.0 or more (Ampere and later have bf16 tensor cores), fp16 on older GPUs (which
+    then need a gradient scaler: fp16 gradients underflow without one)."""
+    if device_type == "cuda" and (capability is None or capability < (8, 0)):
+        return torch.float16
+    return torch.bfloat16
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -170,7 +192,7 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        splits: DataSplits,
+        splits: DataSplits | StreamedSplits,
         cfg: TrainConfig,
         device: torch.device | str,
         seed: int,
@@ -180,14 +202,20 @@ class Trainer:
         self.device = torch.device(device)
         on_cuda = self.device.type == "cuda"
         self.amp = cfg.amp == "on" or (cfg.amp == "auto" and on_cuda)
+        capability = torch.cuda.get_device_capability(self.device) if on_cuda else None
+        self.amp_dtype = autocast_dtype(self.device.type, capability)
+        # fp16 needs loss scaling; bf16 has fp32's range and does not.
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp and self.amp_dtype == torch.float16
+        )
+        if on_cuda:  # fixed input shapes: let cuDNN pick the fastest kernels once
+            torch.backends.cudnn.benchmark = True
         use_cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_cuda)
         self.memory_format = torch.channels_last if use_cl else torch.contiguous_format
 
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.train_x, self.train_y = splits.train_x.to(self.device), splits.train_y.to(self.device)
-        self.val_x, self.val_y = splits.val_x.to(self.device), splits.val_y.to(self.device)
+        self.splits = splits.to(self.device)
         self.num_classes = splits.num_classes
-        self.pad, self.flip = splits.pad, splits.flip
         self.use_augmentation = augment and (splits.pad > 0 or splits.flip)
 
         # Full batches only (a ragged last batch would give BN a tiny batch and the schedule an
@@ -209,7 +237,8 @@ class Trainer:
         return float(self.optimizer.param_groups[0]["lr"])
 
     def run_epoch(self) -> EpochResult:
-        """Train one epoch, then evaluate on the validation split (skipped if diverged)."""
+        """Train one epoch, then evaluate on the validation split (skipped if diverged), and
+        after the last epoch on the test split if the dataset has one."""
         start = time.perf_counter()
         self._sync()
         train_loss, steps = self._train_epoch()
@@ -217,10 +246,13 @@ class Trainer:
         train_time = time.perf_counter() - start
         self.epoch += 1
         diverged = not math.isfinite(train_loss)
+        test_acc = None
         if diverged:
             val_loss, val_acc, val_top5 = math.nan, math.nan, None
         else:
             val_loss, val_acc, val_top5 = self.evaluate()
+            if self.done and self.splits.has_test:
+                test_acc = self.evaluate("test")[1]
         return EpochResult(
             epoch=self.epoch,
             train_loss=train_loss,
@@ -230,56 +262,60 @@ class Trainer:
             images_per_s=steps * self.batch_size / max(train_time, 1e-9),
             epoch_time_s=time.perf_counter() - start,
             diverged=diverged,
+            test_acc=test_acc,
         )
 
     def _train_epoch(self) -> tuple[float, int]:
         """(mean training loss, steps taken); the loss is NaN/inf if training diverged."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
-        batches = iterate_batches(
-            self.train_x, self.train_y, self.batch_size, True, self.generator, drop_last=True
-        )
+        batches = self.splits.train_batches(self.batch_size, self.generator,
+                                            self.use_augmentation)
         steps = 0
         for x, y in batches:
-            if self.use_augmentation:
-                x = augment(x, self.pad, self.flip, self.generator)
             loss_sum += self._train_step(x.contiguous(memory_format=self.memory_format), y)
             steps += 1
             if steps % self.check_every == 0 and not torch.isfinite(loss_sum).item():
                 return math.nan, steps  # stop at once: the caller ends the trial
         return (loss_sum / max(steps, 1)).item(), steps
 
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with self._autocast():
             logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         return loss.detach()
 
     @torch.inference_mode()
-    def evaluate(self) -> tuple[float, float, float | None]:
-        """(val_loss, val_acc, val_top5) on the un-augmented validation split.
+    def evaluate(self, split: str = "val") -> tuple[float, float, float | None]:
+        """(loss, top-1 accuracy, top-5 accuracy) on the un-augmented `split` (val or test).
 
-        val_loss is plain cross-entropy (no label smoothing), comparable across configs.
+        The loss is plain cross-entropy (no label smoothing), comparable across configs.
         """
         self.model.eval()
-        totals = torch.zeros(3, device=self.device)  # loss sum, top-1 hits, top-5 hits
+        totals = torch.zeros(4, device=self.device)  # loss sum, top-1 hits, top-5 hits, count
         top5 = self.num_classes > 5
-        for x, y in iterate_batches(self.val_x, self.val_y, self.cfg.eval_batch_size, False):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        for x, y in self.splits.eval_batches(split, self.cfg.eval_batch_size):
+            with self._autocast():
                 logits = self.model(x.contiguous(memory_format=self.memory_format))
             logits = logits.float()
             totals[0] += F.cross_entropy(logits, y, reduction="sum")
             totals[1] += (logits.argmax(dim=1) == y).sum()
             if top5:
                 totals[2] += (logits.topk(5, dim=1).indices == y[:, None]).any(dim=1).sum()
-        loss_sum, hits, hits5 = totals.tolist()  # the one host sync of evaluation
-        n = max(int(self.val_y.shape[0]), 1)
+            totals[3] += y.shape[0]
+        loss_sum, hits, hits5, count = totals.tolist()  # the one host sync of evaluation
+        n = max(count, 1)
         return loss_sum / n, hits / n, (hits5 / n if top5 else None)
 
     def state_dict(self) -> dict[str, Any]:
@@ -292,6 +328,7 @@ class Trainer:
             "epoch": self.epoch,
             "steps_per_epoch": self.steps_per_epoch,
             "generator": self.generator.get_state(),
+            "scaler": self.scaler.state_dict(),
             # The global RNGs too, for layers that draw from them (dropout, stochastic depth).
             "torch_rng": torch.get_rng_state(),
         }
@@ -310,6 +347,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["epoch"])
         self.generator.set_state(state["generator"].cpu())
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"].cpu())
         if self.device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)

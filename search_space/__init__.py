@@ -15,6 +15,9 @@ _EXPORTS = {
     "ConfigError": ".errors",
     "SENetwork": ".networks",
     "build_model": ".networks",
+    "arch_for": ".interop",
+    "export_weights": ".interop",
+    "load_external_weights": ".interop",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -12,6 +12,13 @@ BASIC = "basic"
 BOTTLENECK = "bottleneck"
 INVERTED = "inverted"  # MobileNetV2's inverted residual
 CONV = "conv"  # VGG's conv-bn-relu: no residual
+# The other networks of the SENet paper (plans in paper_plans.py, modules in inception.py,
+# mobile.py and senet154.py).
+INCEPTION = "inception"  # a BN-Inception module: parallel branches, concatenated, no residual
+INCEPTION_RESNET = "inception_resnet"  # Inception-ResNet-v2; a stage opens with a reduction
+DW_SEPARABLE = "dw_separable"  # MobileNet v1: depthwise 3x3 - pointwise 1x1, no residual
+SHUFFLE = "shuffle"  # ShuffleNet v1 unit: stride 2 concatenates an avg-pooled shortcut
+SENET_BOTTLENECK = "senet_bottleneck"  # SENet-154: the first 1x1 at half the 3x3's width
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class StagePlan:
     stride: int
     groups: int = 1  # ResNeXt cardinality on the 3x3 conv
     expansion: int = 1  # MobileNetV2 expansion ratio t
+    unit_out: tuple[int, ...] = ()  # per-unit output widths where units differ (Inception)
 
 
 @dataclass(frozen=True)
@@ -36,10 +44,8 @@ class NetworkPlan:
     stem_channels: int
     stages: tuple[StagePlan, ...]
     head_channels: int  # width entering the classifier
-
-    @property
-    def residual(self) -> bool:
-        return self.stages[0].block != CONV
+    min_input: int = 8  # smallest input_size the network takes
+    input_multiple: int = 1  # input_size must be a multiple of this (concats must line up)
 
     @property
     def has_bottleneck(self) -> bool:
@@ -64,7 +70,15 @@ FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
     "cifar_resnet": tuple(CIFAR_RESNET_DEPTHS),
     "mobilenet_v2": None,
     "vgg": tuple(VGG_DEPTHS),
+    "bn_inception": None,
+    "inception_resnet_v2": None,
+    "mobilenet": None,  # v1, width 1.0
+    "shufflenet": None,  # v1, 1x, g=3
+    "senet154": None,
 }
+PAPER_FAMILIES = ("bn_inception", "inception_resnet_v2", "mobilenet", "shufflenet", "senet154")
+# The input size a family is defined at, where it is not 224.
+DEFAULT_INPUT_SIZE = {"inception_resnet_v2": 299}
 DEFAULT_DEPTH = {"resnet": 50, "resnext": 50, "cifar_resnet": 20, "vgg": 16}
 FAMILIES = tuple(FAMILY_DEPTHS)
 
@@ -81,6 +95,10 @@ def plan_network(family: str, depth: int | None, in_channels: int = 3) -> Networ
         return _mobilenet_v2_plan()
     if family == "vgg":
         return _vgg_plan(depth, in_channels)
+    if family in PAPER_FAMILIES:
+        from .paper_plans import paper_plan  # it builds on the StagePlan defined here
+
+        return paper_plan(family)
     raise ValueError(f"unknown family {family!r}")
 
 
@@ -126,7 +144,12 @@ def _vgg_plan(depth: int, in_channels: int) -> NetworkPlan:
 
 def unit_channels(stage: StagePlan, index: int, first_in: int) -> tuple[int, int, int]:
     """(in, mid, out) widths of unit `index` of a stage; `first_in` is the stage's input width."""
+    if stage.unit_out:
+        in_ch = first_in if index == 0 else stage.unit_out[index - 1]
+        return in_ch, stage.unit_out[index], stage.unit_out[index]
     in_ch = first_in if index == 0 else stage.out_channels
+    if stage.block == DW_SEPARABLE:  # the depthwise 3x3 keeps the input width
+        return in_ch, in_ch, stage.out_channels
     if stage.block == INVERTED:
         return in_ch, round(in_ch * stage.expansion), stage.out_channels
     return in_ch, stage.mid_channels, stage.out_channels

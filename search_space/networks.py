@@ -11,10 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import BASIC, BOTTLENECK, CONV, INVERTED, NetworkPlan, StagePlan, unit_channels
+from . import paper_networks
+from .backbones import BASIC, BOTTLENECK, CONV, INVERTED, NetworkPlan, unit_channels
 from .config import ArchConfig
 from .placement import inside_branch, se_width
-from .se import SqueezeExcite
 from .units import Unit, basic_branch, bottleneck_branch, conv_bn, inverted_branch, projection
 
 
@@ -35,46 +35,62 @@ class SENetwork(nn.Module):
 def build_model(arch: ArchConfig) -> SENetwork:
     """The network of `arch`, freshly initialised (torchvision's init scheme)."""
     plan = arch.plan
-    stem = _stem(plan, arch.in_channels)
+    stem = _stem(plan, arch.in_channels, arch.layout)
     stages = [_stage(arch, plan, i) for i in range(len(plan.stages))]
     model = SENetwork(stem, stages, _head(plan, arch))
     _init_weights(model)
     return model
 
 
-def _make_se(arch: ArchConfig, stage_index: int, channels: int) -> SqueezeExcite:
-    se = arch.se
-    return SqueezeExcite(
-        channels, se.reduced_width(channels, stage_index), se.squeeze, se.gate, se.bias
-    )
+def make_attention(arch: ArchConfig, stage_index: int, channels: int) -> nn.Module:
+    """The attention block of `arch` (se, eca, cbam) for a unit of `stage_index` whose block
+    sees `channels` channels; every builder creates its blocks through this one function."""
+    kind = arch.kind
+    if kind is None or kind.replaces_conv:
+        raise ValueError(f"attention {arch.attention!r} is not a block placed in a unit")
+    return kind.build(arch, stage_index, channels)
+
+
+_make_se = make_attention  # the name the builders used before attention kinds existed
 
 
 def _stage(arch: ArchConfig, plan: NetworkPlan, index: int) -> nn.Sequential:
+    if paper_networks.is_paper_family(plan):  # Inception, MobileNet v1, ShuffleNet v1, SENet-154
+        return paper_networks.build_stage(arch, index, make_attention)
     stage = plan.stages[index]
-    with_se = arch.stage_enabled(index)
+    with_attention = arch.stage_enabled(index)
     placement = arch.se.placement
     units = []
     for u in range(stage.blocks):
         in_ch, mid_ch, out_ch = unit_channels(stage, u, stage.in_channels)
         stride = stage.stride if u == 0 else 1
-        se = _make_se(arch, index, se_width(placement, in_ch, mid_ch, out_ch)) if with_se else None
-        mid_se, unit_se = (se, None) if inside_branch(placement) else (None, se)
-        units.append(_unit(stage, in_ch, mid_ch, out_ch, stride, mid_se, unit_se, placement))
+        mid_conv = mid_se = unit_se = None
+        if with_attention and arch.kind.replaces_conv:  # sk: the 3x3 conv itself
+            mid_conv = arch.kind.build(arch, index, mid_ch, stride, arch.conv_groups(index, mid_ch))
+        elif with_attention:
+            block = make_attention(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
+            mid_se, unit_se = (block, None) if inside_branch(placement) else (None, block)
+        units.append(_unit(arch, index, in_ch, mid_ch, out_ch, stride, mid_se, unit_se, mid_conv))
     if stage.block == CONV:
         units.append(nn.MaxPool2d(2, 2))
     return nn.Sequential(*units)
 
 
 def _unit(
-    stage: StagePlan, in_ch: int, mid_ch: int, out_ch: int, stride: int,
-    mid_se: nn.Module | None, unit_se: nn.Module | None, placement: str,
+    arch: ArchConfig, index: int, in_ch: int, mid_ch: int, out_ch: int, stride: int,
+    mid_se: nn.Module | None, unit_se: nn.Module | None, mid_conv: nn.Module | None = None,
 ) -> Unit:
+    stage, placement = arch.plan.stages[index], arch.se.placement
     if stage.block == BASIC:
-        branch = basic_branch(in_ch, out_ch, stride)
+        groups = (arch.conv_groups(index, in_ch), arch.conv_groups(index, out_ch))
+        branch = basic_branch(in_ch, out_ch, stride, groups, act_last=arch.layout == "caffe")
         return Unit(branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True),
                     unit_se, placement)
     if stage.block == BOTTLENECK:
-        branch = bottleneck_branch(in_ch, mid_ch, out_ch, stride, stage.groups, mid_se)
+        branch = bottleneck_branch(
+            in_ch, mid_ch, out_ch, stride, arch.conv_groups(index, mid_ch), mid_se, mid_conv,
+            stride_on_1x1=arch.layout == "caffe" and arch.backbone == "resnet",
+        )
         return Unit(branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True),
                     unit_se, placement)
     if stage.block == INVERTED:
@@ -88,9 +104,13 @@ def _unit(
     raise ValueError(f"unknown block kind {stage.block!r}")
 
 
-def _stem(plan: NetworkPlan, in_channels: int) -> nn.Module:
+def _stem(plan: NetworkPlan, in_channels: int, layout: str = "torchvision") -> nn.Module:
+    if paper_networks.is_paper_family(plan):
+        return paper_networks.build_stem(plan, in_channels)
     if plan.stem == "imagenet":
-        return nn.Sequential(*conv_bn(in_channels, 64, 7, 2), nn.MaxPool2d(3, 2, 1))
+        # Caffe pools without padding and rounds up: the same size, other windows.
+        pool = nn.MaxPool2d(3, 2, ceil_mode=True) if layout == "caffe" else nn.MaxPool2d(3, 2, 1)
+        return nn.Sequential(*conv_bn(in_channels, 64, 7, 2), pool)
     if plan.stem == "cifar":
         return nn.Sequential(*conv_bn(in_channels, plan.stem_channels, 3))
     if plan.stem == "mobilenet":
@@ -99,6 +119,8 @@ def _stem(plan: NetworkPlan, in_channels: int) -> nn.Module:
 
 
 def _head(plan: NetworkPlan, arch: ArchConfig) -> nn.Module:
+    if paper_networks.is_paper_family(plan):
+        return paper_networks.build_head(plan, arch.num_classes)
     last = plan.stages[-1].out_channels
     if plan.family == "mobilenet_v2":
         return nn.Sequential(

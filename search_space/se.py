@@ -3,13 +3,18 @@
 Plain on purpose (compare timm's SEModule): two Linear layers on the pooled vector rather than
 1x1 convs on a 1x1 map (PyTorch routes those through its slower conv path), and the channel
 scale fused with the residual addition (`torch.addcmul`) when the unit has one, as the paper's
-Caffe release fuses them in one layer.
+Caffe release fuses them in one layer. `NoSqueezeExcite` is the paper's NoSqueeze ablation.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .config import ArchConfig
 
 SQUEEZES = ("avg", "max", "avgmax")
 GATES: dict[str, type[nn.Module]] = {
@@ -31,6 +36,13 @@ def squeeze(x: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"squeeze: got {kind!r}; allowed: {', '.join(SQUEEZES)}")
 
 
+def rescale(x: torch.Tensor, s: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+    """x * s, or residual + x * s in one fused op; s broadcasts over x."""
+    if residual is None:
+        return x * s
+    return torch.addcmul(residual, x, s)
+
+
 class SqueezeExcite(nn.Module):
     """FC(C -> C_r) - ReLU - FC(C_r -> C) - gate, then x * s (per channel)."""
 
@@ -50,10 +62,33 @@ class SqueezeExcite(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """Rescale x; with `residual`, return residual + x * s in one fused op."""
         s = self.gate(self.fc2(self.act(self.fc1(squeeze(x, self.squeeze)))))
-        s = s[:, :, None, None]
-        if residual is None:
-            return x * s
-        return torch.addcmul(residual, x, s)
+        return rescale(x, s[:, :, None, None], residual)
 
     def extra_repr(self) -> str:
         return f"squeeze={self.squeeze}"
+
+
+class NoSqueezeExcite(nn.Module):
+    """NoSqueeze: the same two layers as 1x1 convs on the full map, so s varies per position.
+
+    The paper's ablation of the squeeze: same widths and parameters, no global pooling.
+    """
+
+    def __init__(self, channels: int, reduced: int, gate: str = "sigmoid", bias: bool = True):
+        super().__init__()
+        self.channels, self.reduced, self.squeeze = channels, reduced, "none"
+        self.fc1 = nn.Conv2d(channels, reduced, 1, bias=bias)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(reduced, channels, 1, bias=bias)
+        self.gate = GATES[gate]()
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return rescale(x, self.gate(self.fc2(self.act(self.fc1(x)))), residual)
+
+
+def build(arch: ArchConfig, stage_index: int, channels: int) -> nn.Module:
+    se = arch.se
+    reduced = se.reduced_width(channels, stage_index)
+    if se.squeeze == "none":
+        return NoSqueezeExcite(channels, reduced, se.gate, se.bias)
+    return SqueezeExcite(channels, reduced, se.squeeze, se.gate, se.bias)

@@ -1,9 +1,11 @@
-"""Network units: the transform branches of each family and one unit that places SE.
+"""Network units: the transform branches of each family and one unit that places attention.
 
 Every backbone builds its units as `Unit(branch, shortcut, act, se, placement)`; the
 placement logic lives only in `Unit.forward`, so SE-PRE/POST/Identity/standard mean the same
-thing on a basic block, a bottleneck, an inverted residual or a VGG conv block. `after_3x3`
-is the one placement inside the branch: the branch builders take it as `mid_se`.
+thing on a basic block, a bottleneck, an inverted residual or a VGG conv block, and for every
+attention kind (`se`, `eca`, `cbam`). `after_3x3` is the one placement inside the branch: the
+branch builders take it as `mid_se`. A selective-kernel conv (`sk`) is not placed around a
+transform: it is the bottleneck's 3x3 conv, passed as `mid_conv`.
 """
 
 from __future__ import annotations
@@ -25,17 +27,30 @@ def conv_bn(
     return layers
 
 
-def basic_branch(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
-    """3x3 - 3x3 (ResNet-18/34, CIFAR ResNet-6n+2); the last BN has no activation."""
-    return nn.Sequential(*conv_bn(in_ch, out_ch, 3, stride), *conv_bn(out_ch, out_ch, 3, act=None))
+def basic_branch(
+    in_ch: int, out_ch: int, stride: int, groups: tuple[int, int] = (1, 1),
+    act_last: bool = False,
+) -> nn.Sequential:
+    """3x3 - 3x3 (ResNet-18/34, CIFAR ResNet-6n+2); the last BN has no activation unless
+    `act_last` (the SE-ResNet-18/34 of timm's legacy SENet port has one before SE)."""
+    return nn.Sequential(*conv_bn(in_ch, out_ch, 3, stride, groups[0]),
+                         *conv_bn(out_ch, out_ch, 3, groups=groups[1],
+                                  act=nn.ReLU if act_last else None))
 
 
 def bottleneck_branch(
     in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int = 1,
-    mid_se: nn.Module | None = None,
+    mid_se: nn.Module | None = None, mid_conv: nn.Module | None = None,
+    stride_on_1x1: bool = False,
 ) -> nn.Sequential:
-    """1x1 - 3x3 (stride here, as torchvision's v1.5) - 1x1; SE_3x3 goes after the 3x3 block."""
-    layers = [*conv_bn(in_ch, mid_ch, 1), *conv_bn(mid_ch, mid_ch, 3, stride, groups)]
+    """1x1 - 3x3 - 1x1; SE_3x3 goes after the 3x3 block.
+
+    The stride sits on the 3x3 (torchvision's ResNet v1.5) unless `stride_on_1x1` (the paper's
+    released Caffe SE-ResNets, ResNet v1). `mid_conv` replaces the 3x3 conv-BN-ReLU (SKNet).
+    """
+    first, mid = (stride, 1) if stride_on_1x1 else (1, stride)
+    layers = conv_bn(in_ch, mid_ch, 1, first)
+    layers += [mid_conv] if mid_conv is not None else conv_bn(mid_ch, mid_ch, 3, mid, groups)
     if mid_se is not None:
         layers.append(mid_se)
     layers += conv_bn(mid_ch, out_ch, 1, act=None)
@@ -64,8 +79,11 @@ def projection(in_ch: int, out_ch: int, stride: int) -> nn.Module:
 
 
 class Unit(nn.Module):
-    """out = act(branch(x) + shortcut(x)), with SE placed as `placement` says.
+    """out = act(branch(x) + shortcut(x)), with attention placed as `placement` says.
 
+    The paper's Fig. 5, with F the branch, S the shortcut and A the attention block:
+    standard act(A(F(x)) + S(x)); pre act(F(A(x)) + S(x)), the identity carrying the unscaled
+    input; post A(act(F(x) + S(x))); identity act(F(x) + A(S(x))).
     `shortcut=None` is a unit without a residual connection (VGG, some MobileNetV2 units);
     `act=None` is a unit without a final activation (MobileNetV2's linear bottleneck).
     """
@@ -81,9 +99,7 @@ class Unit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         place, se = self.placement, self.se
-        if place == "pre":
-            x = se(x)
-        out = self.branch(x)
+        out = self.branch(se(x) if place == "pre" else x)
         if self.shortcut is None:
             if place == "standard":
                 out = se(out)

@@ -57,3 +57,43 @@ def test_unknown_depth_is_reported(capsys):
     assert main(["cost", "--backbone", "resnet", "--depth", "42"]) == 2
     err = capsys.readouterr().err
     assert "depth" in err and "18, 34, 50, 101, 152" in err
+
+
+def test_cost_of_sknet50_and_of_nosqueeze(capsys):
+    sk = _json(capsys, ["cost", "--backbone", "resnext50", "--attention", "sk", "--json"])
+    assert sk["arch"]["attention"] == "sk" and sk["arch"]["se"]["placement"] == "replace_3x3"
+    assert sk["params"] == 27_479_784  # the SKNet paper: 27.5M
+    assert sk["se_params"] == sk["params"] - 25_028_904  # over the plain ResNeXt-50
+    small = ["--backbone", "cifar_resnet20", "--input-size", "32", "--reduction", "4", "--json"]
+    nosq = _json(capsys, ["cost", "--squeeze", "none", *small])
+    se = _json(capsys, ["cost", *small])
+    assert nosq["arch"]["se"]["squeeze"] == "none"
+    # the same layers and parameters, applied at every position instead of once
+    assert nosq["se_params"] == se["se_params"] and nosq["se_flops"] > 5 * se["se_flops"]
+
+
+def test_cost_text_lists_every_attention_kind_per_stage(capsys):
+    from search_space.cost import _plain_count
+
+    assert main(["cost", "--backbone", "cifar_resnet20", "--input-size", "32",
+                 "--attention", "eca", "--eca-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("cifar_resnet20  attention: eca k=3")
+    rows = {line.split()[0]: line for line in lines if line.strip().startswith(
+        ("se ", "eca ", "cbam ", "sk "))}
+    assert set(rows) == {"se", "eca", "cbam", "sk"}
+    assert "n/a: attention: sk cannot sit in the basic units" in rows["sk"]
+    assert rows["eca"].count("/") == 4  # the total and three stages
+    # the plain network was counted once for all kinds: later costs hit the cache
+    hits = _plain_count.cache_info().hits
+    assert main(["cost", "--backbone", "cifar_resnet20", "--input-size", "32", "--json"]) == 0
+    assert _plain_count.cache_info().hits == hits + 1
+
+
+def test_attention_that_cannot_sit_there_exits_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.cli", "cost", "--backbone", "resnet18",
+         "--attention", "sk"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "attention: sk cannot sit in the basic units of resnet18" in proc.stderr
+    assert "Traceback" not in proc.stderr

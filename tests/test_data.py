@@ -1,4 +1,5 @@
-"""runners.data: every dataset offline (CIFAR from tiny pickles written here), augmentation."""
+"""runners.data: every dataset offline (CIFAR from tiny pickles written here), safe unpickling,
+uint8 storage, the CIFAR validation split, streamed image folders, augmentation."""
 
 from __future__ import annotations
 
@@ -8,10 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fakedata import write_cifar10, write_image_folder
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from runners.data import DataConfig, augment, iterate_batches, load_splits, stratified_split
+from runners.data import (
+    DataConfig,
+    augment,
+    inspect_dataset,
+    iterate_batches,
+    load_splits,
+    stratified_split,
+)
+from runners.training import TrainConfig, Trainer
+from search_space import ArchConfig, build_model
 from search_space.errors import ConfigError, from_validation_error
 
 # ----------------------------------------------------------------------------- config
@@ -67,11 +78,16 @@ def test_digits_offline_shapes_and_normalisation():
     assert s.num_train + s.num_val == 1797
     assert s.num_val == round(0.2 * 1797)
     assert s.train_x.shape == (s.num_train, 1, 8, 8) and s.val_x.shape == (s.num_val, 1, 8, 8)
-    assert s.train_x.dtype == torch.float32 and s.train_y.dtype == torch.int64
+    # Held as the raw 0..16 levels in uint8; normalised per batch.
+    assert s.train_x.dtype == torch.uint8 and s.train_y.dtype == torch.int64
+    assert int(s.train_x.max()) == 16
     assert (s.num_classes, s.in_channels, s.image_size) == (10, 1, 8)
     assert s.classes == [str(i) for i in range(10)]
     assert (s.pad, s.flip) == (1, False)  # mirrored digits are other symbols: no flip
-    assert abs(s.train_x.mean().item()) < 1e-4 and abs(s.train_x.std().item() - 1) < 1e-3
+    x = s.normalise(s.train_x)
+    assert x.dtype == torch.float32
+    assert abs(x.mean().item()) < 1e-4 and abs(x.std().item() - 1) < 1e-3
+    torch.testing.assert_close(x, (s.train_x.float() / 16 - s.mean[0]) / s.std[0])
     # stratified: every class's share of val is within one image of 20%
     counts = torch.bincount(s.val_y, minlength=10)
     totals = counts + torch.bincount(s.train_y, minlength=10)
@@ -112,13 +128,6 @@ def _fake_images(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
 
 
-def _raw_pixels(x: torch.Tensor, splits) -> np.ndarray:
-    """Undo normalisation back to uint8 pixels."""
-    mean = torch.tensor(splits.mean)[:, None, None]
-    std = torch.tensor(splits.std)[:, None, None]
-    return torch.round((x * std + mean) * 255).to(torch.uint8).numpy()
-
-
 def test_cifar10_reads_the_standard_pickle_layout(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -134,16 +143,65 @@ def test_cifar10_reads_the_standard_pickle_layout(tmp_path):
     names += [b"dog", b"frog", b"horse", b"ship", b"truck"]
     _write_pickle(folder / "batches.meta", {b"label_names": names})
 
-    s = load_splits(DataConfig(name="cifar10", root=str(tmp_path)))
-    assert s.train_x.shape == (20, 3, 32, 32) and s.val_x.shape == (6, 3, 32, 32)
+    s = load_splits(DataConfig(name="cifar10", root=str(tmp_path), val_size=5))
+    # The validation split is carved from the training batches; the test batch stays apart.
+    assert s.train_x.shape == (15, 3, 32, 32) and s.val_x.shape == (5, 3, 32, 32)
+    assert s.test_x.shape == (6, 3, 32, 32) and s.train_x.dtype == torch.uint8
     assert s.classes[0] == "airplane" and s.num_classes == 10
     assert (s.pad, s.flip, s.in_channels, s.image_size) == (4, True, 3, 32)
-    assert s.train_y.tolist() == [lab for b in batches for lab in b[b"labels"]]
-    assert s.val_y.tolist() == [0, 1, 2, 3, 4, 5]
-    # rows of 3072 bytes are the R, G, B planes of a 32x32 image, in file order
+    assert s.test_y.tolist() == [0, 1, 2, 3, 4, 5]
+    # rows of 3072 bytes are the R, G, B planes of a 32x32 image; train + val = every
+    # training image exactly once, each with its label
     expected = np.concatenate([b[b"data"] for b in batches]).reshape(20, 3, 32, 32)
-    np.testing.assert_array_equal(_raw_pixels(s.train_x, s), expected)
-    np.testing.assert_array_equal(_raw_pixels(s.val_x, s), test[b"data"].reshape(6, 3, 32, 32))
+    labels = [lab for b in batches for lab in b[b"labels"]]
+    got = np.concatenate([s.train_x.numpy(), s.val_x.numpy()])
+    got_labels = s.train_y.tolist() + s.val_y.tolist()
+    rows = {expected[i].tobytes(): labels[i] for i in range(20)}
+    assert sorted(x.tobytes() for x in got) == sorted(rows)
+    assert all(rows[x.tobytes()] == y for x, y in zip(got, got_labels, strict=True))
+    np.testing.assert_array_equal(s.test_x.numpy(), test[b"data"].reshape(6, 3, 32, 32))
+
+
+def test_cifar_validation_split_is_stratified_and_fixed(tmp_path):
+    write_cifar10(tmp_path, per_batch=200)
+    cfg = DataConfig(name="cifar10", root=str(tmp_path), val_size=100)
+    a, b = load_splits(cfg), load_splits(cfg)
+    assert (a.num_train, a.num_val, a.test_y.shape[0]) == (900, 100, 200)
+    assert torch.equal(a.val_x, b.val_x)  # split_seed, not the trial seed, decides
+    c = load_splits(DataConfig(name="cifar10", root=str(tmp_path), val_size=100, split_seed=1))
+    assert not torch.equal(a.val_x, c.val_x)
+    share = torch.bincount(a.val_y, minlength=10) / 100
+    total = torch.bincount(torch.cat([a.train_y, a.val_y]), minlength=10) / 1000
+    assert (share - total).abs().max() <= 0.011  # every class within one image of its share
+    info = inspect_dataset(cfg)  # the same counts, from the files' headers and shapes
+    assert (info.num_train, info.num_val, info.num_test, info.in_channels) == (900, 100, 200, 3)
+    with pytest.raises(ConfigError, match=r"data\.val_size: 5000 validation images .* 1000"):
+        inspect_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+
+
+class _Payload:
+    """Unpickling this runs os.mkdir(marker): what a crafted data file could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_crafted_cifar_pickle_is_refused_without_running_it(tmp_path):
+    write_cifar10(tmp_path, per_batch=10, test=10)
+    marker = tmp_path / "pwned"
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    with open(batch, "wb") as f:
+        pickle.dump({b"data": _Payload(marker), b"labels": [0]}, f, protocol=2)
+    for load in (inspect_dataset, load_splits):
+        with pytest.raises(ConfigError, match=r"data\.root: .*data_batch_1 is not a CIFAR batch "
+                                              r"file .*refusing to load posix\.mkdir"):
+            load(DataConfig(name="cifar10", root=str(tmp_path), val_size=5))
+    assert not marker.exists()
 
 
 def test_cifar100_reads_fine_labels(tmp_path):
@@ -157,10 +215,11 @@ def test_cifar100_reads_fine_labels(tmp_path):
     fine = [f"class{i}".encode() for i in range(100)]
     _write_pickle(folder / "meta", {b"fine_label_names": fine, b"coarse_label_names": []})
 
-    s = load_splits(DataConfig(name="cifar100", root=str(tmp_path)))
-    assert s.train_x.shape == (20, 3, 32, 32) and s.num_val == 5
+    s = load_splits(DataConfig(name="cifar100", root=str(tmp_path), val_size=4))
+    assert s.train_x.shape == (16, 3, 32, 32) and s.num_val == 4 and s.test_y.shape == (5,)
     assert s.num_classes == 100 and s.classes[99] == "class99"
-    assert s.train_y.tolist() == list(range(20)) and s.val_y.tolist() == [99, 1, 2, 3, 4]
+    assert sorted(s.train_y.tolist() + s.val_y.tolist()) == list(range(20))
+    assert s.test_y.tolist() == [99, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +253,7 @@ def test_imagefolder_without_split_folders(tmp_path):
     assert s.train_x.shape == (8, 3, 8, 8) and s.val_x.shape == (2, 3, 8, 8)
     assert sorted(s.val_y.tolist()) == [0, 1]  # stratified
     assert (s.pad, s.flip, s.in_channels, s.image_size) == (1, True, 3, 8)
-    red = s.train_x[:, 0].mean(dim=(1, 2))  # cats are red, dogs blue
+    red = s.normalise(s.train_x)[:, 0].mean(dim=(1, 2))  # cats are red, dogs blue
     assert (red[s.train_y == 0] > 0).all() and (red[s.train_y == 1] < 0).all()
 
 
@@ -217,6 +276,37 @@ def test_imagefolder_errors_on_empty_folder_and_empty_class(tmp_path):
         load_splits(DataConfig(name="imagefolder", root=str(tmp_path)))
 
 
+def test_imagefolder_over_the_memory_budget_streams_through_torchvision(tmp_path):
+    """48x40 JPEGs, 60 per class, at 32 px: 3 x 120 x 32 x 32 bytes is over a 0 MB budget, so
+    the set is read from disk by DataLoader workers (random-resized crop and flip for training,
+    resize and center crop for evaluation) and a trainer learns from it."""
+    write_image_folder(tmp_path, {"red": (220, 30, 30), "blue": (30, 30, 220)}, per_class=60)
+    cfg = DataConfig(name="imagefolder", root=str(tmp_path), memory_budget_mb=0,
+                     val_fraction=0.25)
+    info = inspect_dataset(cfg)
+    assert info.streamed and info.memory_bytes == 0
+    assert (info.num_train, info.num_val, info.in_channels, info.image_size) == (90, 30, 3, 32)
+    s = load_splits(cfg, workers=2)
+    assert s.streamed and (s.num_train, s.num_val, s.classes) == (90, 30, ["blue", "red"])
+    g = torch.Generator().manual_seed(0)
+    batches = list(s.train_batches(32, g, use_augmentation=True))
+    assert [tuple(x.shape) for x, _ in batches] == [(32, 3, 32, 32)] * 2  # full batches only
+    x, y = batches[0]
+    assert x.dtype == torch.float32 and y.dtype == torch.int64
+    red = x[:, 0].mean(dim=(1, 2)) - x[:, 2].mean(dim=(1, 2))
+    assert ((red > 0) == (y == 1)).all()  # labels follow the class folders
+    val = list(s.eval_batches("val", 64))
+    assert sum(len(yb) for _, yb in val) == 30
+    assert not s.has_test and s.to("cpu") is s
+
+    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 2, "input_size": 32})
+    torch.manual_seed(0)
+    trainer = Trainer(build_model(arch), s, TrainConfig(epochs=2, batch_size=16, lr=0.05),
+                      "cpu", seed=0)
+    results = [trainer.run_epoch() for _ in range(2)]
+    assert results[-1].val_acc > 0.9 and results[-1].test_acc is None
+
+
 # ----------------------------------------------------------------------------- synthetic
 
 
@@ -230,8 +320,9 @@ def test_synthetic_shape_classes_and_learnable():
     assert set(s.train_y.tolist()) == {0, 1, 2} and len(s.classes) == 3
     assert torch.equal(load_splits(cfg).val_x, s.val_x)  # generated from split_seed
     # nearest class mean already beats chance by far: the classes are learnable
-    means = torch.stack([s.train_x[s.train_y == k].mean(0) for k in range(3)])
-    dist = ((s.val_x[:, None] - means[None]) ** 2).sum(dim=(2, 3, 4))
+    train_x, val_x = s.normalise(s.train_x), s.normalise(s.val_x)
+    means = torch.stack([train_x[s.train_y == k].mean(0) for k in range(3)])
+    dist = ((val_x[:, None] - means[None]) ** 2).sum(dim=(2, 3, 4))
     assert (dist.argmin(1) == s.val_y).float().mean() > 0.8
 
 

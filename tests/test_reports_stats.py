@@ -69,13 +69,25 @@ def test_mean_ci_worked_example():
     ci = reports.mean_ci([0.90, 0.92, 0.94])
     assert ci.n == 3
     assert ci.mean == pytest.approx(0.92)
-    assert ci.sd == pytest.approx(0.02)
+    assert ci.std_error == pytest.approx(0.02 / math.sqrt(3))  # sd 0.02 over sqrt(n)
     half = q_df2(0.975) * 0.02 / math.sqrt(3)  # 4.303 * 0.011547
     assert half == pytest.approx(0.04968, abs=1e-5)
     assert ci.half_width == pytest.approx(half)
     assert (ci.low, ci.high) == pytest.approx((0.92 - half, 0.92 + half))
     assert ci.has_ci
-    assert ci.describe() == "92.00% ± 4.97 (95% CI, 3 seeds)"
+    assert ci.describe() == "92.00% [87.03, 96.97] (95% CI, 3 seeds)"
+
+
+def test_tied_seeds_never_give_a_zero_width_interval_and_bounds_clip():
+    # Three seeds with the same accuracy: the spread is floored at one validation image.
+    floor = 1 / 360
+    ci = reports.mean_ci([0.975, 0.975, 0.975], floor=floor, bounds=(0.0, 1.0))
+    assert ci.half_width == pytest.approx(q_df2(0.975) * floor / math.sqrt(3))
+    assert ci.half_width > 0
+    # Two seeds near 100%: the t-interval runs past 1, the interval stops there.
+    near = reports.mean_ci([0.99, 1.0], bounds=(0.0, 1.0))
+    assert near.mean + near.half_width > 1.0 and near.high == 1.0
+    assert near.low == pytest.approx(0.995 - q_df1(0.975) * 0.005)
 
 
 def test_mean_ci_two_seeds_other_level_and_edge_cases():
@@ -91,7 +103,7 @@ def test_mean_ci_two_seeds_other_level_and_edge_cases():
 
     one = reports.mean_ci([0.93])
     assert one.n == 1 and one.mean == pytest.approx(0.93)
-    assert math.isnan(one.half_width) and math.isnan(one.sd) and not one.has_ci
+    assert math.isnan(one.half_width) and math.isnan(one.std_error) and not one.has_ci
     assert one.describe() == "93.00% (1 seed: CI not available)"
 
     none = reports.mean_ci([])
@@ -170,32 +182,60 @@ def test_compare_drops_nan_with_its_seed_and_needs_two_per_side():
     assert res.describe().startswith("no test")
 
 
-def test_compare_without_spread():
-    # Every seed gains exactly the same: no noise, so the sign of the difference is certain.
-    a, b = [0.5, 0.75, 1.0], [0.25, 0.5, 0.75]  # exact in binary: d = 0.25 three times
-    assert reports.compare(a, b, [0, 1, 2], [0, 1, 2], alternative="greater").p_value == 0.0
-    assert reports.compare(a, b, [0, 1, 2], [0, 1, 2], alternative="less").p_value == 1.0
-    assert reports.compare(a, b, [0, 1, 2], [0, 1, 2]).p_value == 0.0
-    same = reports.compare(b, b, [0, 1, 2], [0, 1, 2])
-    assert same.p_value == 1.0 and same.diff == 0.0
-
-
-def test_compare_treats_rounding_noise_as_no_spread():
-    # 0.93 - 0.90 and 0.94 - 0.91 are both 0.03 but differ in the last bits of a float; that
-    # is not seed-to-seed noise and must not turn into an arbitrary t (scipy also warns).
-    d = [0.93 - 0.90, 0.94 - 0.91]
-    assert d[0] != d[1] and d == pytest.approx([0.03, 0.03])
+def test_seeds_that_tie_never_give_p_zero():
+    # Every seed gains exactly one validation image (1/360): without a floor that is "no
+    # noise" and p = 0. Floored at one image, the paired t has d = 1/360 and sd 1/360:
+    # t = sqrt(2) with 1 df, and P(T > sqrt 2) = 1/2 - atan(sqrt 2) / pi.
+    floor = 1 / 360
+    a, b = [0.5 + floor, 0.75 + floor], [0.5, 0.75]
+    res = reports.compare(a, b, [0, 1], [0, 1], alternative="greater", floor=floor)
+    assert res.test == "paired t"
+    assert res.statistic == pytest.approx(math.sqrt(2))
+    assert res.p_value == pytest.approx(sf_df1(math.sqrt(2)))
+    assert 0.19 < res.p_value < 0.2
+    # without a resolution there is no test rather than a p of 0
+    res = reports.compare(a, b, [0, 1], [0, 1], alternative="greater")
+    assert not res.available and "no spread" in res.reason
+    # rounding noise (0.93 - 0.90 vs 0.94 - 0.91) is below the floor: the floor decides
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = reports.compare([0.93, 0.94], [0.90, 0.91], [0, 1], [0, 1],
-                              alternative="greater")
-        assert res.p_value == 0.0 and res.statistic == math.inf
-        # the same for a difference of "zero" that is only rounding: no evidence, p = 1
-        res = reports.compare([0.1 + 0.2, 0.6], [0.3, 0.2 + 0.4], [0, 1], [0, 1])
-        assert res.p_value == 1.0 and res.statistic == 0.0
-        # two sides without spread in Welch's test: likewise exact
-        res = reports.compare([0.1 + 0.2, 0.3], [0.25, 0.25], alternative="greater")
-        assert res.test == "Welch t" and res.p_value == 0.0
+                              alternative="greater", floor=0.001)
+    assert res.statistic == pytest.approx(0.03 / (0.001 / math.sqrt(2)))
+    assert 0 < res.p_value == pytest.approx(sf_df1(res.statistic))
+
+
+def test_equivalence_is_two_one_sided_tests():
+    # d = a - b = 0.001 on every seed, sd floored at 0.002, margin 0.01, 3 pairs (2 df):
+    # t_low = (0.001 + 0.01) / (0.002 / sqrt 3), t_high = (0.001 - 0.01) / (0.002 / sqrt 3)
+    a, b = [0.911, 0.921, 0.931], [0.910, 0.920, 0.930]
+    res = reports.equivalence(a, b, 0.01, [0, 1, 2], [0, 1, 2], floor=0.002)
+    se = 0.002 / math.sqrt(3)
+    p_low, p_high = sf_df2((0.011) / se), sf_df2(0.009 / se)
+    assert res.test == "TOST paired t"
+    assert res.p_value == pytest.approx(max(p_low, p_high))
+    # a difference at the margin can never be shown equivalent: p >= 1/2
+    at_margin = reports.equivalence([0.92, 0.93, 0.94], [0.91, 0.92, 0.93], 0.01,
+                                    [0, 1, 2], [0, 1, 2], floor=0.002)
+    assert at_margin.p_value >= 0.5 - 1e-9
+
+
+def test_holm_and_power_come_from_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.power import TTestPower
+
+    # Holm: sorted p times (m, m-1, ...), made monotone; NaN stays out of the family.
+    assert reports.holm([0.01, math.nan, 0.04, 0.03]) == pytest.approx(
+        [0.03, math.nan, 0.06, 0.06], nan_ok=True)
+    rng = np.random.default_rng(0)
+    for size in (1, 2, 5, 9):
+        p = rng.uniform(0, 0.2, size)
+        assert reports.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert reports.power(0.01, 0.01, 5, 0.05) == pytest.approx(
+        TTestPower().power(1.0, 5, 0.05, alternative="larger"))
+    n = reports.seeds_needed(0.005, 0.01, 0.05)
+    assert reports.power(0.005, 0.01, n, 0.05) >= 0.8 > reports.power(0.005, 0.01, n - 1, 0.05)
+    assert reports.seeds_needed(1e-6, 0.01, 0.05) is None  # more than anyone would run
 
 
 def test_diff_ci_paired_and_welch():
@@ -374,7 +414,8 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
     assert rows.loc["no SE", "acc_mean"] == pytest.approx(0.92)
     assert rows.loc["no SE", "acc_ci_half"] == pytest.approx(half)
     assert rows.loc["no SE", "top1_err"] == pytest.approx(8.0)
-    assert rows.loc["no SE", "top1_err_ci_half"] == pytest.approx(100 * half)
+    assert rows.loc["no SE", "top1_err_high"] - rows.loc["no SE", "top1_err"] == pytest.approx(
+        100 * half)
     assert rows.loc["no SE", "top5_err"] == pytest.approx(4.0)
     assert math.isnan(rows.loc["no SE", "p_value"])
 
@@ -389,10 +430,13 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
     assert rows.loc["r=4", "test"] == "paired t"
     assert rows.loc["r=4", "p_value"] == pytest.approx(2 * sf_df2(tp))
     assert rows.loc["r=4", "delta_top1_err_pp"] == pytest.approx(-3.0)
-    assert bool(rows.loc["r=4", "significant"])
+    # stars are Holm-adjusted over the table's two tested rows
+    tw, dof = welch(r8, base)
+    p8 = 2 * sps.t.sf(abs(tw), dof)
+    assert rows.loc["r=4", "p_holm"] == pytest.approx(min(1, 2 * min(p8, 2 * sf_df2(tp))))
+    assert bool(rows.loc["r=4", "significant"]) == (rows.loc["r=4", "p_holm"] < 0.05)
 
     # r=8 lost seed 2: Welch, with the failure counted but not averaged
-    tw, dof = welch(r8, base)
     assert rows.loc["r=8", "test"] == "Welch t"
     assert rows.loc["r=8", "p_value"] == pytest.approx(2 * sps.t.sf(abs(tw), dof))
     assert rows.loc["r=8", "not_finished"] == "1 failed"
@@ -401,7 +445,7 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
         q_df1(0.975) * sd(r8) / math.sqrt(2))
     assert rows.loc["r=8", "delta_top1_err_pp"] == pytest.approx(-100 * ((0.93 + 0.951) / 2
                                                                          - 0.92))
-    assert bool(rows.loc["r=8", "significant"]) == (2 * sps.t.sf(abs(tw), dof) < 0.05)
+    assert bool(rows.loc["r=8", "significant"]) == (rows.loc["r=8", "p_holm"] < 0.05)
 
 
 def test_one_table_per_varied_axis_each_with_baseline_and_fixed_spec():
@@ -430,15 +474,17 @@ def test_table_markdown_and_csv_export(tmp_path):
     tables = reports.ablation_tables(trials, VARIED)
     table = tables["arch.se.reduction"]
     shown = format_table(table).set_index("setting")
-    err = "top-1 err (%) ± 95% CI"
-    assert shown.loc["no SE", err] == f"8.00 ± {100 * q_df2(0.975) * 0.02 / math.sqrt(3):.2f}"
+    err = "top-1 err (%) [95% CI]"
+    half = 100 * q_df2(0.975) * 0.02 / math.sqrt(3)
+    assert shown.loc["no SE", err] == f"8.00 [{8 - half:.2f}, {8 + half:.2f}]"
     assert shown.loc["r=8", err] == "7.00 (CI n/a: 1 seed)"
     assert shown.loc["r=8", "not finished"] == "1 diverged"
     assert shown.loc["r=4", "Δparams vs no SE"] == "+80.0%"
     p4 = 2 * sf_df2(paired_t([0.935, 0.95, 0.965], [0.90, 0.92, 0.94]))
-    assert shown.loc["r=4", "p (test)"] == f"{p4:.3f} (paired t)"
+    # the only tested row: Holm over a family of one leaves p as it is
+    assert shown.loc["r=4", "p Holm (p, test)"] == f"{p4:.3f} ({p4:.3f}, paired t)"
     assert shown.loc["r=4", "Δ top-1 err vs no SE (pp)"] == "-3.00 *"
-    assert shown.loc["r=8", "p (test)"].startswith("n/a")
+    assert shown.loc["r=8", "p Holm (p, test)"].startswith("n/a")
 
     files = reports.write_tables(tables, tmp_path)
     assert sorted(f.name for f in files) == ["table_arch_se_reduction.csv",
@@ -462,90 +508,121 @@ def test_to_markdown_escapes_pipes():
 # ------------------------------------------------------------------ recommendation
 
 BEST = [0.910, 0.930, 0.920]  # mean 0.92
+NEAR_BEST = [0.909, 0.929, 0.919]  # 1 image (at resolution 1/1000) below BEST on every seed
+NO_SE = [0.85, 0.86, 0.87]
 
 
-def test_pick_cheaper_r_when_best_is_not_significantly_better():
-    r16 = [0.915, 0.915, 0.915]  # d = -0.005, 0.015, 0.005: t = 0.005 / (0.01 / sqrt 3)
-    p = sf_df2(paired_t(BEST, r16))
-    assert p == pytest.approx(0.2394, abs=1e-3) and p >= 0.05
-    trials = frame(trial_rows(None, [0.85, 0.86, 0.87]), trial_rows(4, BEST),
-                   trial_rows(16, r16))
-    rec = reports.recommend(trials, varied=VARIED)
-    assert rec.best.label == "r=4" and rec.pick.label == "r=16"
-    assert rec.test_vs_best.p_value == pytest.approx(p)
-    assert rec.test_vs_best.test == "paired t"
-    assert rec.text.startswith("Use r=16: 91.50%")
-    assert f"p={p:.3f}" in rec.text
-    assert rec.candidates.set_index("label").loc["r=16", "vs_best"] == "indistinguishable"
-    assert rec.confidence == "moderate"
+def holm_min(p: float, family: int) -> float:
+    """Holm's adjusted p of the smallest of `family` p-values."""
+    return min(1.0, family * p)
 
 
-def test_pick_best_when_it_is_significantly_better():
+def test_pick_the_cheaper_configuration_shown_equivalent_to_the_best():
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, NEAR_BEST))
+    rec = reports.recommend(trials, varied=VARIED, margin=0.01)
+    assert rec.resolution == pytest.approx(0.001)  # values are k/1000
+    assert rec.best.label == "r=4" and rec.pick.label == "r=16" and rec.decided
+    # TOST on d = -0.001 (three times), sd floored at 0.001, 2 df, margin 0.01
+    se = 0.001 / math.sqrt(3)
+    p = max(sf_df2((0.01 - 0.001) / se), sf_df2((0.01 + 0.001) / se))
+    c = rec.choice.contender(rec.pick.point_key)
+    assert c.verdict == "equivalent" and c.equivalent.p_value == pytest.approx(p)
+    assert c.p_equivalent_holm == pytest.approx(holm_min(p, 2))  # no SE and r=16 vs the best
+    assert rec.text.startswith("Which configuration: use r=16: 91.90% [")
+    assert "within ±1.00 pp" in rec.text and "TOST paired t" in rec.text
+    assert f"Holm-adjusted over 2 comparisons with the best: p={holm_min(p, 2):.3f}" in rec.text
+    # the cheaper no SE is shown worse: listed with its test and correction
+    assert "shown less accurate than the best: no SE (-6.00 pp, paired t one-sided" in rec.text
+
+
+def test_failing_to_find_a_difference_is_undecided_not_equivalent():
+    r16 = [0.915, 0.915, 0.915]  # d = +0.005, -0.015, -0.005 against BEST: sd 0.01
+    assert sf_df2(paired_t(BEST, r16)) >= 0.05  # the old rule called this "indistinguishable"
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, r16))
+    rec = reports.recommend(trials, varied=VARIED, margin=0.01)
+    assert not rec.decided and rec.pick.label == "r=4"
+    assert rec.choice.contender(rec.choice.open_cheaper[0].arm.key).arm.label == "r=16"
+    from statsmodels.stats.power import TTestPower
+
+    # gap 0.005 inside the margin 0.01: TOST needs to detect 0.01 - 0.005 at sd 0.01,
+    # alpha / 2 (Holm's worst case over the 2 comparisons), 80% power
+    n = math.ceil(TTestPower().solve_power(0.5, alpha=0.025, power=0.8, alternative="larger"))
+    assert rec.choice.seeds_to_decide == n
+    assert rec.text.startswith("Which configuration: undecided.")
+    assert f"about {n} seeds per configuration would decide it" in rec.text
+    assert "r=16 (-0.50 pp; TOST Holm p=" in rec.text
+
+
+def test_pick_the_best_when_every_cheaper_one_is_shown_worse():
     r16 = [0.899, 0.921, 0.909]  # d = 0.011, 0.009, 0.011: t = 15.5
-    p = sf_df2(paired_t(BEST, r16))
-    assert p < 0.01
-    trials = frame(trial_rows(None, [0.85, 0.86, 0.87]), trial_rows(4, BEST),
-                   trial_rows(16, r16))
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, r16))
     rec = reports.recommend(trials, varied=VARIED)
-    assert rec.pick.label == rec.best.label == "r=4" and rec.test_vs_best is None
-    cand = rec.candidates.set_index("label")
-    assert cand.loc["r=16", "vs_best"] == "worse"
-    assert cand.loc["r=16", "p_vs_best"] == pytest.approx(p)
-    assert f"significantly less accurate: r=16 (p={p:.3f})" in rec.text
+    assert rec.pick.label == rec.best.label == "r=4" and rec.decided
+    c = next(x for x in rec.choice.contenders if x.arm.label == "r=16")
+    p16 = sf_df2(paired_t(BEST, r16))
+    p_base = sf_df2(paired_t(BEST, NO_SE))
+    assert c.verdict == "worse" and c.worse.p_value == pytest.approx(p16)
+    assert p16 < p_base and c.p_worse_holm == pytest.approx(2 * p16)  # Holm's first step
+    assert "It is the most accurate configuration." in rec.text
+    assert "no SE (" in rec.text and "r=16 (" in rec.text
 
 
-def test_pick_is_cheapest_of_the_indistinguishable_not_cheapest_overall():
-    r8 = [0.915, 0.915, 0.915]  # as r=16 in the first case: indistinguishable
-    r32 = [0.899, 0.921, 0.909]  # as r=16 in the second case: worse
-    trials = frame(trial_rows(None, [0.85, 0.86, 0.87]), trial_rows(4, BEST),
-                   trial_rows(8, r8), trial_rows(32, r32))
-    rec = reports.recommend(trials, varied=VARIED)
-    assert rec.pick.label == "r=8"
-    # cost order is no SE < r=32 < r=8: both cheaper ones are listed as significantly worse
-    assert "significantly less accurate: r=32" in rec.text and "no SE (p=" in rec.text
-
-
-def test_no_se_baseline_is_picked_when_se_does_not_beat_it():
-    base = [0.912, 0.925, 0.921]  # d vs BEST = -0.002, 0.005, -0.001: no detectable gain
-    p = sf_df2(paired_t(BEST, base))
-    assert p >= 0.05
-    trials = frame(trial_rows(None, base), trial_rows(4, BEST), trial_rows(16, [0.90, 0.91, 0.9]))
-    rec = reports.recommend(trials, varied=VARIED)
-    assert rec.best.label == "r=4"
-    assert rec.pick.label == "no SE" and rec.pick.baseline
+def test_no_se_is_picked_only_when_shown_equivalent():
+    trials = frame(trial_rows(None, NEAR_BEST), trial_rows(4, BEST),
+                   trial_rows(16, [0.90, 0.91, 0.90]))
+    rec = reports.recommend(trials, varied=VARIED, margin=0.01)
+    assert rec.pick.label == "no SE" and rec.pick.baseline and rec.decided
     assert rec.pick.flops == BASE_FLOPS
-    assert rec.test_vs_best.p_value == pytest.approx(p)
-    assert rec.text.startswith("Use no SE (the no-SE baseline)")
-    assert "No SE configuration is significantly more accurate" in rec.text
-    assert "does not establish a gain from SE" in rec.baseline_note
+    assert rec.text.startswith("Which configuration: use no SE (the no-SE baseline)")
+    assert rec.se_text.startswith("Does SE help: not shown.")
+    # the same baseline with a margin too tight to show equivalence: undecided, not "no SE"
+    tight = reports.recommend(trials, varied=VARIED, margin=0.0011)
+    assert not tight.decided and "undecided" in tight.text
 
     # the baseline is the most accurate outright: it is the best and the pick
     trials = frame(trial_rows(None, [0.93, 0.94, 0.95]), trial_rows(4, BEST))
     rec = reports.recommend(trials, varied=VARIED)
-    assert rec.best.label == rec.pick.label == "no SE" and rec.test_vs_best is None
-    assert "no SE configuration is more accurate" in rec.text
-    assert "r=4, is -2.00 pp" in rec.text
+    assert rec.best.label == rec.pick.label == "no SE" and rec.decided
+    assert "It is the most accurate configuration." in rec.text
 
 
-def test_untestable_candidates_are_not_picked_and_single_seed_has_no_confidence():
-    # r=16 is cheaper and looks as good, but its other seeds failed: no test, no pick.
-    trials = frame(trial_rows(None, [0.85, 0.86, 0.87]), trial_rows(4, BEST),
-                   trial_rows(16, [0.915]),
+def test_se_helps_is_corrected_for_the_number_of_se_configurations():
+    base = [0.90, 0.91, 0.92]
+    r4 = [0.904, 0.92, 0.925]  # d = 0.004, 0.010, 0.005: one-sided p = 0.038 alone
+    r16 = [0.901, 0.908, 0.921]  # no gain
+    d = [a - b for a, b in zip(r4, base, strict=True)]
+    p4 = sf_df2((sum(d) / 3) / (sd(d) / math.sqrt(3)))
+    assert 0.025 < p4 < 0.05
+    alone = reports.recommend(frame(trial_rows(None, base), trial_rows(4, r4)), varied=VARIED)
+    assert [v.arm.label for v in alone.se.helped] == ["r=4"]
+    assert alone.se_text.startswith("Does SE help: yes, at alpha=0.05 with Holm's correction "
+                                    "over 1 SE configurations: r=4 by +0.63 pp")
+    both = reports.recommend(frame(trial_rows(None, base), trial_rows(4, r4),
+                                   trial_rows(16, r16)), varied=VARIED)
+    top = both.se.rows[0]
+    assert top.arm.label == "r=4" and top.test.p_value == pytest.approx(p4)
+    assert top.p_holm == pytest.approx(2 * p4) and not both.se.helped
+    assert both.se_text.startswith("Does SE help: not shown.")
+    assert f"Holm-adjusted over 2 SE configurations: p={2 * p4:.3f}" in both.se_text
+
+
+def test_configurations_with_one_seed_leave_the_decision_open():
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, [0.915]),
                    trial_rows(16, [None, None], seeds=[1, 2], status="failed"))
     rec = reports.recommend(trials, varied=VARIED)
-    assert rec.pick.label == "r=4"
-    assert rec.candidates.set_index("label").loc["r=16", "vs_best"] == "untested"
-    assert "Not testable (fewer than 2 finished seeds on one side): r=16." in rec.text
+    assert rec.pick.label == "r=4" and not rec.decided
+    assert rec.choice.contender(rec.choice.open_cheaper[0].arm.key).verdict == "untested"
+    assert "r=16 (-0.50 pp; fewer than 2 seeds)" in rec.text
 
     one = frame(trial_rows(None, [0.85]), trial_rows(4, [0.92]), trial_rows(16, [0.91]))
     rec = reports.recommend(one, varied=VARIED)
-    assert rec.pick.label == "r=4" and rec.confidence == "none"
-    assert "with a single seed no test is possible" in rec.text
+    assert rec.pick.label == "r=4" and not rec.decided and rec.choice.seeds_to_decide is None
     assert "1 seed, CI not available" in rec.text
+    assert "more seeds than is practical" in rec.text
 
 
-def test_cost_column_decides_between_indistinguishable_configurations():
-    trials = frame(trial_rows(4, BEST), trial_rows(8, [0.915, 0.915, 0.915]))
+def test_cost_column_decides_between_equivalent_configurations():
+    trials = frame(trial_rows(4, BEST), trial_rows(8, NEAR_BEST))
     # make r=8 cheaper in params but dearer in FLOPs than r=4
     trials.loc[trials["label"] == "r=8", "flops"] = se_cost(4)[0] + 1
     assert reports.recommend(trials, varied=VARIED).pick.label == "r=4"
@@ -557,30 +634,39 @@ def test_no_recommendation_without_a_finished_se_configuration():
     assert reports.recommend(trials, varied=VARIED) is None
 
 
+def test_test_split_is_shown_beside_the_pick_and_never_used_to_choose():
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, NEAR_BEST))
+    # a test split that would reverse the choice if it were used
+    trials["test_acc"] = [0.99 if r == 16 else 0.5 for r in trials["arch.se.reduction"]]
+    trials.loc[trials["label"] == "no SE", "test_acc"] = 0.999
+    rec = reports.recommend(trials, varied=VARIED)
+    assert rec.pick.label == "r=16"
+    assert "Its test_acc on the test split is 99.00%" in rec.text
+
+
 def test_budget_pick():
-    r8 = [0.905, 0.915, 0.925]  # d vs BEST = 0.005, 0.015, -0.005: not significant
-    r32 = [0.87, 0.895, 0.875]  # d vs BEST = 0.04, 0.035, 0.045: significant
-    trials = frame(trial_rows(None, [0.85, 0.86, 0.87]), trial_rows(4, BEST),
+    r8 = NEAR_BEST  # equivalent to BEST within 1 pp
+    r32 = [0.87, 0.895, 0.875]  # d vs BEST = 0.04, 0.035, 0.045: worse
+    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST),
                    trial_rows(8, r8), trial_rows(32, r32))
     f4, _ = se_cost(4)
     f8, _ = se_cost(8)
     _, p32 = se_cost(32)
 
-    assert sf_df2(paired_t(BEST, r8)) >= 0.05
     rec = reports.recommend(trials, varied=VARIED, budget_flops=f4)
     assert rec.budget.pick.label == "r=4" and "the overall best fits" in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_flops=f8)  # r=8, r=32, no SE fit
     assert rec.budget.pick.label == "r=8"  # the most accurate of those
-    assert rec.budget.test_vs_best.p_value == pytest.approx(sf_df2(paired_t(BEST, r8)))
     assert rec.budget.text.startswith("Within ")
+    assert "shown equivalent within ±1.00 pp" in rec.budget.text
+    assert "a single comparison, no correction" in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32, budget_flops=f4)
     assert rec.budget.pick.label == "r=32"  # the params limit binds
-    p = sf_df2(paired_t(BEST, r32))  # t = 0.04 / (0.005 / sqrt 3) = 13.9
-    assert p < 0.05
-    assert rec.budget.test_vs_best.p_value == pytest.approx(p)
-    assert "significant" in rec.budget.text and "the budget costs 4.00 pp" in rec.budget.text
+    p = sf_df2(paired_t(BEST, r32))
+    assert f"the budget costs 4.00 pp against the overall best r=4 (paired t one-sided, " \
+           f"p={p:.3f}" in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32 - 1)
     assert rec.budget.pick.label == "no SE"
@@ -615,13 +701,17 @@ def test_point_key_ignores_seed_and_reads_masks_like_params():
     assert json.loads(point_key({"arch.se.stages": [True, False]})) == {"arch.se.stages": "1,0"}
 
 
-def test_accuracy_error_bars_stop_at_0_and_100_percent():
-    from reports.plots import accuracy_yerr
+def test_plot_error_bars_are_the_table_intervals_clipped_at_0_and_100_percent():
+    from reports.plots import interval_yerr
 
-    bars = accuracy_yerr([98.0, 50.0, 1.0], [5.0, 5.0, 5.0])
-    assert bars[:, 0].tolist() == [5.0, 2.0]  # 98 - 5 .. 98 + 2
-    assert bars[:, 1].tolist() == [5.0, 5.0]
-    assert bars[:, 2].tolist() == [1.0, 5.0]
+    trials = frame(trial_rows(4, [0.99, 1.0]), trial_rows(8, [0.93, 0.95, 0.94]))
+    points = reports.point_summary(trials, varied=VARIED)
+    bars = interval_yerr(points)
+    r4 = points.set_index("label").loc["r=4"]
+    assert r4["acc_ci_high"] == 1.0  # the t-interval would reach 100.6%
+    assert bars[:, 0].tolist() == pytest.approx([100 * (0.995 - r4["acc_ci_low"]), 0.5])
+    table = reports.ablation_tables(trials, VARIED)["arch.se.reduction"].set_index("setting")
+    assert table.loc["r=4", "top1_err_low"] == pytest.approx(0.0)  # error cannot go below 0
 
 
 def test_top5_is_left_out_for_datasets_with_few_classes():

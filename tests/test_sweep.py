@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 import ray
 import yaml
+from fakedata import write_cifar10
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from ray import cloudpickle, tune
 
 from runners.cli import main
+from runners.commands.sweep import _print_result
 from runners.points import grid_points, resolve_trial, stage_masks
 from runners.spec import parse_spec
 from runners.sweep import SWEEP_META_FILE, resume_sweep, run_sweep
@@ -50,7 +52,7 @@ def failing_trial(config: dict[str, Any], spec: Any, *, fail_reduction: int,
     if config["point"].get("arch.se.reduction") == fail_reduction:
         with open(attempts_file, "a") as attempts:
             attempts.write("attempt\n")
-        raise RuntimeError(f"injected failure for r={fail_reduction}")
+        raise RuntimeError(f"injected failure for r={fail_reduction}\nthe cause, on line two")
     train_trial(config, spec)
 
 
@@ -205,6 +207,41 @@ def test_grid_sweep_records_every_trial(
     assert "Sweeps there: grid;" in err
 
 
+@pytest.mark.timeout(300)
+def test_cifar_under_a_relative_root_trains_through_the_cli(
+    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """CIFAR-format files under ./data and storage ./runs, both relative, as the README says:
+    Ray runs each trial in a folder of its own, so the driver must make them absolute. The
+    trials finish, select on a validation split carved from the training batches, and log the
+    official test split's accuracy beside it."""
+    write_cifar10(tmp_path / "data", per_batch=200, test=200)
+    data = tiny_spec(name="cifar", data={"name": "cifar10", "root": "./data", "val_size": 200},
+                     train={"epochs": 1, "batch_size": 100}, storage="./runs")
+    spec_file = tmp_path / "cifar.yaml"
+    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    code = main(["run", str(spec_file), "--address", ray_address, "--tracking-uri",
+                 tracking_uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "sweep cifar: 2 finished" in out
+
+    client = MlflowClient(tracking_uri)
+    parent, trials = sweep_runs(tracking_uri, "cifar")
+    assert parent.info.status == "FINISHED"
+    assert Path(parent.data.tags["selab.storage"]) == tmp_path / "runs" / "cifar"
+    assert len(trials) == 2
+    for run in trials:
+        assert run.data.tags["selab.status"] == "finished"
+        assert run.data.params["data.root"] == str(tmp_path / "data")
+        assert run.data.params["arch.input_size"] == "32"
+        assert steps(client, run, "val_acc") == [1]
+        assert steps(client, run, "test_acc") == [1]  # once, at the last epoch
+        assert 0.0 <= run.data.metrics["test_acc"] <= 1.0
+        assert run.data.metrics["epochs_done"] == 1
+
+
 # ----------------------------------------------------------------------------- search
 
 
@@ -297,7 +334,8 @@ def test_asha_stops_hopeless_trials_early(
 
 @pytest.mark.timeout(300)
 def test_a_failing_trial_is_retried_then_recorded_as_failed(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs
+    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     attempts = tmp_path / "attempts.txt"
     spec = parse_spec(tiny_spec(
@@ -310,17 +348,29 @@ def test_a_failing_trial_is_retried_then_recorded_as_failed(
     assert result.complete
     assert result.statuses == Counter(finished=2, failed=1)
     assert attempts.read_text().count("attempt") == 2  # the first try and one retry
+    # A failed trial fails the sweep: exit code 1, the trial named in the summary.
+    assert result.failed == ["r=8 seed=0: RuntimeError: injected failure for r=8"]
+    assert result.exit_code == 1
+    capsys.readouterr()
+    assert _print_result(result) == 1
+    out = capsys.readouterr().out
+    assert "1 trial(s) failed" in out and "r=8 seed=0: RuntimeError" in out
 
     client = MlflowClient(tracking_uri)
     parent, trials = sweep_runs(tracking_uri, "faulty")
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FAILED"
     assert len(trials) == 3  # the retry continued the failed trial's run
     runs = by_label(trials)
     failed = runs["r=8"]
     assert failed.data.tags["selab.status"] == "failed"
     assert failed.info.status == "FAILED"
-    assert "RuntimeError" in failed.data.tags["selab.error"]
-    assert "injected failure for r=8" in failed.data.tags["selab.error"]
+    # The whole message, not its last line; the traceback as an artifact.
+    assert failed.data.tags["selab.error"] == (
+        "RuntimeError: injected failure for r=8\nthe cause, on line two")
+    trace = Path(client.download_artifacts(failed.info.run_id, "error.txt", str(tmp_path)))
+    text = trace.read_text()
+    assert "in failing_trial" in text and "test_sweep.py" in text  # the stack, every frame
+    assert text.count("Failure #") == 2  # both attempts
     assert failed.data.metrics["epochs_done"] == 0
     assert steps(client, failed, "val_acc") == []
     for label in ("r=4", "r=16"):
@@ -337,7 +387,7 @@ def test_a_diverging_trial_is_recorded_as_diverged(
     spec = parse_spec(grid_spec(tiny_spec, "diverge", {"train.lr": [0.05, 1e6]}))
     result = run_sweep(spec, address=ray_address, tracking_uri=tracking_uri,
                        storage=str(tmp_path / "runs"))
-    assert result.complete
+    assert result.complete and result.exit_code == 0  # diverging is an allowed ending
     assert result.statuses == Counter(finished=1, diverged=1)
 
     client = MlflowClient(tracking_uri)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from runners.store import DEFAULT_TRACKING_URI, choose_tracking_uri
 from search_space.errors import ConfigError
@@ -25,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="FLOP budget per image for the budget pick, e.g. 40M or 1.2G")
     p.add_argument("--budget-params", default=None,
                    help="parameter budget for the budget pick, e.g. 2.5M")
+    p.add_argument("--margin", type=float, default=None,
+                   help="equivalence margin in accuracy points: configurations within ±MARGIN "
+                        "of the best count as equally good (default: the raced sweep's margin, "
+                        "else 1.0)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="family-wise error rate of every claim (default 0.05)")
     p.add_argument("--out", default=None, help="output folder (default: selab_reports/NAME)")
     p.add_argument("--no-log", action="store_true",
                    help="do not log the report as artifacts of the parent run")
@@ -68,6 +75,26 @@ def _check_store(uri: str) -> None:
                               "pass --tracking-uri or set MLFLOW_TRACKING_URI")
 
 
+def _keep_models(uri: str, sweep: Any, report: Any) -> int:
+    """Log to MLflow the kept models of the trials of the recommended configuration and of
+    the accuracy/FLOPs Pareto front, when the spec's tracking.models is `recommended`."""
+    import yaml
+    from mlflow import MlflowClient
+
+    from runners.models import keep_models
+
+    spec = yaml.safe_load(sweep.spec_text() or "") or {}
+    if ((spec.get("tracking") or {}).get("models") or "recommended") != "recommended":
+        return 0
+    keys = {report.recommendation.pick.point_key}
+    for front in report.fronts.values():
+        keys |= set(front["point_key"])
+    trials = sweep.trials
+    chosen = trials[trials["finished"] & trials["point_key"].isin(keys)]
+    client = MlflowClient(uri)
+    return len(keep_models(client, [client.get_run(r) for r in chosen["run_id"]]))
+
+
 def handle(args: argparse.Namespace) -> int:
     name, spec_uri, experiment = args.name, None, None
     if name.lower().endswith((".yaml", ".yml")):
@@ -76,6 +103,11 @@ def handle(args: argparse.Namespace) -> int:
     budget_flops = _budget(args.budget_flops, "--budget-flops")
     budget_params = _budget(args.budget_params, "--budget-params")
     _check_store(uri)
+    if args.margin is not None and not 0 < args.margin < 100:
+        raise ConfigError(f"--margin: accuracy points between 0 and 100, got {args.margin}")
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha: a probability between 0 and 1, got {args.alpha}")
+    margin = args.margin / 100 if args.margin is not None else None
 
     import reports  # heavy (pandas, scipy, matplotlib, mlflow): only when the command runs
 
@@ -86,17 +118,21 @@ def handle(args: argparse.Namespace) -> int:
         raise ConfigError(f"name: no sweep {name!r} in {uri}; sweeps there:\n{listing}") from err
     out = Path(args.out) if args.out else Path("selab_reports") / name
     report = reports.write_report(sweep, out, budget_flops=budget_flops,
-                                  budget_params=budget_params, log_to_mlflow=not args.no_log)
+                                  budget_params=budget_params, log_to_mlflow=not args.no_log,
+                                  alpha=args.alpha, margin=margin)
     counts = ", ".join(f"{n} {s}" for s, n in sweep.status_counts().items()) or "no trials"
     print(f"sweep {name}: {counts}")
     if report.recommendation is not None:
-        print(report.recommendation.text)
-        if report.recommendation.budget is not None:
-            print("Budget:", report.recommendation.budget.text)
-        if report.recommendation.baseline_note:
-            print(report.recommendation.baseline_note)
+        for line in report.recommendation.lines():
+            print(line)
+        print(report.recommendation.rule)
     else:
         print("No recommendation yet: no SE configuration has a finished trial.")
+    if report.recommendation is not None and not args.no_log:
+        kept = _keep_models(uri, sweep, report)
+        if kept:
+            print(f"models of the recommended configuration and the Pareto front: {kept} "
+                  "logged to MLflow (model/model.pt of their trial runs)")
     print(f"report: {report.html_path}")
     if report.logged:
         print(f"logged under {reports.report.ARTIFACT_DIR}/ of run {sweep.run_id}")

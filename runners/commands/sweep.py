@@ -6,7 +6,6 @@ Heavy imports (Ray, MLflow, torch) happen inside the handlers, so `selab --help`
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--storage", help="Ray storage folder (default: the spec's storage)")
     run.add_argument("--overwrite", action="store_true",
                      help="start over if the sweep's Ray folder exists (new MLflow parent run)")
+    _add_set_arg(run)
     run.set_defaults(func=run_command)
 
     resume = subparsers.add_parser("resume", help="continue a sweep whose driver stopped")
@@ -30,7 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate", help="check a sweep spec and list the trials it expands to"
     )
     validate.add_argument("spec", nargs="+", help="sweep spec(s)")
+    _add_cluster_args(validate)
+    _add_set_arg(validate)
     validate.set_defaults(func=validate_command)
+
+
+def _add_set_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a field of the spec by its dotted key, the value read as YAML "
+             "(e.g. --set resources.gpus_per_trial=0 --set train.epochs=2); repeatable",
+    )
 
 
 def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
@@ -39,13 +49,13 @@ def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from runners.spec import load_spec
+    from runners.spec import load_spec_with_text
     from runners.sweep import run_sweep
 
-    spec = load_spec(args.spec)
+    spec, text = load_spec_with_text(args.spec, args.overrides)
     result = run_sweep(
         spec,
-        Path(args.spec).read_text(),
+        text,
         address=args.address,
         tracking_uri=args.tracking_uri,
         storage=args.storage,
@@ -61,25 +71,32 @@ def resume_command(args: argparse.Namespace) -> int:
 
 
 def _print_result(result) -> int:
+    """The summary; the exit code: 0 when every trial ended as the spec allows, 1 when a trial
+    failed or the driver stopped before every trial ended."""
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.statuses.items()))
     print(f"\nsweep {result.name}: {counts or 'no trials'}")
     print(f"MLflow: {result.tracking_uri}, experiment {result.experiment_id}, "
           f"parent run {result.parent_run_id}")
+    if result.failed:
+        print(f"{len(result.failed)} trial(s) failed (the full traceback is the artifact "
+              "error.txt of each trial's MLflow run):")
+        for line in result.failed:
+            print(f"  {line}")
     if not result.complete:
         print(f"not every trial ended; continue with: selab resume {result.name} "
-              f"--storage {result.folder.parent}")
-        return 1
-    return 0
+              f"--storage {result.storage}")
+    return result.exit_code
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from runners.points import count_trials, validate
+    from runners.points import count_trials
+    from runners.preflight import preflight
     from runners.spec import load_spec
 
     for path in args.spec:
-        spec = load_spec(path)
-        points = validate(spec)
-        total = count_trials(spec)
+        spec = load_spec(path, args.overrides)
+        checked = preflight(spec, address=args.address, folder_must_be_free=False)
+        spec, points, total = checked.spec, checked.points, count_trials(spec)
         if spec.is_grid:
             seeds = len(spec.seeds)
             print(f"{path}: {spec.name}: grid, {len(points)} points x {seeds} seed(s) = "
@@ -91,4 +108,17 @@ def validate_command(args: argparse.Namespace) -> int:
             objectives = ", ".join(f"{o.metric} {o.mode}" for o in spec.search.objectives)
             print(f"{path}: {spec.name}: {spec.search.kind} search, {total} trials "
                   f"({objectives}) over {', '.join(spec.search.space)}")
+        print(f"  data: {_describe_data(spec, checked.dataset)}")
+        print(f"  storage: {checked.folder}; MLflow: {checked.tracking_uri}")
     return 0
+
+
+def _describe_data(spec, info) -> str:
+    where = f" in {spec.data.root}" if spec.data.reads_files else ""
+    sizes = f"{info.num_train} train / {info.num_val} val"
+    if info.num_test:
+        sizes += f" / {info.num_test} test"
+    shape = f"{info.in_channels}x{info.image_size}x{info.image_size}"
+    memory = ("streamed from disk" if info.streamed
+              else f"{info.memory_bytes / 2**20:.0f} MiB uint8 per trial process")
+    return f"{spec.data.name}{where}: {sizes}, {shape}, {memory}"

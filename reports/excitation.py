@@ -1,0 +1,74 @@
+"""Figures of the paper's excitation analysis (Sec. 7.2), drawn from the tables that
+`selab analyze` logs to each trial's MLflow run (`excitation/per_class.csv`, `summary.csv`):
+
+- per block, the mean excitation of every channel for each class and over all classes: close
+  lines mean the block excites channels alike for every class (the paper's early blocks),
+  spread lines a class-specific block (its later ones);
+- per block, the spread across classes and how saturated the gate is (the paper's last stage,
+  whose excitations sit near 1, scales little and costs little accuracy when removed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ALL = "all"  # the per_class rows over every image
+SATURATION_BAND = 0.05  # as runners.analysis measures it
+
+
+def plot_per_class(per_class: pd.DataFrame, out: Path, title: str, max_classes: int = 10) -> Path:
+    """One panel per block: mean excitation per channel, a line per class and one for all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = list(dict.fromkeys(per_class["block"]))
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(8, 2.4 * len(blocks)), squeeze=False)
+    for ax, block in zip(axes[:, 0], blocks, strict=True):
+        rows = per_class[per_class["block"] == block]
+        shown = [c for c in dict.fromkeys(rows["class"]) if c != ALL][:max_classes]
+        for name in shown:
+            line = rows[rows["class"] == name]
+            ax.plot(line["channel"], line["mean"], lw=0.8, alpha=0.8, label=str(name))
+        overall = rows[rows["class"] == ALL]
+        ax.plot(overall["channel"], overall["mean"], color="black", lw=1.8, label="all")
+        ax.set_title(block, fontsize=9)
+        ax.set_ylabel("mean excitation")
+    axes[-1, 0].set_xlabel("channel index")
+    axes[0, 0].legend(fontsize=6, ncol=6, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_summary(summary: pd.DataFrame, out: Path, title: str) -> Path:
+    """Class spread per block (left) and gate saturation per block (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    x = np.arange(len(summary))
+    left.bar(x, summary["class_spread"], color="tab:blue")
+    left.set_ylabel("sd across classes of the\nper-class mean (avg over channels)")
+    left.set_title("class specificity", fontsize=9)
+    right.bar(x - 0.2, summary["saturated_high"], width=0.4, label="near the top of the gate")
+    right.bar(x + 0.2, summary["saturated_low"], width=0.4, label="near the bottom")
+    right.set_ylim(0, 1)
+    right.set_ylabel("share of excitations")
+    right.set_title(f"saturation (within {SATURATION_BAND:.0%} of the gate's range)", fontsize=9)
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.set_xticks(x, summary["block"], rotation=30, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

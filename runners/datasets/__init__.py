@@ -1,0 +1,1 @@
+"""The datasets a trial can train on: each module reads one kind and hands back splits."""

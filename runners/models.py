@@ -1,0 +1,66 @@
+"""Where a trained network is kept, and how a command finds it again.
+
+A trial that finishes writes its final weights and the config that builds them as `model.pt`
+(search_space.serialize) into its last checkpoint, in the sweep's storage folder; the trial's
+MLflow run records that path in the tag `selab.model`. Which models are also logged to MLflow,
+as the artifact `model/model.pt` of their trial run, is the spec's `tracking.models`:
+- `recommended` (default): `selab report` logs the models of the recommended configuration and
+  of the accuracy/FLOPs Pareto front (every seed of each); the rest stay in storage only;
+- `all`: the driver logs every finished trial's model when the trial ends;
+- `none`: none is logged (all stay in storage).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError
+
+MODEL_FILE = "model.pt"
+MODEL_ARTIFACT_DIR = "model"
+MODEL_TAG = "selab.model"
+MODEL_POLICIES = ("recommended", "all", "none")
+
+
+def logged_model(client: Any, run_id: str) -> bool:
+    return any(a.path == f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"
+               for a in client.list_artifacts(run_id, MODEL_ARTIFACT_DIR))
+
+
+def log_model(client: Any, run_id: str, path: str | Path) -> None:
+    client.log_artifact(run_id, str(path), MODEL_ARTIFACT_DIR)
+
+
+def stored_model(run: Any) -> Path | None:
+    """The model file a finished trial left in storage, if it is still there."""
+    path = run.data.tags.get(MODEL_TAG)
+    return Path(path) if path and Path(path).is_file() else None
+
+
+def keep_models(client: Any, runs: list[Any]) -> list[str]:
+    """Log the stored model of each run that has none in MLflow yet; returns their run ids."""
+    logged = []
+    for run in runs:
+        path = stored_model(run)
+        if path is not None and not logged_model(client, run.info.run_id):
+            log_model(client, run.info.run_id, path)
+            logged.append(run.info.run_id)
+    return logged
+
+
+def fetch_model(client: Any, run: Any, folder: str | Path | None = None) -> Path:
+    """A local copy of the trial's model: the MLflow artifact, else the file in storage."""
+    if logged_model(client, run.info.run_id):
+        folder = folder or tempfile.mkdtemp(prefix="selab-model-")
+        return Path(client.download_artifacts(
+            run.info.run_id, f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}", str(folder)))
+    path = stored_model(run)
+    if path is None:
+        label = run.data.tags.get("selab.label", run.info.run_id)
+        raise ConfigError(
+            f"--trial: trial {label} ({run.info.run_id}) has no kept model: it did not finish, "
+            "or its storage folder is gone and tracking.models did not log it to MLflow"
+        )
+    return path

@@ -1,0 +1,137 @@
+"""What one sweep driver holds while it runs: the sweep's lock, its journal and MLflow writer.
+
+`selab run` and `selab resume` open a `SweepDriver` right after their checks. It refuses a
+second driver of the same sweep at once, hands Tune the callback that writes the journal,
+sends the journal to MLflow in the background, and closes the parent run through the same
+writer: FINISHED or FAILED as the sweep ended, FAILED when the driver stops on an exception
+(Ctrl-C included), never left RUNNING by a driver that is gone, except by SIGKILL, which
+`selab sync` or `selab resume` then settle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runners.journal import JOURNAL_FILE, Journal, local_state_dir
+from runners.mlflow_writer import SENT_FILE, MlflowWriter
+from runners.paths import SWEEP_META_FILE
+from runners.sweep_lock import LOCK_FILE, SweepLock
+
+# How long a driver waits at the end for a tracking server that does not answer, before it
+# leaves the rest in the journal for `selab sync`.
+FLUSH_S = float(os.environ.get("SELAB_MLFLOW_FLUSH_S", "30"))
+
+
+class SweepDriver:
+    def __init__(self, name: str, folder: Any) -> None:
+        """`folder` is the sweep's SweepFolder; takes the lock (SweepLocked if held)."""
+        self.name = name
+        self.folder = folder
+        self.state_dir = local_state_dir(folder.location)
+        self.lock = SweepLock(self.state_dir, name).acquire()
+        self.writer: MlflowWriter | None = None
+
+    # --- the sweep's life
+
+    def start(self, spec: Any, parent: Any) -> None:
+        """Start sending the journal to `parent`'s runs; mark the sweep running (again)."""
+        self.journal.append("sweep", status="RUNNING")
+        self.writer = MlflowWriter(spec, parent, self.state_dir).start()
+
+    def callbacks(self) -> list[Any]:
+        from runners.journal_logger import JournalLogger
+
+        return [JournalLogger(str(self.state_dir))]
+
+    def finish(self, status: str) -> int:
+        """Record the sweep's final status and wait (bounded) until MLflow has everything;
+        returns the number of journal events left for `selab sync`."""
+        self.journal.append("sweep", status=status)
+        if self.writer is None:
+            return 0
+        unsent = self.writer.close(FLUSH_S)
+        self.writer = None
+        if unsent:
+            print(f"selab: MLflow did not answer within {FLUSH_S:g} s; {unsent} results are "
+                  f"kept in {self.state_dir / JOURNAL_FILE}. Send them when it is back with: "
+                  f"selab sync {self.name} --storage {self.folder.storage}",
+                  file=sys.stderr, flush=True)
+        return unsent
+
+    @contextlib.contextmanager
+    def failing_on_error(self) -> Iterator[None]:
+        """The parent run is marked FAILED (through the writer) if the block raises."""
+        try:
+            yield
+        except BaseException:
+            if self.writer is not None:
+                self.finish("FAILED")
+            raise
+
+    def release(self) -> None:
+        if self.writer is not None:  # stopped before finish(): keep what is sent so far
+            self.writer.close(0)
+        self.lock.release()
+        local = self.state_dir == Path(self.folder.location)
+        if local and not (self.state_dir / SWEEP_META_FILE).exists():
+            # Stopped before the sweep existed (its parent run could not be opened): leave
+            # no folder behind that would block the next `selab run`.
+            import shutil
+
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> SweepDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # --- starting over (--overwrite)
+
+    def clear(self) -> None:
+        """Remove the sweep's earlier state (not the lock this driver holds), and close the
+        earlier parent run so that it is not left RUNNING with no driver."""
+        self._close_earlier_parent()
+        Journal.of(self.state_dir).unwritten.clear()
+        if self.state_dir == Path(self.folder.location):
+            for entry in self.state_dir.iterdir():
+                if entry.name == LOCK_FILE:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    import shutil
+
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            return
+        if self.folder.exists():
+            self.folder.remove()
+        for name in (JOURNAL_FILE, SENT_FILE):
+            (self.state_dir / name).unlink(missing_ok=True)
+
+    def _close_earlier_parent(self) -> None:
+        from runners.tracking import ParentRun
+
+        try:
+            earlier = ParentRun(**json.loads(self.folder.read_text(SWEEP_META_FILE)))
+        except (OSError, ValueError, TypeError):
+            return
+        try:
+            from mlflow import MlflowClient
+
+            client = MlflowClient(earlier.tracking_uri)
+            if client.get_run(earlier.run_id).info.status == "RUNNING":
+                client.set_terminated(earlier.run_id, status="FAILED")
+        except Exception as err:  # noqa: BLE001 - best effort: the new sweep goes on
+            print(f"selab: could not close the earlier parent run {earlier.run_id}: {err}",
+                  file=sys.stderr, flush=True)
+
+    @property
+    def journal(self) -> Journal:
+        return Journal.of(self.state_dir)

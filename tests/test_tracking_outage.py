@@ -1,0 +1,193 @@
+"""A tracking server that goes away for longer than the MLflow client's retry budget.
+
+A real `mlflow server` subprocess (SQLite backend, artifacts served by the server) is killed
+once a trial has logged an epoch and restarted later on the same port. The sweep trains on
+while it is away, the driver says so once, and MLflow ends complete: every epoch once. When
+the outage outlives the driver, `selab sync` completes MLflow afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+from ray_nodes import free_port
+
+from runners.journal import JOURNAL_FILE, read_events
+from runners.mlflow_writer import HTTP_RETRY_DEFAULTS, SENT_FILE
+
+AWAY = "does not answer"
+BACK = "MLflow is back"
+
+
+class MlflowServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", "1",
+                   "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+                   "--artifacts-destination", str(self.folder / "artifacts")]
+        with (self.folder / "server.log").open("a") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, (self.folder / "server.log").read_text()
+            try:
+                urllib.request.urlopen(f"{self.uri}/health", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("mlflow server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the server and its workers
+            self.process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def events(folder: Path, kind: str) -> list[dict]:
+    return [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == kind]
+
+
+def retry_budget_s() -> float:
+    """How long one MLflow call of the driver retries before it gives up."""
+    retries = int(HTTP_RETRY_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    factor = float(HTTP_RETRY_DEFAULTS["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"])
+    return sum(factor * 2**i for i in range(retries))
+
+
+def start_driver(tmp_path: Path, spec: dict, server: MlflowServer, ray_address: str,
+                 **env: str) -> tuple[subprocess.Popen, Path]:
+    spec_file = tmp_path / f"{spec['name']}.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    log = tmp_path / f"{spec['name']}.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--address",
+             ray_address, "--tracking-uri", server.uri, "--storage", str(tmp_path / "runs")],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
+        )
+    return driver, log
+
+
+def wait_until(condition, driver: subprocess.Popen, log: Path, limit_s: float = 180) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert driver.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.1)
+
+
+def logged_epochs(uri: str, experiment: str) -> int:
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return 0
+    runs = client.search_runs([exp.experiment_id])
+    return sum(len(client.get_metric_history(r.info.run_id, "val_acc")) for r in runs)
+
+
+def assert_mlflow_complete(uri: str, name: str, trials: int, epochs: int, sweep_runs) -> None:
+    client = MlflowClient(uri)
+    parent, runs = sweep_runs(uri, name)
+    assert parent.info.status == "FINISHED"
+    assert len(runs) == trials and len({r.data.tags["selab.trial_id"] for r in runs}) == trials
+    for run in runs:
+        assert run.data.tags["selab.status"] == "finished" and run.info.status == "FINISHED"
+        for key in ("val_acc", "train_loss"):
+            steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
+            assert steps == list(range(1, epochs + 1)), (key, steps)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "epochs_done")] == [
+            epochs]
+        assert run.data.params["seed"] == "0"
+
+
+@pytest.mark.timeout(400)
+def test_the_sweep_trains_through_a_tracking_outage(
+    ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec, sweep_runs
+) -> None:
+    """The server is killed after the first logged epoch and restarted only once every trial
+    has ended: all the rest of the training happens while it is away."""
+    spec = tiny_spec(name="outage", train={"epochs": 4})
+    folder = tmp_path / "runs" / "outage"
+    driver, log = start_driver(tmp_path, spec, server, ray_address)
+    try:
+        wait_until(lambda: logged_epochs(server.uri, "outage") >= 1, driver, log)
+        server.kill()
+        killed_at, results_before = time.monotonic(), len(events(folder, "result"))
+        wait_until(lambda: len(events(folder, "trial_end")) == 2, driver, log)
+        # Longer away than one MLflow call retries, and the trials went on meanwhile.
+        time.sleep(max(0.0, retry_budget_s() + 1 - (time.monotonic() - killed_at)))
+        assert len(events(folder, "result")) == 8 > results_before
+        server.start()
+        code = driver.wait(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert output.count(AWAY) == 1 and output.count(BACK) == 1, output[-3000:]
+    assert "Traceback" not in output
+    assert_mlflow_complete(server.uri, "outage", trials=2, epochs=4, sweep_runs=sweep_runs)
+
+
+@pytest.mark.timeout(300)
+def test_selab_sync_completes_mlflow_after_an_outage_that_outlived_the_driver(
+    ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec, sweep_runs
+) -> None:
+    spec = tiny_spec(name="outlived")
+    folder = tmp_path / "runs" / "outlived"
+    # The driver waits 2 s at the end for the server, then leaves the rest to `selab sync`.
+    driver, log = start_driver(tmp_path, spec, server, ray_address, SELAB_MLFLOW_FLUSH_S="2")
+    try:
+        wait_until(lambda: events(folder, "trial_start"), driver, log)
+        server.kill()
+        code = driver.wait(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    output = log.read_text()
+    assert code == 0, output[-3000:]  # every trial trained: the results wait in the journal
+    assert "sweep outlived: 2 finished" in output
+    assert "selab sync outlived" in output
+    server.start()
+    sync = subprocess.run(
+        [sys.executable, "-m", "runners.cli", "sync", "outlived", "--storage",
+         str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert "MLflow is up to date" in sync.stdout
+    assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
+    # Sending the whole journal again changes nothing: each epoch stays logged once.
+    (folder / SENT_FILE).unlink()
+    again = subprocess.run(
+        [sys.executable, "-m", "runners.cli", "sync", "outlived", "--storage",
+         str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0
+    assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
