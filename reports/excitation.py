@@ -72,3 +72,23 @@ def plot_summary(summary: pd.DataFrame, out: Path, title: str) -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def analyzed_figures(tracking_uri: str, trials: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """The figures `selab analyze` logged to finished trials' runs, copied under `out`:
+    {"r=16 seed 0: per-class mean excitations": path, ...} (empty when none was analysed)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    figures: dict[str, Path] = {}
+    done = trials[trials["status"] == "finished"] if len(trials) else trials
+    for row in done.itertuples():
+        logged = {a.path for a in client.list_artifacts(row.run_id, "excitation")}
+        for name, title in (("per_class.png", "per-class mean excitations"),
+                            ("summary.png", "class spread and saturation")):
+            if f"excitation/{name}" in logged:
+                folder = out / f"{row.run_id}"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = client.download_artifacts(row.run_id, f"excitation/{name}", str(folder))
+                figures[f"{row.label} seed {row.seed}: {title}"] = Path(path)
+    return figures

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import yaml
 
 from . import html
 from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN
+from .excitation import analyzed_figures
 from .frame import Sweep
 from .metrics import SPLIT, selection_metric
 from .pareto import pareto_front
@@ -142,12 +144,14 @@ def write_report(
     if rec is not None:
         (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
         files.append(out / "recommendation.md")
-    page = html.render(
-        name=sweep.name, meta=_meta(sweep, acc_col), status_counts=sweep.status_counts(),
-        running=sweep.status == "RUNNING", tables=tables, recommendation=rec, plots=plots,
-        fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
-        dataset=sweep.dataset,
-    )
+    with tempfile.TemporaryDirectory() as figures:
+        page = html.render(
+            name=sweep.name, meta=_meta(sweep, acc_col), status_counts=sweep.status_counts(),
+            running=sweep.status == "RUNNING", tables=tables, recommendation=rec, plots=plots,
+            fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
+            dataset=sweep.dataset,
+            excitation=analyzed_figures(sweep.tracking_uri, trials, Path(figures)),
+        )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
     files.insert(0, html_path)

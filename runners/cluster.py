@@ -140,9 +140,6 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     address = check_address(address)
     quiet = {"logging_level": logging.WARNING, "configure_logging": True}
     if address is None:
-        # Token authentication is Ray's default for a new local instance; saying so explicitly
-        # keeps it on and stops Ray from warning about it on every run.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **quiet)
         return

@@ -86,11 +86,13 @@ def block(report_out: str, table: str, run_s: float, spec_text: str, analysis: s
     lines = [line for line in report_out.splitlines()
              if line.startswith(("Which configuration", "Does SE help", "Seeds were raced",
                                  "Stopped early"))]
-    rule = report_out[report_out.index("Decision rule"):].split("\nreport:")[0].strip()
+    rule_lines = report_out[report_out.index("Decision rule"):].splitlines()
+    rule = "\n".join(line for line in rule_lines
+                     if line.startswith("Decision rule") or re.match(r"\d\. ", line))
     seeds = re.search(r"^seeds:.*$", spec_text, re.M)
     epochs = re.search(r"^\s*epochs:\s*(\d+)", spec_text, re.M)
     quoted = "\n".join(f"> {line}\n>" for line in lines).rstrip(">\n")
-    seeds_text = seeds.group(0) if seeds else "seeds"
+    seeds_text = seeds.group(0).split("#")[0].strip() if seeds else "seeds"
     epochs_text = epochs.group(1) if epochs else "?"
     return f"""`selab run` prints Ray Tune's progress table and ends with a summary;
 `selab report quickstart` writes `selab_reports/quickstart/` (`report.html`, PNG plots, CSV

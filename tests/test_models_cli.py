@@ -122,3 +122,13 @@ def test_resume_of_a_finished_sweep_says_so_and_changes_nothing(swept, capsys):
     assert after == before, "resume of a finished sweep touched its folder"
     again = client.get_run(parent.info.run_id).info
     assert (again.status, again.end_time) == ("FINISHED", parent.info.end_time)
+
+
+def test_the_report_shows_the_excitation_figures_analyze_logged(swept, monkeypatch):
+    monkeypatch.chdir(swept["root"])
+    assert main(["analyze", NAME, "--trials", "r=8 seed=0", "--out",
+                 str(swept["root"] / "exc"), "--tracking-uri", swept["uri"]]) == 0
+    assert main(["report", NAME, "--tracking-uri", swept["uri"], "--no-log"]) == 0
+    page = (swept["root"] / "selab_reports" / NAME / "report.html").read_text()
+    assert "<h2>Excitation analysis</h2>" in page
+    assert "<h3>r=8 seed 0: per-class mean excitations</h3>" in page

@@ -8,6 +8,7 @@ them; CSVs and PNGs go to --out and to the trial's MLflow run under `excitation/
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ def handle(args: argparse.Namespace) -> int:
     from runners.spec import parse_spec
 
     uri = choose_tracking_uri(args.tracking_uri)
+    # A model download is a detail of this command: no MLflow progress bar in its output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sweep = load_sweep_or_fail(uri, args.sweep)
     spec_text = sweep.spec_text()
     if spec_text is None:

@@ -7,6 +7,7 @@ The file is selab's own (`search_space.serialize`: the config and the weights, r
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def handle(args: argparse.Namespace) -> int:
     from search_space.serialize import load_model
 
     uri = choose_tracking_uri(args.tracking_uri)
+    # A model download is a detail of this command: no MLflow progress bar in its output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     sweep = load_sweep_or_fail(uri, args.sweep)
     rows = select_trials(sweep.trials, [args.trial])
     if len(rows) != 1:
