@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from search_space.errors import ConfigError
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # MLflow announces each new SQLite database at INFO: not news to whoever asked for it.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ConfigError as err:

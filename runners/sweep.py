@@ -26,7 +26,7 @@ from runners.paths import (
     SweepFolder,
     absolute_storage,
 )
-from runners.points import SHORT_NAMES, decode_point, make_point
+from runners.points import decode_point, make_point
 from runners.preflight import preflight
 from runners.spec import SweepSpec, parse_spec
 from runners.sweep_driver import SweepDriver
@@ -103,6 +103,7 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
 
     from runners import search
     from runners.checkpoints import PruneFinishedCheckpoints
+    from runners.progress import progress_reporter
 
     return tune.Tuner(
         _trainable(spec, trial_function),
@@ -126,7 +127,7 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
             # result.json per trial is what Ray's ResultGrid reads; the journal is what MLflow
             # receives, in the background (runners.mlflow_writer).
             callbacks=[*driver.callbacks(), JsonLoggerCallback(), PruneFinishedCheckpoints()],
-            progress_reporter=progress_reporter(spec),
+            progress_reporter=progress_reporter(spec, folder.location),
             verbose=1,
         ),
     )
@@ -290,23 +291,3 @@ def _tune_environment() -> None:
     # already logged epochs are not logged again, and it is closed again when done.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-def progress_reporter(spec: SweepSpec) -> Any:
-    from ray.tune import CLIReporter
-
-    params = {
-        f"point/{key}": SHORT_NAMES.get(key, key.rsplit(".", 1)[-1])
-        for key in spec.search.varied_keys
-    }
-    params["seed"] = "seed"
-    metrics = {"epoch": "epoch", "train_loss": "loss", "val_acc": "val_acc",
-               "best_val_acc": "best"}
-    for objective in spec.search.objectives:
-        metrics.setdefault(objective.metric, objective.metric)
-    return CLIReporter(
-        parameter_columns=params,
-        metric_columns=metrics,
-        max_report_frequency=20,
-        max_progress_rows=30,
-    )

@@ -23,6 +23,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from runners.config_base import ConfigModel
+from search_space.se_fast import use_fast_se
 
 if TYPE_CHECKING:
     from runners.data import DataSplits
@@ -55,6 +56,10 @@ class TrainConfig(ConfigModel):
     # also on the CPU (bf16). See autocast_dtype.
     amp: Literal["auto", "on", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"  # auto = on for CUDA only
+    # How SE blocks are computed, not what: "fast" swaps each SqueezeExcite for
+    # search_space.se_fast.FastSqueezeExcite (same parameters, outputs and gradients; fewer
+    # passes over the feature map in backward). Other attention kinds are unaffected.
+    se_impl: Literal["plain", "fast"] = "plain"
     grad_clip: float | None = Field(None, gt=0)  # max global grad norm
     eval_batch_size: int = Field(1024, ge=1)
     # Epochs between checkpoints (the last epoch always gets one): fewer writes to storage.
@@ -213,6 +218,8 @@ class Trainer:
         use_cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and on_cuda)
         self.memory_format = torch.channels_last if use_cl else torch.contiguous_format
 
+        if cfg.se_impl == "fast":
+            use_fast_se(model)
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.splits = splits.to(self.device)
         self.num_classes = splits.num_classes

@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import elementwise_flop_counter
 from torch import nn
+
+# fvcore scripts a loss function at import, which recent torch flags as deprecated: a warning in
+# every trial's output that no selab user can act on.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import elementwise_flop_counter
 
 from .config import ArchConfig
 from .networks import build_model

@@ -183,6 +183,7 @@ def test_adamw_runs(small_digits):
         ({"warmup_epochs": 6}, "warmup_epochs"),
         ({"grad_clip": -1}, "grad_clip"),
         ({"amp": "yes"}, "amp"),
+        ({"se_impl": "fused"}, "se_impl"),
         ({"learning_rate": 0.1}, "learning_rate"),
     ],
 )
@@ -194,6 +195,30 @@ def test_train_config_rejects_bad_values_naming_the_field(values, field):
 def test_train_config_error_lists_allowed_values():
     with pytest.raises(ConfigError, match="allowed: 'sgd' or 'adamw'"):
         TrainConfig.model_validate({"optimizer": "adam"})
+
+
+def test_fast_se_trains_the_same_network_as_the_plain_block(small_digits):
+    """train.se_impl: fast changes how the SE blocks compute, not what: after an epoch of SGD
+    the weights and losses match the plain block's (to float rounding)."""
+    from search_space import ArchConfig, build_model
+    from search_space.se_fast import FastSqueezeExcite
+
+    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 10, "input_size": 8,
+                             "in_channels": 1, "se": {"reduction": 4}})
+    results, states = {}, {}
+    for impl in ("plain", "fast"):
+        torch.manual_seed(0)
+        cfg = TrainConfig(epochs=1, batch_size=32, lr=0.05, se_impl=impl)
+        trainer = Trainer(build_model(arch), small_digits, cfg, "cpu", seed=0)
+        results[impl], states[impl] = trainer.run_epoch(), trainer.model.state_dict()
+        fast_blocks = [m for m in trainer.model.modules() if isinstance(m, FastSqueezeExcite)]
+        assert bool(fast_blocks) == (impl == "fast")
+    assert states["plain"].keys() == states["fast"].keys()  # checkpoints interchangeable
+    for name, tensor in states["plain"].items():
+        torch.testing.assert_close(states["fast"][name], tensor, rtol=1e-4, atol=1e-5,
+                                   msg=name)
+    assert results["fast"].train_loss == pytest.approx(results["plain"].train_loss, rel=1e-4)
+    assert results["fast"].val_acc == pytest.approx(results["plain"].val_acc, abs=0.01)
 
 
 # ----------------------------------------------------------------------------- schedules
