@@ -2,9 +2,9 @@
 
 Three ways to reach a cluster, each tested: `--address host:port` (a driver on a cluster node),
 `--address ray://host:10001` (Ray Client, needs `ray[client]`), and `ray job submit` (the driver
-runs on the head; Ray sets $RAY_ADDRESS for it). In every case the workers get this project's
-packages through the runtime_env, as paths Ray zips and uploads (module objects cannot be
-copied or pickled when Ray merges a job's settings).
+runs on the head; Ray sets $RAY_ADDRESS for it). In every case the workers run the driver's own
+code: the packages it imported travel in the runtime_env, as paths Ray zips and uploads (module
+objects cannot be copied or pickled when Ray merges a job's settings).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ CLUSTER_EXTRA = "pip install 'selab[cluster]'"
 CODE_PACKAGES = ("search_space", "runners", "reports")
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray for a `ray job submit` driver
 _ADDRESS_TIMEOUT_S = 3.0
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 class ClusterError(ConfigError):
@@ -113,19 +114,30 @@ def _token_available() -> bool:
 
 
 def code_runtime_env() -> dict:
-    """The runtime_env that ships this project's packages to the workers, as directory paths.
+    """The runtime_env that gives the workers the packages this driver imported, as folders.
 
-    A `ray job submit --working-dir .` driver needs none: the working dir already holds them
-    and Ray gives it to every worker of the job.
+    A `ray job submit` driver's runtime_env is merged by Ray with the job's, and a key in both
+    is an error: so nothing is added when the job ships py_modules itself, and the job's
+    `excludes` (if any) stand for ours. (Ray puts a job's working dir first on its driver's
+    path: a working dir holding these packages, a checkout, is the code the job runs.)
     """
-    job_config = json.loads(os.environ.get(_JOB_CONFIG_ENV) or "{}")
-    job_env = job_config.get("runtime_env") or {}
-    if job_env.get("working_dir") or job_env.get("py_modules"):
-        return {}
     import importlib
 
-    paths = [str(Path(importlib.import_module(name).__file__).parent) for name in CODE_PACKAGES]
-    return {"py_modules": paths, "excludes": ["__pycache__"]}
+    job_env = _job_runtime_env()
+    if job_env.get("py_modules"):
+        return {}
+    folders = [str(Path(importlib.import_module(name).__file__).parent)
+               for name in CODE_PACKAGES]
+    env: dict[str, Any] = {"py_modules": folders}
+    if "excludes" not in job_env:
+        env["excludes"] = ["__pycache__"]
+    return env
+
+
+def _job_runtime_env() -> dict[str, Any]:
+    """The runtime_env of the `ray job submit` job this driver runs as ({} outside a job)."""
+    job_config = json.loads(os.environ.get(_JOB_CONFIG_ENV) or "{}")
+    return job_config.get("runtime_env") or {}
 
 
 def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -140,6 +152,9 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     address = check_address(address)
     quiet = {"logging_level": logging.WARNING, "configure_logging": True}
     if address is None:
+        # A local instance is private to this sweep: Ray's notice that it turned token
+        # authentication on is nothing a user can act on.
+        logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **quiet)
         return
