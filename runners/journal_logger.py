@@ -2,8 +2,10 @@
 
 It runs where Tune's controller runs (the driver, or the head with Ray Client) and appends one
 line per trial event to the journal in the sweep's state folder (runners.journal); the
-driver's MlflowWriter sends the lines to MLflow. Ray pickles the callback into tuner.pkl (the
-spec and the folder only), so `Tuner.restore` brings it back writing to the same journal.
+driver's MlflowWriter sends the lines to MLflow. For storage behind a URI it also copies the
+journal to the sweep's folder there (runners.journal_mirror) each time Ray saves its sweep
+state. Ray pickles the callback into tuner.pkl (the folders only), so `Tuner.restore` brings it
+back writing to the same journal.
 """
 
 from __future__ import annotations
@@ -15,28 +17,41 @@ from mlflow.entities import RunStatus
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from runners.journal import Journal
+from runners.journal import Journal, registered_driver
+from runners.journal_mirror import JournalMirror
 from runners.outcome import outcome
+from runners.paths import SweepFolder, split_location
 
 
 class JournalLogger(Callback):
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, location: str | None = None) -> None:
+        """`location`: the sweep's folder in storage (a path or a URI); default `state_dir`."""
         self.state_dir = state_dir
+        self.location = location or state_dir
         self._journal: Journal | None = None
         self._live_sent = False
         self._cost_sent: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"state_dir": self.state_dir}
+        return {"state_dir": self.state_dir, "location": self.location}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
-        self.__init__(state_dir=state["state_dir"])
+        pickled = (state["state_dir"], state.get("location") or state["state_dir"])
+        state_dir, location = registered_driver(split_location(pickled[1])[1]) or pickled
+        self.__init__(state_dir=state_dir, location=location)
 
     @property
     def journal(self) -> Journal:
         if self._journal is None:
             self._journal = Journal.of(self.state_dir)
         return self._journal
+
+    def get_state(self) -> dict | None:
+        # Tune asks every callback for its state when it saves the sweep's state, before that
+        # is uploaded to storage: the journal goes first, so that the state in storage does not
+        # know of events the journal there lacks. (Nothing of this callback is saved.)
+        JournalMirror.of(self.location, self.state_dir).push_quietly()
+        return None
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         # The trials Ray knows when this driver starts: the runs of any other trial an earlier
@@ -90,13 +105,17 @@ class JournalLogger(Callback):
             "trial_end", trial_id=trial.trial_id, status=status, mlflow_status=mlflow_status,
             epochs_done=int(result.get("epoch", 0) or 0),
             best_val_acc=float(best) if isinstance(best, (int, float)) else None,
-            error=error, traceback=trace, model=_model_path(trial) if status == "finished" else "",
+            error=error, traceback=trace,
+            model=_model_path(trial, self.location) if status == "finished" else "",
         )
 
 
-def _model_path(trial: Trial) -> str:
-    """Where the finished trial's network is: in its last checkpoint (runners.models)."""
+def _model_path(trial: Trial, location: str) -> str:
+    """Where the finished trial's network is: in its last checkpoint (runners.models), as a
+    path, or as a URI when the storage is behind one (Ray gives the path in the bucket)."""
     from runners.models import MODEL_FILE
 
     checkpoint = trial.checkpoint
-    return f"{checkpoint.path}/{MODEL_FILE}" if checkpoint is not None else ""
+    if checkpoint is None:
+        return ""
+    return SweepFolder.at(location).uri_of(f"{checkpoint.path}/{MODEL_FILE}")

@@ -181,8 +181,9 @@ class MlflowWriter:
 
     def _on_trial_start(self, event: Event) -> None:
         trial_id = event["trial_id"]
-        if trial_id in self._progress.deleted:
-            return
+        # Journal order puts every start of an orphan before the `live` event that deleted its
+        # run; a start after it is Ray giving the id again, to the trial it never saved.
+        self._progress.deleted.discard(trial_id)
         trial = self.trials.get(trial_id)
         if trial is None:
             self.trials[trial_id] = self._create_run(event)
@@ -210,7 +211,7 @@ class MlflowWriter:
     def _on_trial_end(self, event: Event) -> None:
         from mlflow.entities import Metric, RunTag
 
-        from runners.models import MODEL_TAG, log_model
+        from runners.models import MODEL_TAG, log_model, stored_model_at
         from runners.tracking import ERROR_ARTIFACT
 
         trial = self._trial(event)
@@ -226,8 +227,9 @@ class MlflowWriter:
         tags = [RunTag("selab.status", event["status"])]
         if event.get("model"):
             tags.append(RunTag(MODEL_TAG, event["model"]))
-            if self.spec.tracking.models == "all" and Path(event["model"]).is_file():
-                log_model(self.client, trial.run_id, event["model"])
+            kept = stored_model_at(event["model"]) if self.spec.tracking.models == "all" else None
+            if kept is not None:  # a local copy when the storage is behind a URI
+                log_model(self.client, trial.run_id, kept)
         if event.get("error"):
             tags.append(RunTag("selab.error", event["error"][:5000]))
         self.client.log_batch(trial.run_id, metrics=metrics, tags=tags)
@@ -245,7 +247,8 @@ class MlflowWriter:
     def _on_live(self, event: Event) -> None:
         """Ray restored these trials: runs of any other trial of an earlier driver are
         orphans (the driver died after the trial started but before Ray saved it, so Ray runs
-        that point again under a new trial id) and would leave the point with two runs."""
+        that point again as a new trial, under a new id or the same one) and would leave the
+        point with two runs."""
         live = set(event["trial_ids"])
         # Only runs started before this event: a journal sent again later (`selab sync`)
         # must not take the runs of this driver's own trials for orphans.

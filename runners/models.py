@@ -34,9 +34,28 @@ def log_model(client: Any, run_id: str, path: str | Path) -> None:
 
 
 def stored_model(run: Any) -> Path | None:
-    """The model file a finished trial left in storage, if it is still there."""
-    path = run.data.tags.get(MODEL_TAG)
-    return Path(path) if path and Path(path).is_file() else None
+    """The model file a finished trial left in storage, if it is still there (a local copy
+    when the storage is behind a URI)."""
+    return stored_model_at(run.data.tags.get(MODEL_TAG))
+
+
+def stored_model_at(location: str | None) -> Path | None:
+    if location and "://" in location:
+        return _downloaded(location)
+    return Path(location) if location and Path(location).is_file() else None
+
+
+def _downloaded(uri: str) -> Path | None:
+    """A local copy of a model file in storage behind a URI (s3://...), None if it is gone."""
+    import pyarrow.fs
+
+    fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    local = Path(tempfile.mkdtemp(prefix="selab-model-")) / MODEL_FILE
+    pyarrow.fs.copy_files(path, str(local), source_filesystem=fs,
+                          destination_filesystem=pyarrow.fs.LocalFileSystem())
+    return local
 
 
 def keep_models(client: Any, runs: list[Any]) -> list[str]:

@@ -3,14 +3,23 @@
 Ray runs each trial in a working folder of its own, so a relative data root or storage folder
 would resolve differently in every trial; the driver resolves them once, before any trial
 starts, and the trials receive absolute paths inside the spec. Storage that Ray Tune reads
-through pyarrow (`s3://`, `gs://`, any pyarrow filesystem URI) passes through untouched.
+through pyarrow (`s3://`, `gs://`, any pyarrow filesystem URI) passes through untouched, its
+query (`?endpoint_override=host:port&scheme=http` for MinIO and other S3-compatible stores)
+kept at the end of every location made from it.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import threading
+import uuid
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from search_space.errors import ConfigError
 
 if TYPE_CHECKING:
     from runners.spec import SweepSpec
@@ -18,6 +27,12 @@ if TYPE_CHECKING:
 SWEEP_META_FILE = "selab_sweep.json"
 SWEEP_SPEC_FILE = "selab_spec.yaml"
 TUNER_FILE = "tuner.pkl"
+# How often Ray copies its sweep state to storage behind a URI (Ray's default is 300 s): what a
+# killed driver loses at most. Each copy uploads the state and every trial's result file again.
+STATE_SYNC_S = float(os.environ.get("SELAB_STORAGE_SYNC_S", "10"))
+# How long the storage check waits for a bucket: the SDK's own retries take about 6 s to give
+# up on an endpoint that refuses connections, longer on one that drops them.
+STORAGE_TIMEOUT_S = 15.0
 
 
 def is_uri(location: str) -> bool:
@@ -27,6 +42,29 @@ def is_uri(location: str) -> bool:
 
 def absolute_storage(storage: str) -> str:
     return storage if is_uri(storage) else str(Path(storage).expanduser().resolve())
+
+
+def join_location(base: str, *parts: str) -> str:
+    """`base`/parts: for a URI, inside its path, its query kept at the end."""
+    if not is_uri(base):
+        return "/".join([base.rstrip("/"), *parts])
+    scheme, netloc, path, query, fragment = urlsplit(base)
+    return urlunsplit((scheme, netloc, "/".join([path.rstrip("/"), *parts]), query, fragment))
+
+
+def split_location(location: str) -> tuple[str, str]:
+    """(storage, name) of a sweep's location: the inverse of join_location(storage, name)."""
+    if not is_uri(location):
+        parent, _, name = location.rstrip("/").rpartition("/")
+        return parent or "/", name
+    scheme, netloc, path, query, fragment = urlsplit(location)
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return urlunsplit((scheme, netloc, parent, query, fragment)), name
+
+
+def shell_arg(location: str) -> str:
+    """`location` as one shell word (a URI's query holds `?` and `&`)."""
+    return shlex.quote(location)
 
 
 def with_absolute_paths(spec: SweepSpec, storage: str | None = None) -> SweepSpec:
@@ -47,7 +85,11 @@ class SweepFolder:
     def __init__(self, storage: str, name: str) -> None:
         self.storage = absolute_storage(storage)
         self.name = name
-        self.location = f"{self.storage.rstrip('/')}/{name}"
+        self.location = join_location(self.storage, name)
+
+    @classmethod
+    def at(cls, location: str) -> SweepFolder:
+        return cls(*split_location(location))
 
     @cached_property
     def _resolved(self) -> tuple[Any, str]:
@@ -65,11 +107,32 @@ class SweepFolder:
     def path(self) -> str:
         return self._resolved[1]
 
+    @property
+    def is_remote(self) -> bool:
+        return is_uri(self.storage)
+
     def __str__(self) -> str:
         return self.location
 
+    def uri_of(self, fs_path: str) -> str:
+        """A path of this folder's filesystem (as Ray's checkpoints give it) as a location any
+        command can open: the URI with this folder's scheme and query, or the local path."""
+        if not self.is_remote:
+            return fs_path
+        scheme, netloc, _, query, fragment = urlsplit(self.location)
+        if fs_path.startswith("/"):  # a filesystem of one host (file://, hdfs://host:port)
+            return urlunsplit((scheme, netloc, fs_path, query, fragment))
+        bucket, _, key = fs_path.partition("/")  # object stores: the path starts with the bucket
+        return urlunsplit((scheme, bucket, "/" + key, query, fragment))
+
     def _info(self, relative: str = "") -> Any:
-        return self.fs.get_file_info(f"{self.path}/{relative}" if relative else self.path)
+        try:
+            return self.fs.get_file_info(f"{self.path}/{relative}" if relative else self.path)
+        except OSError as err:  # a bucket that cannot be reached, bad credentials
+            reason = " ".join(str(err).split())
+            raise ConfigError(
+                f"storage (or --storage): {self.storage}: cannot be reached ({reason})"
+            ) from None
 
     def exists(self) -> bool:
         import pyarrow.fs
@@ -86,13 +149,32 @@ class SweepFolder:
         return self.has(SWEEP_META_FILE)
 
     def write_text(self, relative: str, text: str) -> None:
-        self.fs.create_dir(self.path, recursive=True)
-        with self.fs.open_output_stream(f"{self.path}/{relative}") as out:
-            out.write(text.encode())
+        self.write_bytes(relative, text.encode())
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
+        target = f"{self.path}/{relative}"
+        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(target) as out:
+            out.write(data)
 
     def read_text(self, relative: str) -> str:
+        return self.read_bytes(relative).decode()
+
+    def read_bytes(self, relative: str) -> bytes:
         with self.fs.open_input_stream(f"{self.path}/{relative}") as src:
-            return src.readall().decode()
+            return src.readall()
+
+    def files(self, relative: str) -> list[str]:
+        """Names of the files in the sub-folder `relative` (none if it is not there)."""
+        import pyarrow.fs
+
+        folder = f"{self.path}/{relative}" if relative else self.path
+        selector = pyarrow.fs.FileSelector(folder, allow_not_found=True)
+        return sorted(info.base_name for info in self.fs.get_file_info(selector)
+                      if info.type == pyarrow.fs.FileType.File)
+
+    def delete(self, relative: str) -> None:
+        self.fs.delete_file(f"{self.path}/{relative}")
 
     def remove(self) -> None:
         self.fs.delete_dir(self.path)
@@ -112,3 +194,33 @@ class SweepFolder:
             and self.fs.get_file_info(f"{e.path}/{SWEEP_META_FILE}").type
             == pyarrow.fs.FileType.File
         )
+
+
+def check_remote_storage(storage: str, where: str) -> None:
+    """A storage URI answers and takes a write, within STORAGE_TIMEOUT_S: a small object is
+    written next to the sweeps and removed again (no sweep folder is made)."""
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            import pyarrow.fs
+
+            fs, path = pyarrow.fs.FileSystem.from_uri(storage)
+            probe_file = f"{path.rstrip('/')}/.selab_probe_{uuid.uuid4().hex}"
+            with fs.open_output_stream(probe_file) as out:
+                out.write(b"selab storage check\n")
+            fs.delete_file(probe_file)
+            outcome.append(None)
+        except Exception as err:  # noqa: BLE001 - any failure of the store is the answer
+            outcome.append(err)
+
+    # A thread, so that a store that never answers is given up on in bounded time.
+    worker = threading.Thread(target=probe, name="selab-storage-check", daemon=True)
+    worker.start()
+    worker.join(STORAGE_TIMEOUT_S)
+    if not outcome:
+        raise ConfigError(f"{where}: does not answer within {STORAGE_TIMEOUT_S:g} s (is the "
+                          "endpoint right? see AWS_ENDPOINT_URL or ?endpoint_override=...)")
+    if outcome[0] is not None:
+        reason = " ".join(str(outcome[0]).split())
+        raise ConfigError(f"{where}: cannot be written ({reason})")

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from runners.data import DatasetInfo, inspect_dataset
-from runners.paths import SweepFolder, is_uri, with_absolute_paths
+from runners.paths import (
+    SweepFolder,
+    check_remote_storage,
+    is_uri,
+    shell_arg,
+    with_absolute_paths,
+)
 from runners.points import (
     KNOWN_SHAPES,
     Point,
@@ -66,7 +72,8 @@ def preflight(
     errors: list[str] = []
     # Independent checks: every problem is reported at once, not one per attempt.
     uri = _collect(errors, check_tracking, choose_tracking_uri(tracking_uri, spec.tracking.uri))
-    _collect(errors, check_storage, folder, must_be_free=folder_must_be_free, overwrite=overwrite)
+    _collect(errors, check_storage, folder, must_be_free=folder_must_be_free, overwrite=overwrite,
+             address=address)
     nodes = _collect(errors, check_resources, spec, address)
     dataset = _collect(errors, check_data, spec)
     points: list[Point] | None = None
@@ -296,12 +303,21 @@ def _check_writable(path: Path, where: str) -> None:
         raise ConfigError(f"{where}: {existing} is not writable")
 
 
-def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool) -> None:
-    """The storage folder can be written; the sweep's own folder is free, or --overwrite may
-    remove it because it is a selab sweep."""
+def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool,
+                  address: str | None = None) -> None:
+    """The storage folder (or bucket) can be written; the sweep's own folder is free, or
+    --overwrite may remove it because it is a selab sweep."""
     where = f"storage (or --storage): {folder.storage}"
     if not is_uri(folder.storage):
         _check_writable(Path(folder.storage), where)
+    else:
+        if (address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://"):
+            # Tune's controller, and with it the journal's writer, runs on the head then.
+            raise ConfigError(
+                f"{where}: storage behind a URI needs the driver on a node of the cluster "
+                "(--address head:6379), not through Ray Client (ray://); or use a folder "
+                "that every node and the driver see")
+        check_remote_storage(folder.storage, where)
     try:
         if not must_be_free or not folder.exists():
             return
@@ -315,6 +331,7 @@ def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool) -
     if not overwrite:
         raise ConfigError(
             f"sweep {folder.name!r} already has a Ray folder at {folder}.\n"
-            f"Continue it with `selab resume {folder.name} --storage {folder.storage}`, or "
-            f"start over with `selab run ... --overwrite` (a new MLflow parent run)."
+            f"Continue it with `selab resume {folder.name} --storage "
+            f"{shell_arg(folder.storage)}`, or start over with `selab run ... --overwrite` (a "
+            "new MLflow parent run)."
         )

@@ -103,8 +103,11 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
 
     from runners import search
     from runners.checkpoints import PruneFinishedCheckpoints
+    from runners.paths import STATE_SYNC_S
     from runners.progress import progress_reporter
+    from runners.remote_checkpoints import PruneStoredCheckpoints
 
+    remote = folder.is_remote
     return tune.Tuner(
         _trainable(spec, trial_function),
         param_space=search.param_space(spec),
@@ -122,11 +125,16 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
             name=spec.name,
             storage_path=folder.storage,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            # Two, so the checkpoint Ray's saved state points at is never the one just deleted.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Two, so the checkpoint Ray's saved state points at is never the one just deleted;
+            # behind a URI, where that state is uploaded now and then, every one until the state
+            # there is past it (runners.remote_checkpoints).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if remote else 2),
+            sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S) if remote else None,
             # result.json per trial is what Ray's ResultGrid reads; the journal is what MLflow
             # receives, in the background (runners.mlflow_writer).
-            callbacks=[*driver.callbacks(), JsonLoggerCallback(), PruneFinishedCheckpoints()],
+            callbacks=[*driver.callbacks(), JsonLoggerCallback(),
+                       PruneStoredCheckpoints(folder.location) if remote
+                       else PruneFinishedCheckpoints()],
             progress_reporter=progress_reporter(spec, folder.location),
             verbose=1,
         ),

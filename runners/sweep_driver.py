@@ -18,9 +18,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runners.journal import JOURNAL_FILE, Journal, local_state_dir
+from runners.journal import (
+    JOURNAL_FILE,
+    Journal,
+    local_state_dir,
+    register_driver,
+    unregister_driver,
+)
+from runners.journal_mirror import JournalMirror
 from runners.mlflow_writer import SENT_FILE, MlflowWriter
-from runners.paths import SWEEP_META_FILE
+from runners.paths import SWEEP_META_FILE, shell_arg
 from runners.sweep_lock import LOCK_FILE, SweepLock
 
 # How long a driver waits at the end for a tracking server that does not answer, before it
@@ -34,8 +41,18 @@ class SweepDriver:
         self.name = name
         self.folder = folder
         self.state_dir = local_state_dir(folder.location)
-        self.lock = SweepLock(self.state_dir, name).acquire()
+        self.lock = SweepLock(self.state_dir, name, folder.location).acquire()
+        register_driver(name, str(self.state_dir), folder.location)
         self.writer: MlflowWriter | None = None
+        # Storage behind a URI: the journal comes from there (this machine may not have run
+        # the sweep so far), and goes back there as it grows.
+        self.mirror = JournalMirror.of(folder.location, self.state_dir)
+        try:
+            self.mirror.pull()
+        except BaseException:
+            unregister_driver(name)
+            self.lock.release()
+            raise
 
     # --- the sweep's life
 
@@ -47,7 +64,7 @@ class SweepDriver:
     def callbacks(self) -> list[Any]:
         from runners.journal_logger import JournalLogger
 
-        return [JournalLogger(str(self.state_dir))]
+        return [JournalLogger(str(self.state_dir), self.folder.location)]
 
     def finish(self, status: str) -> int:
         """Record the sweep's final status and wait (bounded) until MLflow has everything;
@@ -57,10 +74,11 @@ class SweepDriver:
             return 0
         unsent = self.writer.close(FLUSH_S)
         self.writer = None
+        self.mirror.push_quietly()
         if unsent:
             print(f"selab: MLflow did not answer within {FLUSH_S:g} s; {unsent} results are "
                   f"kept in {self.state_dir / JOURNAL_FILE}. Send them when it is back with: "
-                  f"selab sync {self.name} --storage {self.folder.storage}",
+                  f"selab sync {self.name} --storage {shell_arg(self.folder.storage)}",
                   file=sys.stderr, flush=True)
         return unsent
 
@@ -77,6 +95,8 @@ class SweepDriver:
     def release(self) -> None:
         if self.writer is not None:  # stopped before finish(): keep what is sent so far
             self.writer.close(0)
+        self.mirror.push_quietly()
+        unregister_driver(self.name)
         self.lock.release()
         local = self.state_dir == Path(self.folder.location)
         if local and not (self.state_dir / SWEEP_META_FILE).exists():
@@ -112,6 +132,7 @@ class SweepDriver:
             return
         if self.folder.exists():
             self.folder.remove()
+        self.mirror.reset()
         for name in (JOURNAL_FILE, SENT_FILE):
             (self.state_dir / name).unlink(missing_ok=True)
 

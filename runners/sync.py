@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import yaml
 
 from runners.journal import JOURNAL_FILE, Journal, local_state_dir, read_events
-from runners.paths import SWEEP_META_FILE, SWEEP_SPEC_FILE, SweepFolder, absolute_storage
+from runners.journal_mirror import JournalMirror
+from runners.paths import (
+    SWEEP_META_FILE,
+    SWEEP_SPEC_FILE,
+    SweepFolder,
+    absolute_storage,
+    shell_arg,
+)
 from runners.sweep_lock import SweepLock
 from search_space.errors import ConfigError
 
@@ -39,16 +46,19 @@ def sync_sweep(name: str, *, storage: str | None = None) -> SyncReport:
                       source=f"{folder}/{SWEEP_SPEC_FILE}")
     parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
     state_dir = local_state_dir(folder.location)
+    mirror = JournalMirror.of(folder.location, state_dir)  # storage behind a URI
     # A running driver sends its own results; a second sender could open duplicate runs.
-    with SweepLock(state_dir, name):
+    with SweepLock(state_dir, name, folder.location):
+        mirror.pull()
         if last_sweep_status(state_dir) == "RUNNING":
             # The lock was free, so the driver that set RUNNING is gone.
             Journal.of(state_dir).append("sweep", status="FAILED")
         unsent = MlflowWriter(spec, parent, state_dir).send()
+        mirror.push_quietly()
     if unsent:
         return SyncReport(unsent, f"sweep {name}: MLflow at {parent.tracking_uri} does not "
                           f"answer; {unsent} journal events are still to send: run "
-                          f"`selab sync {name} --storage {folder.storage}` again later")
+                          f"`selab sync {name} --storage {shell_arg(folder.storage)}` again later")
     return SyncReport(0, f"sweep {name}: MLflow is up to date ({parent.tracking_uri}, "
                       f"parent run {parent.run_id})")
 

@@ -2,12 +2,15 @@
 
 A driver SIGKILLed while Ray starts (before Ray saved anything of the sweep) leaves a sweep
 that `selab resume` starts cleanly in the same MLflow parent run; while the driver lives, a
-second driver of the same sweep is refused at once by the lock in the sweep's folder.
+second driver of the same sweep is refused at once by the lock in the sweep's folder. A driver
+SIGKILLed after a trial finished but before Ray saved that resumes the trial from the
+checkpoint Ray's saved state points at.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,10 +18,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import ray
 import yaml
 from mlflow import MlflowClient
 
 from runners.cli import main
+from runners.journal import JOURNAL_FILE, read_events
 from runners.paths import SWEEP_META_FILE, TUNER_FILE
 
 
@@ -78,3 +83,64 @@ def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
         assert run.data.tags["selab.status"] == "finished"
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
         assert sorted(steps) == [1, 2]
+
+
+def saved_statuses(folder: Path) -> dict[str, str]:
+    """Trial id -> status in the newest sweep state Ray has saved (what resume reads)."""
+    newest = max(folder.glob("experiment_state-*.json"), key=lambda f: f.stat().st_mtime_ns)
+    state = json.loads(newest.read_text())
+    return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in state["trial_data"]}
+
+
+@pytest.mark.timeout(300)
+def test_a_trial_that_finished_after_rays_last_save_resumes_from_its_checkpoint(
+    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A driver killed after a trial finished, but before Ray saved that, leaves a state that
+    resumes the trial from its checkpoint before the last: that one must still be there.
+
+    Ray saves its state every second (selab's setting) and after a trial's second checkpoint;
+    the driver here saves only the latter, so the first trial's end stays unsaved until the
+    second, slow trial has trained two epochs, one at a time."""
+    storage = tmp_path / "runs"
+    folder = storage / "window"
+    spec_file = tmp_path / "window.yaml"
+    spec_file.write_text(yaml.safe_dump(tiny_spec(
+        name="window", train={"epochs": 3},
+        search={"grid": {"arch.se.reduction": [4], "train.batch_size": [64, 4]}},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1})))
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--address",
+             ray_address, "--tracking-uri", tracking_uri, "--storage", str(storage)],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"})
+    try:
+        deadline = time.monotonic() + 180
+        while not [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"]:
+            assert driver.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+    finally:
+        driver.kill()
+        driver.wait()
+    ended = [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"]
+    assert len(ended) == 1
+    assert saved_statuses(folder)[ended[0]["trial_id"]] == "RUNNING"  # Ray did not save its end
+
+    deadline = time.monotonic() + 60  # Ray ends the dead driver's trial actors on its own
+    while ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    capsys.readouterr()
+    assert main(["resume", "window", "--storage", str(storage), "--address", ray_address]) == 0
+    out = capsys.readouterr().out
+    assert "sweep window: 2 finished" in out, out[-2000:]
+    client = MlflowClient(tracking_uri)
+    parent, trials = sweep_runs(tracking_uri, "window")
+    assert parent.info.status == "FINISHED" and len(trials) == 2
+    for run in trials:
+        assert run.data.tags["selab.status"] == "finished"
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_acc")]
+        assert sorted(steps) == [1, 2, 3]

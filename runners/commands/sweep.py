@@ -83,8 +83,10 @@ def _print_result(result) -> int:
         for line in result.failed:
             print(f"  {line}")
     if not result.complete:
+        from runners.paths import shell_arg
+
         print(f"not every trial ended; continue with: selab resume {result.name} "
-              f"--storage {result.storage}")
+              f"--storage {shell_arg(result.storage)}")
     return result.exit_code
 
 
