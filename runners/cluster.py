@@ -134,6 +134,12 @@ def code_runtime_env() -> dict:
     return env
 
 
+def job_working_dir() -> Path | None:
+    """The folder a `ray job submit --working-dir` driver runs in (Ray's temporary copy of the
+    working dir, deleted with the job), or None outside such a job."""
+    return Path.cwd().resolve() if _job_runtime_env().get("working_dir") else None
+
+
 def _job_runtime_env() -> dict[str, Any]:
     """The runtime_env of the `ray job submit` job this driver runs as ({} outside a job)."""
     job_config = json.loads(os.environ.get(_JOB_CONFIG_ENV) or "{}")

@@ -72,6 +72,7 @@ def preflight(
     errors: list[str] = []
     # Independent checks: every problem is reported at once, not one per attempt.
     uri = _collect(errors, check_tracking, choose_tracking_uri(tracking_uri, spec.tracking.uri))
+    _collect(errors, check_outside_job_copy, spec.storage, uri)
     _collect(errors, check_storage, folder, must_be_free=folder_must_be_free, overwrite=overwrite,
              address=address)
     nodes = _collect(errors, check_resources, spec, address)
@@ -265,6 +266,36 @@ def check_tracking(uri: str) -> str:
     else:
         _check_scheme(uri, where)
     return uri
+
+
+def check_outside_job_copy(storage: str, tracking_uri: str | None) -> None:
+    """In a `ray job submit` job the working dir is a temporary copy on the head, deleted with
+    the job: storage or a local MLflow store inside it would vanish with the results."""
+    from runners.cluster import job_working_dir
+
+    copy = job_working_dir()
+    if copy is None:
+        return
+    outputs = {"storage (or --storage)": None if is_uri(storage) else Path(storage)}
+    if tracking_uri and _local_store_path(tracking_uri) is not None:
+        outputs["tracking.uri (or --tracking-uri)"] = _local_store_path(tracking_uri)
+    inside = [f"{field}: {path}" for field, path in outputs.items()
+              if path is not None and path.resolve().is_relative_to(copy)]
+    if inside:
+        raise ConfigError(
+            "\n".join(inside) + f"\nis inside the job's working dir ({copy}), a temporary copy "
+            "that Ray deletes when the job ends. Give absolute paths that the nodes share "
+            "(--storage /shared/selab_runs) and an http:// tracking server."
+        )
+
+
+def _local_store_path(uri: str) -> Path | None:
+    """The file or folder of a sqlite:, file: or plain-path MLflow store; None for a server."""
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme not in ("sqlite", "file", ""):
+        return None
+    path = uri.split(":///", 1)[1] if ":///" in uri else uri
+    return Path("/" + path.lstrip("/")) if scheme else Path(path)
 
 
 def _probe_server(uri: str, where: str) -> None:

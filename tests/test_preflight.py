@@ -153,6 +153,26 @@ def test_bad_storage_and_names_are_refused_and_overwrite_spares_other_folders(
     nothing_created(tmp_path, "s.yaml", "long.yaml", "file", "runs")
 
 
+def test_outputs_inside_a_ray_jobs_working_dir_are_refused(
+    tiny_spec, tmp_path, capsys, monkeypatch
+) -> None:
+    """A `ray job submit --working-dir` driver runs in a temporary copy that Ray deletes with
+    the job: the default ./selab_runs and sqlite:///mlflow.db would go with it. Ray tells the
+    driver it is a job through the job config in its environment."""
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR",
+                       '{"runtime_env": {"working_dir": "gcs://_ray_pkg_0.zip"}}')
+    spec = write_spec(tmp_path / "j.yaml", tiny_spec(name="j"))
+    err = refused(capsys, ["run", spec], "storage (or --storage)", "tracking.uri",
+                  "inside the job's working dir", "Ray deletes when the job ends")
+    assert str(tmp_path / "selab_runs") in err
+    nothing_created(tmp_path, "j.yaml")
+    outside = tmp_path.parent / f"{tmp_path.name}_shared"
+    assert main(["validate", spec, "--set", f"storage={outside / 'runs'}",
+                 "--set", f"tracking.uri=sqlite:///{outside}/mlflow.db"]) == 0
+    monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    assert main(["validate", spec]) == 0  # outside a job, the defaults are fine
+
+
 def test_yaml_and_encoding_errors_name_the_file(tmp_path, capsys) -> None:
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     refused(capsys, ["validate", str(tmp_path / "bad.yaml")], "not valid YAML")
