@@ -27,7 +27,7 @@ def plot_per_class(per_class: pd.DataFrame, out: Path, title: str, max_classes: 
     import matplotlib.pyplot as plt
 
     blocks = list(dict.fromkeys(per_class["block"]))
-    fig, axes = plt.subplots(len(blocks), 1, figsize=(8, 2.4 * len(blocks)), squeeze=False)
+    fig, axes = plt.subplots(len(blocks), 1, figsize=(9.5, 2.4 * len(blocks)), squeeze=False)
     for ax, block in zip(axes[:, 0], blocks, strict=True):
         rows = per_class[per_class["block"] == block]
         shown = [c for c in dict.fromkeys(rows["class"]) if c != ALL][:max_classes]
@@ -39,9 +39,11 @@ def plot_per_class(per_class: pd.DataFrame, out: Path, title: str, max_classes: 
         ax.set_title(block, fontsize=9)
         ax.set_ylabel("mean excitation")
     axes[-1, 0].set_xlabel("channel index")
-    axes[0, 0].legend(fontsize=6, ncol=6, loc="lower right")
+    # Beside the panels, not in one: a legend inside would hide some channels' lines.
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="center right", fontsize=7,
+               title="class", title_fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
@@ -56,14 +58,21 @@ def plot_summary(summary: pd.DataFrame, out: Path, title: str) -> Path:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     x = np.arange(len(summary))
-    left.bar(x, summary["class_spread"], color="tab:blue")
+    spread = left.bar(x, summary["class_spread"], color="tab:blue")
+    left.bar_label(spread, fmt="%.4f", fontsize=7)
     left.set_ylabel("sd across classes of the\nper-class mean (avg over channels)")
     left.set_title("class specificity", fontsize=9)
-    right.bar(x - 0.2, summary["saturated_high"], width=0.4, label="near the top of the gate")
-    right.bar(x + 0.2, summary["saturated_low"], width=0.4, label="near the bottom")
-    right.set_ylim(0, 1)
+    # Values on the bars: a share of 0 would otherwise look like a panel that failed to draw.
+    for offset, col, label in ((-0.2, "saturated_high", "near the top of the gate"),
+                               (0.2, "saturated_low", "near the bottom")):
+        share = summary[col]
+        bars = right.bar(x + offset, share.fillna(0), width=0.4, label=label)
+        right.bar_label(bars, labels=["n/a" if pd.isna(v) else f"{v:.3f}" for v in share],
+                        fontsize=7)
+    right.set_ylim(0, 1.08)
     right.set_ylabel("share of excitations")
-    right.set_title(f"saturation (within {SATURATION_BAND:.0%} of the gate's range)", fontsize=9)
+    right.set_title(f"saturation (within {SATURATION_BAND:.0%} of the gate's range; n/a: "
+                    "unbounded gate)", fontsize=9)
     right.legend(fontsize=7)
     for ax in (left, right):
         ax.set_xticks(x, summary["block"], rotation=30, fontsize=8)

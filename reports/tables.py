@@ -74,15 +74,14 @@ def _accuracy_columns(pt: pd.Series, points: pd.DataFrame) -> dict[str, Any]:
     return rec
 
 
-def _paper_columns(axis: str, value: Any, is_base: bool) -> dict[str, Any]:
-    if not paper.has_table(axis):
+def _configs(trials: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Each point's full config (one trial's arch.* and data.* params): what the paper's
+    figures are matched on."""
+    if trials.empty or "point_key" not in trials:
         return {}
-    ref = paper.paper_row(axis, value, baseline=is_base)
-    return {"paper_setting": ref.setting if ref else None,
-            "paper_top1_err": ref.top1_err if ref else math.nan,
-            "paper_top5_err": ref.top5_err if ref else math.nan,
-            "paper_params_m": ref.params_m if ref and ref.params_m else math.nan,
-            "paper_gflops": ref.gflops if ref and ref.gflops else math.nan}
+    cols = [c for c in trials.columns if c.startswith(("arch.", "data."))]
+    first = trials.drop_duplicates("point_key").set_index("point_key")[cols]
+    return {str(key): row.to_dict() for key, row in first.iterrows()}
 
 
 def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Series | None,
@@ -102,9 +101,14 @@ def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Seri
 
 
 def ablation_table(
-    points: pd.DataFrame, axis: str, varied: list[str], level: float = 0.95
+    points: pd.DataFrame, axis: str, varied: list[str], level: float = 0.95,
+    configs: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame | None:
-    """The numeric table for one axis from :func:`points.point_summary` output (or None)."""
+    """The numeric table for one axis from :func:`points.point_summary` output (or None).
+
+    ``configs`` (point_key -> the point's params) lets each row get the paper's figure for the
+    network it is; without it only the varied keys are known.
+    """
     rows = _rows_for_axis(points, axis, varied)
     if rows is None:
         return None
@@ -126,7 +130,8 @@ def ablation_table(
         rec.update({col: pt.get(col, math.nan)
                     for col in ("params", "flops", "se_params", "se_flops", "images_per_s")})
         _cost_increase(rec, base)
-        out.append(rec | _paper_columns(axis, rec["value"], is_base))
+        config = (configs or {}).get(pt["point_key"]) or {k: pt.get(k) for k in varied}
+        out.append(rec | paper.row_columns(config, axis))
     floor = float(points.attrs.get("resolution", 0.0))
     return _tests_vs_baseline(pd.DataFrame(out), ordered, base, floor)
 
@@ -143,7 +148,8 @@ def ablation_tables(
     t-interval, top-1 (and top-5) error in %, params/FLOPs and their increase over the no-SE
     baseline, the difference to the baseline (``delta_top1_err_pp``, negative = better) with a
     two-sided t-test across seeds (paired on seeds when they pair up, else Welch), and the
-    paper's numbers where the axis has a paper table (columns ``paper_*``).
+    paper's figures for the network each row is (``paper_*``: ImageNet, ``paper_cifar_*``:
+    CIFAR; see reports.paper).
     """
     if isinstance(data, Sweep):
         trials, varied = data.trials, list(varied if varied is not None else data.varied)
@@ -153,10 +159,11 @@ def ablation_tables(
     if points.empty:
         return {}
     tables: dict[str, pd.DataFrame] = {}
+    configs = _configs(trials)
     for axis in varied:
         if axis not in points:
             continue
-        table = ablation_table(points, axis, varied, level)
+        table = ablation_table(points, axis, varied, level, configs)
         if table is not None:
             tables[axis] = table
     return tables
@@ -243,15 +250,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         "—" if not t else (t if pd.isna(p) else f"{format_p(ph)} ({format_p(p)}, {t})")
         for p, ph, t in zip(table["p_value"], table["p_holm"], table["test"], strict=True)
     ]
-    if "paper_top1_err" in table:
-        tag = f"[{paper.PAPER_LABEL}]"
-        out[f"paper setting {tag}"] = table["paper_setting"].map(_value)
-        out[f"paper top-1 err (%) {tag}"] = table["paper_top1_err"].map(_num)
-        out[f"paper top-5 err (%) {tag}"] = table["paper_top5_err"].map(_num)
-        if table["paper_params_m"].notna().any():
-            out[f"paper params (M) {tag}"] = table["paper_params_m"].map(lambda v: _num(v, ".1f"))
-        if table["paper_gflops"].notna().any():
-            out[f"paper GFLOPs {tag}"] = table["paper_gflops"].map(lambda v: _num(v, ".2f"))
+    for header, cells in paper.display_columns(table).items():
+        out[header] = cells
     return out
 
 
@@ -273,8 +273,7 @@ TABLE_NOTE = (
     "clipped to [0, 100]%. Δ is against the no-SE baseline (negative = lower error = better), "
     "tested by a two-sided t-test across seeds (paired on seeds when both ran the same seeds, "
     "else Welch); p Holm is Holm-adjusted over the rows of the table, and * marks p Holm < "
-    f"{SIGNIFICANCE_ALPHA}. Columns marked [{paper.PAPER_LABEL}] are the paper's ImageNet "
-    "numbers for reference, not measured here."
+    f"{SIGNIFICANCE_ALPHA}. {paper.COLUMN_NOTE}"
 )
 
 

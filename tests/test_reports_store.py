@@ -301,7 +301,7 @@ def test_table_exports_csv_and_markdown(sweep, tmp_path):
     assert len(lines) == 2 + 6  # header, separator, 6 rows
     assert len({ln.count("|") for ln in lines}) == 1  # every row has the same columns
     assert "8.00 [3.03, 12.97]" in md  # baseline top-1 error 8.00 % ± 100*4.303*0.02/sqrt(3)
-    assert "paper, ImageNet SE-ResNet-50" in md
+    assert "[paper, ImageNet]" in md and "r=16 (SE-ResNet-50)" in md
     assert "+80.0%" in md
     csv = (tmp_path / "table_arch_se_reduction.csv").read_text().splitlines()
     assert len(csv) == 1 + 6
@@ -380,7 +380,7 @@ def test_write_report_embeds_plots_and_logs_artifacts(store, sweep, tmp_path):
     assert len(re.findall(r"src='data:image/png;base64,", html)) == len(pngs)
     assert "arch.se.reduction: [2, 4, 8, 16, 32]" in html  # the spec.yaml that ran
     assert "CUDA out of memory" in html  # failed trials listed with their error
-    assert "paper, ImageNet SE-ResNet-50" in html
+    assert "[paper, ImageNet]" in html
     assert "Which configuration: use r=16" in html and "Decision rule" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained: no external links
 
