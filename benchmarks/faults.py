@@ -36,6 +36,7 @@ exit (a killed one until the kill; the pause before `selab resume` not counted),
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import shutil
@@ -67,6 +68,7 @@ from mlflow_server import MlflowServer, retry_budget_s  # noqa: E402
 from ray_nodes import LocalCluster, cluster_env, make_token  # noqa: E402
 from sweep_tally import Tally, expected_epochs, tally_sweep  # noqa: E402
 
+from runners.mlflow_writer import SENT_FILE  # noqa: E402
 from runners.paths import SWEEP_META_FILE, TUNER_FILE  # noqa: E402
 from runners.spec import SweepSpec, parse_spec  # noqa: E402
 
@@ -84,6 +86,7 @@ class Outcome:
     note: str = ""
     baseline: str = "local"  # which fault-free runs it is read against
     training_s: float = 0.0  # first trial's start to last trial's end, from the journal
+    tail_s: float = 0.0  # last trial's end to MLflow holding the whole journal
 
 
 @dataclass
@@ -148,9 +151,11 @@ class Bench:
         tally = tally_sweep(self.server.uri, self.spec(name))
         ends = [e["time"] for e in events(self.folder(name), "trial_end")]
         starts = [e["time"] for e in events(self.folder(name), "trial_start")]
-        training_s = (max(ends) - min(starts)) / 1000 if ends and starts else float("nan")
+        training_s = (max(ends) - min(starts)) / 1000 if ends and starts else math.nan
+        sent = self.folder(name) / SENT_FILE  # rewritten each time the driver sends events
+        tail_s = sent.stat().st_mtime - max(ends) / 1000 if ends and sent.exists() else math.nan
         return Outcome(fault, wall, tally, " / ".join(map(str, exits)), note, baseline,
-                       training_s)
+                       training_s, tail_s)
 
     def stop_all(self) -> None:
         for driver in self.drivers:
@@ -362,6 +367,7 @@ def print_table(outcomes: list[Outcome], epochs: int) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     baselines: dict[str, float] = {}
     trainings: dict[str, float] = {}
+    tails: dict[str, float] = {}
     for kind in ("local", "cluster"):
         free = [o for o in outcomes if o.fault == "fault-free" and o.baseline == kind]
         if not free:
@@ -369,6 +375,7 @@ def print_table(outcomes: list[Outcome], epochs: int) -> None:
         median, text = spread([o.wall_s for o in free])
         baselines[kind] = median
         trainings[kind] = statistics.median(o.training_s for o in free)
+        tails[kind] = statistics.median(o.tail_s for o in free)
         worst = max(free, key=lambda o: (o.tally.lost, o.tally.duplicate_runs,
                                          o.tally.missing_steps, o.tally.duplicate_steps))
         label = "fault-free" + (", 2-node cluster" if kind == "cluster" else "")
@@ -377,12 +384,15 @@ def print_table(outcomes: list[Outcome], epochs: int) -> None:
     for outcome in outcomes:
         if outcome.fault == "fault-free":
             continue
-        delta = outcome.wall_s - baselines.get(outcome.baseline, float("nan"))
+        delta = outcome.wall_s - baselines.get(outcome.baseline, math.nan)
         print(row(outcome.fault, outcome.tally, outcome.exits, f"{outcome.wall_s:.1f}",
                   f"{delta:+.1f}"))
         if outcome.fault.startswith("tracking"):  # the restarting server shares the cores
-            outcome.note += (f"; trials trained for {outcome.training_s:.1f} s (fault-free "
-                             f"median {trainings.get(outcome.baseline, float('nan')):.1f} s)")
+            outcome.note += (
+                f"; trials trained for {outcome.training_s:.1f} s (fault-free median "
+                f"{trainings[outcome.baseline]:.1f} s); MLflow was complete "
+                f"{outcome.tail_s:.1f} s after the last trial ended (fault-free median "
+                f"{tails[outcome.baseline]:.1f} s)")
         if outcome.note:
             notes.append(f"- {outcome.fault}: {outcome.note}")
     print("\n" + "\n".join(notes))

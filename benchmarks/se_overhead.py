@@ -7,7 +7,7 @@ every side alike.
 - inference: batch 1 at 224x224, eval mode, no autograd;
 - training step: batch 8 at 224x224, forward + backward + SGD step.
 
-    python benchmarks/se_overhead.py [--rounds 15] [--train-rounds 7] [--threads 2] [--json]
+    python benchmarks/se_overhead.py [--rounds 15] [--train-rounds 7] [--allocator both] [--json]
 
 Rows: every squeeze kind at the standard placement, every placement with the avg squeeze,
 the same network with both sides channels-last, and timm's `seresnet50` against its
@@ -16,6 +16,11 @@ the same network with both sides channels-last, and timm's `seresnet50` against 
 instances of one network can differ by several percent on a CPU (where their weights land in
 memory), more than SE costs, so every plain network shares its weight tensors with the SE
 network of its row (`share_weights`): the pair differs by the SE blocks alone.
+
+Every row is measured twice (`--allocator both`): first with glibc's malloc as it comes, then
+with freed memory kept in the process (`runners.memory.keep_freed_memory`, which selab's trials
+set), since the default returns memory to the OS that an SE network's training step then
+page-faults back in.
 
 Prints the median ratio and its spread over rounds (interquartile range), next to the goals
 (1.02 inference, 1.04 training step) and the references: the paper's CPU inference
@@ -28,13 +33,16 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from runners.memory import keep_freed_memory
 from search_space import ArchConfig, build_model
 from search_space.se import SqueezeExcite
 from search_space.se_fast import use_fast_se
@@ -44,6 +52,7 @@ GOALS = {"inference_b1": 1.02, "train_step_b8": 1.04}
 PAPER = {"inference_b1": 167 / 164, "flops": 3.87 / 3.86}
 SQUEEZE_ROWS = [("avg", "standard"), ("max", "standard"), ("avgmax", "standard"),
                 ("none", "standard")]
+KEPT_SUFFIX = " [freed memory kept]"
 PLACEMENT_ROWS = [("avg", "pre"), ("avg", "post"), ("avg", "identity"), ("avg", "after_3x3")]
 
 
@@ -199,6 +208,8 @@ def compiled_row(reduction: int, rounds: int) -> dict[str, object]:
     # Every unit runs the same Unit.forward: one graph per unit shape and network, more than
     # the default limit of 8, past which dynamo would quietly run the rest eagerly.
     torch._dynamo.config.recompile_limit = 64
+    # A fresh inductor cache: the compile time printed is a first compile's, not a cache hit.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="selab-inductor-")
     for name, model in sides.items():
         model = copy.deepcopy(model).eval()
         for stage in model.stages:
@@ -248,6 +259,27 @@ def timed(step: Step, repeats: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, object] = {}
+    modes = ["default", "kept"] if args.allocator == "both" else [args.allocator]
+    for mode in modes:  # kept last: glibc's thresholds cannot be put back in this process
+        suffix = "" if mode == "default" else KEPT_SUFFIX
+        if mode == "kept" and not keep_freed_memory():
+            print("freed memory kept: not measured (no glibc mallopt here)")
+            continue
+        results |= {row + suffix: measured for row, measured in measure_rows(args).items()}
+    if args.compile:
+        results["compiled units avg/standard"] = compiled_row(args.reduction, args.rounds)
+    se_net = our_row("avg", "standard", args.reduction)
+    alone = se_blocks_alone(se_net["se"])
+    main_row = next(row for row in results if row.startswith("avg/standard"))
+    plain_ms = results[main_row]["inference_b1"]["plain"]["ms"]  # type: ignore[index]
+    alone["extra_over_plain"] = (alone["se_ms"] - alone["add_ms"]) / plain_ms
+    results["se_blocks_alone_b1"] = alone
+    return results
+
+
+def measure_rows(args: argparse.Namespace) -> dict[str, object]:
+    """Every row the arguments ask for, under the process's current allocator settings."""
+    results: dict[str, object] = {}
     rows = SQUEEZE_ROWS if args.rows == "all" else SQUEEZE_ROWS[:1]
     rows = rows + (PLACEMENT_ROWS if args.rows == "all" else [])
     for squeeze, placement in rows:
@@ -262,20 +294,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     if not args.no_timm:
         torch.manual_seed(0)
         results["timm seresnet50/resnet50"] = measure_row(timm_row(), args)
-    if args.compile:
-        results["compiled units avg/standard"] = compiled_row(args.reduction, args.rounds)
-    se_net = our_row("avg", "standard", args.reduction)
-    alone = se_blocks_alone(se_net["se"])
-    plain_ms = results["avg/standard"]["inference_b1"]["plain"]["ms"]  # type: ignore[index]
-    alone["extra_over_plain"] = (alone["se_ms"] - alone["add_ms"]) / plain_ms
-    results["se_blocks_alone_b1"] = alone
     return results
 
 
 def print_table(results: dict[str, object], args: argparse.Namespace) -> None:
     print(f"\nSE-ResNet-50 (r={args.reduction}) / ResNet-50, CPU, {torch.get_num_threads()} "
           f"threads, torch {torch.__version__}; ratio SE/plain: median (IQR) over rounds")
-    print(f"{'row':30s} {'measure':14s} {'plain ms':>9s} {'SE block':>22s} {'fast SE block':>22s}"
+    print(f"{'row':50s} {'measure':14s} {'plain ms':>9s} {'SE block':>22s} {'fast SE block':>22s}"
           f"   reference")
     for row, measures in results.items():
         if row in ("se_blocks_alone_b1",) or "compile_s" in measures:  # type: ignore[operator]
@@ -285,7 +310,7 @@ def print_table(results: dict[str, object], args: argparse.Namespace) -> None:
             ref = f"goal <= {GOALS[measure]:.2f}"
             if measure == "inference_b1":
                 ref += f", paper {PAPER['inference_b1']:.3f}"
-            print(f"{row:30s} {measure:14s} {sides['plain']['ms']:9.1f} {cells[0]:>22s} "
+            print(f"{row:50s} {measure:14s} {sides['plain']['ms']:9.1f} {cells[0]:>22s} "
                   f"{cells[1]:>22s}   {ref}")
     print(f"(FLOP ratio SE/plain, paper: {PAPER['flops']:.4f})")
     compiled = results.get("compiled units avg/standard")
@@ -320,6 +345,9 @@ def main() -> None:
                         help="main: avg/standard and timm only")
     parser.add_argument("--no-timm", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also torch.compile every unit")
+    parser.add_argument("--allocator", choices=("both", "default", "kept"), default="both",
+                        help="glibc malloc as it comes, with freed memory kept "
+                             "(runners.memory, as selab's trials run), or both in turn")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -10,7 +10,6 @@ the older checkpoint.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-STATE_GLOB = "experiment_state-*.json"  # Ray's saved sweep state, one file per driver
+from runners.ray_state import newest_state, terminated_trials
 
 
 class PruneFinishedCheckpoints(Callback):
@@ -59,18 +58,17 @@ class PruneFinishedCheckpoints(Callback):
         """Trials that the newest saved sweep state records as finished (read again only when
         the file changed)."""
         try:
-            mtime, newest = max((f.stat().st_mtime_ns, f) for f in sweep_folder.glob(STATE_GLOB))
-        except (OSError, ValueError):  # none yet, or one being replaced
+            name = newest_state(entry.name for entry in sweep_folder.iterdir())
+            if name is None:  # none yet
+                return set()
+            newest = sweep_folder / name
+            mtime = newest.stat().st_mtime_ns
+        except OSError:  # one being replaced
             return set()
         if self._saved is None or self._saved[:2] != (newest, mtime):
             try:
-                state = json.loads(newest.read_text())
+                terminated = terminated_trials(newest.read_text())
             except (OSError, ValueError):  # being rewritten: try at the next step
                 return set()
-            terminated = set()
-            for trial_json, _ in state.get("trial_data", []):
-                trial = json.loads(trial_json)
-                if trial.get("status") == Trial.TERMINATED:
-                    terminated.add(trial["trial_id"])
             self._saved = (newest, mtime, terminated)
         return self._saved[2]

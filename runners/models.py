@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runners.paths import check_remote_storage, is_uri, split_location
 from search_space.errors import ConfigError
 
 MODEL_FILE = "model.pt"
@@ -35,8 +36,27 @@ def log_model(client: Any, run_id: str, path: str | Path) -> None:
 
 def stored_model(run: Any) -> Path | None:
     """The model file a finished trial left in storage, if it is still there (a local copy
-    when the storage is behind a URI)."""
-    return stored_model_at(run.data.tags.get(MODEL_TAG))
+    when the storage is behind a URI; ConfigError naming that storage if it does not answer,
+    or has no such bucket)."""
+    location = run.data.tags.get(MODEL_TAG)
+    if location and is_uri(location) and model_storage(location) not in _READABLE:
+        storage = model_storage(location)
+        sweep = run.data.tags.get("selab.sweep", "?")
+        check_remote_storage(storage, f"storage (or --storage) of sweep {sweep!r}: {storage}",
+                             write=False)
+        _READABLE.add(storage)  # one probe per storage and process, not one per model
+    return stored_model_at(location)
+
+
+_READABLE: set[str] = set()
+
+
+def model_storage(location: str) -> str:
+    """The storage (the --storage of `selab run`) that holds the model at `location`:
+    <storage>/<sweep>/<trial>/<checkpoint>/model.pt."""
+    for _ in range(4):
+        location = split_location(location)[0]
+    return location
 
 
 def stored_model_at(location: str | None) -> Path | None:
@@ -62,8 +82,10 @@ def keep_models(client: Any, runs: list[Any]) -> list[str]:
     """Log the stored model of each run that has none in MLflow yet; returns their run ids."""
     logged = []
     for run in runs:
+        if logged_model(client, run.info.run_id):
+            continue
         path = stored_model(run)
-        if path is not None and not logged_model(client, run.info.run_id):
+        if path is not None:
             log_model(client, run.info.run_id, path)
             logged.append(run.info.run_id)
     return logged

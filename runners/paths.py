@@ -196,21 +196,25 @@ class SweepFolder:
         )
 
 
-def check_remote_storage(storage: str, where: str) -> None:
-    """A storage URI answers and takes a write, within STORAGE_TIMEOUT_S: a small object is
-    written next to the sweeps and removed again (no sweep folder is made)."""
-    outcome: list[BaseException | None] = []
+def check_remote_storage(storage: str, where: str, *, write: bool = True) -> None:
+    """A storage URI answers within STORAGE_TIMEOUT_S, and takes a write (a small object is
+    written next to the sweeps and removed again; no sweep folder is made) or, for commands
+    that only read it (`write=False`), is there: its bucket, or a folder in it."""
+    outcome: list[BaseException | bool] = []
 
     def probe() -> None:
         try:
             import pyarrow.fs
 
             fs, path = pyarrow.fs.FileSystem.from_uri(storage)
+            if not write:
+                outcome.append(fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound)
+                return
             probe_file = f"{path.rstrip('/')}/.selab_probe_{uuid.uuid4().hex}"
             with fs.open_output_stream(probe_file) as out:
                 out.write(b"selab storage check\n")
             fs.delete_file(probe_file)
-            outcome.append(None)
+            outcome.append(True)
         except Exception as err:  # noqa: BLE001 - any failure of the store is the answer
             outcome.append(err)
 
@@ -221,6 +225,8 @@ def check_remote_storage(storage: str, where: str) -> None:
     if not outcome:
         raise ConfigError(f"{where}: does not answer within {STORAGE_TIMEOUT_S:g} s (is the "
                           "endpoint right? see AWS_ENDPOINT_URL or ?endpoint_override=...)")
-    if outcome[0] is not None:
+    if isinstance(outcome[0], BaseException):
         reason = " ".join(str(outcome[0]).split())
-        raise ConfigError(f"{where}: cannot be written ({reason})")
+        raise ConfigError(f"{where}: cannot be {'written' if write else 'read'} ({reason})")
+    if not outcome[0]:
+        raise ConfigError(f"{where}: not found (no such bucket, or nothing stored there)")

@@ -10,7 +10,6 @@ records it finished; only the last, which holds the trained network, stays.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,8 +19,7 @@ from ray.tune.experiment import Trial
 
 from runners.journal import registered_driver
 from runners.paths import STATE_SYNC_S, SweepFolder, split_location
-
-STATE_PREFIX = "experiment_state-"  # Ray's saved sweep state, one file per driver
+from runners.ray_state import newest_state, terminated_trials
 
 
 class PruneStoredCheckpoints(Callback):
@@ -67,13 +65,8 @@ class PruneStoredCheckpoints(Callback):
     def _saved_terminated(self) -> set[str]:
         """Trials that the newest sweep state in storage records as finished."""
         folder = SweepFolder.at(self.location)
-        saved = [name for name in folder.files("") if name.startswith(STATE_PREFIX)]
-        if not saved:
-            return set()
-        state = json.loads(folder.read_text(max(saved)))
-        return {trial["trial_id"] for trial in
-                (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
-                if trial.get("status") == Trial.TERMINATED}
+        name = newest_state(folder.files(""))
+        return set() if name is None else terminated_trials(folder.read_text(name))
 
 
 def _remove_older(kept: Any) -> None:

@@ -20,6 +20,7 @@ import torch
 from ray import tune
 
 from runners.data import DataConfig, DataSplits, load_splits
+from runners.memory import keep_freed_memory
 from runners.points import decode_point, resolve_trial
 from runners.spec import SweepSpec
 from runners.training import Trainer
@@ -44,6 +45,7 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     settings = resolve_trial(spec, decode_point(spec, config["point"]), int(config["seed"]))
     device = _trial_device()
     torch.set_num_threads(_trial_cpus())
+    keep_freed_memory()  # no page faults per training step (runners/memory.py)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()

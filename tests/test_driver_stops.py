@@ -21,6 +21,7 @@ import pytest
 import ray
 import yaml
 from mlflow import MlflowClient
+from sweep_state import state_statuses
 
 from runners.cli import main
 from runners.journal import JOURNAL_FILE, read_events
@@ -88,8 +89,7 @@ def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
 def saved_statuses(folder: Path) -> dict[str, str]:
     """Trial id -> status in the newest sweep state Ray has saved (what resume reads)."""
     newest = max(folder.glob("experiment_state-*.json"), key=lambda f: f.stat().st_mtime_ns)
-    state = json.loads(newest.read_text())
-    return {json.loads(t)["trial_id"]: json.loads(t)["status"] for t, _ in state["trial_data"]}
+    return state_statuses(newest.read_text())
 
 
 @pytest.mark.timeout(300)

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from mlflow import MlflowClient
+from sweep_state import mlflow_trials, state_statuses
 
 from runners import journal_mirror
 from runners.cli import main
@@ -139,20 +140,8 @@ def bucket_trial_statuses(s3: S3, folder: str) -> dict[str, str]:
     statuses: dict[str, str] = {}
     for key in s3.keys(f"{folder}/experiment_state-"):
         with contextlib.suppress(ValueError, KeyError):  # being rewritten right now
-            for entry in json.loads(s3.read(key))["trial_data"]:
-                trial = json.loads(entry[0])
-                statuses[trial["trial_id"]] = trial["status"]
+            statuses.update(state_statuses(s3.read(key)))
     return statuses
-
-
-def mlflow_trials(uri: str, experiment: str) -> dict[str, tuple[str, bool]]:
-    """Trial id -> (selab.status, whether an epoch is logged)."""
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id]) if exp is not None else []
-    return {r.data.tags["selab.trial_id"]: (r.data.tags["selab.status"],
-                                            "val_acc" in r.data.metrics)
-            for r in runs if r.data.tags.get("selab.role") == "trial"}
 
 
 def wait_for_kill_point(s3: S3, uri: str, driver: subprocess.Popen, log: Path) -> None:
@@ -306,6 +295,72 @@ def test_an_unreachable_endpoint_or_a_missing_bucket_is_refused_before_anything_
         assert reason in err.lower() and "Traceback" not in err
     assert MlflowClient(uri).get_experiment_by_name("refused") is None
     assert s3.keys("runs/refused") == []
+
+
+def sweep_with_a_network_in(storage: str, uri: str, data: dict[str, Any], state_dir: Path) -> str:
+    """A sweep in MLflow as its driver's journal leaves it: one finished trial whose network is
+    kept only in `storage` (not logged to MLflow). Returns the trial's run id."""
+    from runners.mlflow_writer import MlflowWriter
+    from runners.paths import join_location
+    from runners.spec import parse_spec
+    from runners.tracking import open_parent_run
+
+    spec = parse_spec(data)
+    parent = open_parent_run(spec, yaml.safe_dump(data), uri, storage)
+    model = join_location(storage, spec.name, "t0", "checkpoint_000001", "model.pt")
+    state_dir.mkdir(parents=True)
+    journal = Journal.of(state_dir)
+    journal.append("trial_start", trial_id="t0", point={"arch.se.reduction": 4}, seed=0)
+    journal.append("result", trial_id="t0", step=1, metrics={"val_acc": 0.5}, cost={})
+    journal.append("trial_end", trial_id="t0", status="finished", mlflow_status="FINISHED",
+                   epochs_done=1, best_val_acc=0.5, error="", traceback="", model=model)
+    writer = MlflowWriter(spec, parent, state_dir, echo=False)
+    assert writer.send() == 0
+    return writer.trials["t0"].run_id
+
+
+@pytest.mark.timeout(240)
+def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and_exit_2(
+    s3: S3, tmp_path: Path, tiny_spec, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`export`, `analyze` and `report` read a network kept in the sweep's storage, `sync` and
+    `resume` the sweep's files there: an endpoint where nothing answers, or a bucket the store
+    does not have, ends each in exit 2 and a message naming --storage, with no traceback."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    on_machine(monkeypatch, tmp_path / "machine1")
+    cases = [
+        (f"s3://{BUCKET}/runs?endpoint_override=127.0.0.1:{closed_port()}&scheme=http",
+         "cannot be read", "could not connect"),
+        (s3.uri("runs").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/"), "not found",
+         "no such bucket"),
+    ]
+    run_ids = []
+    for n, (storage, verdict, reason) in enumerate(cases):
+        name = f"away{n}"
+        run_ids.append(sweep_with_a_network_in(storage, uri, tiny_spec(name=name),
+                                               tmp_path / name))
+        out = tmp_path / f"out{n}"
+        for args in (["export", name, "--trial", run_ids[n], "--out", str(out / "net.pt")],
+                     ["analyze", name, "--out", str(out)],
+                     ["report", name, "--out", str(out)]):
+            capsys.readouterr()
+            assert main([*args, "--tracking-uri", uri]) == 2, args
+            err = capsys.readouterr().err
+            assert f"storage (or --storage) of sweep {name!r}: {storage}: {verdict}" in err, err
+            assert reason in err.lower() and "Traceback" not in err
+        assert not (out / "net.pt").exists()
+        for command in ("sync", "resume"):
+            capsys.readouterr()
+            assert main([command, name, "--storage", storage]) == 2, command
+            err = capsys.readouterr().err
+            assert storage in err and "--storage" in err and "Traceback" not in err, err
+    # The same, from a shell: one message, no traceback.
+    done = selab(["export", "away0", "--trial", run_ids[0], "--tracking-uri", uri],
+                 machine_env(tmp_path / "machine1"), tmp_path)
+    assert done.returncode == 2
+    assert f"storage (or --storage) of sweep 'away0': {cases[0][0]}" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # ----------------------------------------------------------------------------- journal, lease

@@ -23,6 +23,7 @@ from fakedata import write_cifar10
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from ray import cloudpickle, tune
+from sweep_state import mlflow_trials, state_statuses
 
 from runners.cli import main
 from runners.commands.sweep import _print_result
@@ -414,25 +415,10 @@ def saved_trial_statuses(folder: Path) -> dict[str, str]:
     statuses: dict[str, str] = {}
     for state_file in sorted(folder.glob("experiment_state-*.json")):
         try:
-            state = json.loads(state_file.read_text())
-        except (OSError, ValueError):  # being rewritten right now
+            statuses.update(state_statuses(state_file.read_text()))
+        except (OSError, ValueError, KeyError):  # being rewritten right now
             continue
-        for entry in state["trial_data"]:
-            trial = json.loads(entry[0])
-            statuses[trial["trial_id"]] = trial["status"]
     return statuses
-
-
-def trial_statuses(uri: str, experiment: str) -> dict[str, tuple[str, bool]]:
-    """Trial id -> (selab.status, whether it logged an epoch) of the runs in MLflow so far."""
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id]) if exp is not None else []
-    return {
-        r.data.tags["selab.trial_id"]: (r.data.tags["selab.status"], "val_acc" in r.data.metrics)
-        for r in runs
-        if r.data.tags.get("selab.role") == "trial"
-    }
 
 
 def wait_for_kill_point(uri: str, folder: Path, driver: subprocess.Popen, log: Path) -> None:
@@ -448,7 +434,7 @@ def wait_for_kill_point(uri: str, folder: Path, driver: subprocess.Popen, log: P
             f"the driver ended (exit {driver.returncode}) before it could be killed:\n"
             + log.read_text()[-3000:]
         )
-        in_mlflow = trial_statuses(uri, "resume")
+        in_mlflow = mlflow_trials(uri, "resume")
         saved = saved_trial_statuses(folder)
         finished = [t for t, (status, _) in in_mlflow.items()
                     if status == "finished" and saved.get(t) == "TERMINATED"]
