@@ -226,19 +226,25 @@ def compiled_row(reduction: int, rounds: int) -> dict[str, object]:
     return {"compile_s": seconds, "inference_b1": ratios(paired_rounds(steps, rounds, 3))}
 
 
-def se_blocks_alone(se_model: nn.Module, repeats: int = 200) -> dict[str, float]:
-    """The direct cost of the SE blocks at inference, batch 1: every SE block of the network
-    run alone on a map of its shape (squeeze, FCs, gate, fused scale + residual add), minus
-    the plain residual add it replaces, summed over the network, in ms. Each block runs on a
-    warm cache here, which the whole network does not give it."""
-    shapes: list[tuple[nn.Module, tuple[int, ...]]] = []
+def block_inputs(se_model: nn.Module) -> list[tuple[SqueezeExcite, tuple[int, ...]]]:
+    """Every SE block of the network with the shape of the map it gets at batch 1."""
+    shapes: list[tuple[SqueezeExcite, tuple[int, ...]]] = []
     hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((m, tuple(i[0].shape))))
              for m in se_model.modules() if isinstance(m, SqueezeExcite)]
     with torch.inference_mode():
         se_model.eval()(torch.randn(1, 3, 224, 224))
     for hook in hooks:
         hook.remove()
+    return shapes
+
+
+def se_blocks_alone(se_model: nn.Module, repeats: int = 200) -> dict[str, float]:
+    """The direct cost of the SE blocks at inference, batch 1: every SE block of the network
+    run alone on a map of its shape (squeeze, FCs, gate, fused scale + residual add), minus
+    the plain residual add it replaces, summed over the network, in ms. Each block runs on a
+    warm cache here, which the whole network does not give it."""
     se_ms = add_ms = 0.0
+    shapes = block_inputs(se_model)
     with torch.inference_mode():
         for block, shape in shapes:
             x, residual = torch.randn(shape), torch.randn(shape)

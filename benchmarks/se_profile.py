@@ -30,12 +30,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 import torch
-from se_overhead import inference_step, our_row, training_step
+from se_overhead import block_inputs, inference_step, our_row, training_step
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from runners.memory import keep_freed_memory
-from search_space.se import SqueezeExcite, squeeze
+from search_space.se import squeeze
 
 # Op kinds, by the top-level op (inclusive time, so mean's sum and div count as the squeeze,
 # linear's addmm as the FCs) or, in backward, by the autograd node that runs it.
@@ -125,18 +125,6 @@ def network_profile(steps: dict[str, Callable[[], None]], rounds: int
         medians[name] = {kind: statistics.median(run.get(kind, 0.0) for run in runs)
                          for kind in kinds}
     return medians
-
-
-def block_inputs(se_model: nn.Module) -> list[tuple[SqueezeExcite, tuple[int, ...]]]:
-    """Every SE block of the network with the shape of the map it gets at batch 1."""
-    shapes: list[tuple[SqueezeExcite, tuple[int, ...]]] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((m, tuple(i[0].shape))))
-             for m in se_model.modules() if isinstance(m, SqueezeExcite)]
-    with torch.inference_mode():
-        se_model.eval()(torch.randn(1, 3, 224, 224))
-    for hook in hooks:
-        hook.remove()
-    return shapes
 
 
 def timed_ms(step: Callable[[], object], repeats: int, evict: Callable[[], None] | None) -> float:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 
@@ -24,3 +29,29 @@ def mlflow_trials(uri: str, experiment: str) -> dict[str, tuple[str, bool]]:
     return {r.data.tags["selab.trial_id"]: (r.data.tags["selab.status"],
                                             "val_acc" in r.data.metrics)
             for r in runs if r.data.tags.get("selab.role") == "trial"}
+
+
+def wait_for_kill_point(saved_statuses: Callable[[], dict[str, str]], uri: str,
+                        experiment: str, driver: subprocess.Popen, log: Path,
+                        limit_s: float = 240) -> None:
+    """Block until a trial has finished, in MLflow and in Ray's saved state
+    (`saved_statuses()`: trial id -> status), while another trial is mid-training.
+
+    MLflow hears of a finished trial a moment before Ray saves its state (at most every
+    second); a driver killed in between leaves a trial that Ray will run again.
+    """
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        assert driver.poll() is None, (
+            f"the driver ended (exit {driver.returncode}) before it could be killed:\n"
+            + log.read_text()[-3000:])
+        in_mlflow = mlflow_trials(uri, experiment)
+        saved = saved_statuses()
+        finished = [t for t, (status, _) in in_mlflow.items()
+                    if status == "finished" and saved.get(t) == "TERMINATED"]
+        training = [t for t, (status, logged) in in_mlflow.items()
+                    if status == "running" and logged]
+        if finished and training:
+            return
+        time.sleep(0.1)
+    pytest.fail("no trial finished while another was training:\n" + log.read_text()[-3000:])

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 from mlflow import MlflowClient
-from sweep_state import mlflow_trials, state_statuses
+from sweep_state import state_statuses, wait_for_kill_point
 
 from runners import journal_mirror
 from runners.cli import main
@@ -144,24 +144,6 @@ def bucket_trial_statuses(s3: S3, folder: str) -> dict[str, str]:
     return statuses
 
 
-def wait_for_kill_point(s3: S3, uri: str, driver: subprocess.Popen, log: Path) -> None:
-    """Until a trial has finished, in MLflow and in Ray's state in the bucket, while another
-    trial is mid-training."""
-    deadline = time.monotonic() + 200
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, f"the driver ended first:\n{log.read_text()[-3000:]}"
-        in_mlflow = mlflow_trials(uri, "killed")
-        saved = bucket_trial_statuses(s3, "runs/killed")
-        finished = [t for t, (status, _) in in_mlflow.items()
-                    if status == "finished" and saved.get(t) == "TERMINATED"]
-        training = [t for t, (status, logged) in in_mlflow.items()
-                    if status == "running" and logged]
-        if finished and training:
-            return
-        time.sleep(0.2)
-    pytest.fail("no trial finished while another trained:\n" + log.read_text()[-3000:])
-
-
 @pytest.mark.timeout(400)
 def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machine(
     s3: S3, tmp_path: Path, tiny_spec, sweep_runs, monkeypatch: pytest.MonkeyPatch,
@@ -186,7 +168,8 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
             env=machine_env(tmp_path / "machine1"), cwd=tmp_path, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for_kill_point(s3, uri, driver, log)
+        wait_for_kill_point(lambda: bucket_trial_statuses(s3, "runs/killed"), uri, "killed",
+                            driver, log, limit_s=200)
         on_machine(monkeypatch, tmp_path / "machine2")
         capsys.readouterr()
         assert main(["sync", "killed", "--storage", storage]) == 2

@@ -23,7 +23,7 @@ from fakedata import write_cifar10
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from ray import cloudpickle, tune
-from sweep_state import mlflow_trials, state_statuses
+from sweep_state import state_statuses, wait_for_kill_point
 
 from runners.cli import main
 from runners.commands.sweep import _print_result
@@ -421,31 +421,6 @@ def saved_trial_statuses(folder: Path) -> dict[str, str]:
     return statuses
 
 
-def wait_for_kill_point(uri: str, folder: Path, driver: subprocess.Popen, log: Path) -> None:
-    """Block until a trial has finished, in MLflow and in Ray's saved state, while another
-    trial is mid-training.
-
-    MLflow hears of a finished trial a moment before Ray saves its state (at most every
-    second); a driver killed in between leaves a trial that Ray will run again.
-    """
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, (
-            f"the driver ended (exit {driver.returncode}) before it could be killed:\n"
-            + log.read_text()[-3000:]
-        )
-        in_mlflow = mlflow_trials(uri, "resume")
-        saved = saved_trial_statuses(folder)
-        finished = [t for t, (status, _) in in_mlflow.items()
-                    if status == "finished" and saved.get(t) == "TERMINATED"]
-        training = [t for t, (status, logged) in in_mlflow.items()
-                    if status == "running" and logged]
-        if finished and training:
-            return
-        time.sleep(0.1)
-    pytest.fail("no trial finished while another was training:\n" + log.read_text()[-3000:])
-
-
 def wait_for_free_cpus(cpus: float, limit_s: float = 60) -> None:
     """Ray ends a dead driver's trial actors on its own; wait (bounded) until it has."""
     deadline = time.monotonic() + limit_s
@@ -477,7 +452,8 @@ def test_resume_after_the_driver_is_killed(
             cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
         )
         try:
-            wait_for_kill_point(tracking_uri, folder, driver, log)
+            wait_for_kill_point(lambda: saved_trial_statuses(folder), tracking_uri, "resume",
+                                driver, log)
         finally:
             driver.kill()  # SIGKILL: no handler runs, nothing is closed
             driver.wait()
