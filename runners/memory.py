@@ -5,8 +5,8 @@ grows past a threshold, and serves large blocks with fresh `mmap`s whose size li
 what was freed last. A training step that frees and allocates large maps can trip both, and
 then page-faults the memory back in (zeroed by the kernel) at every step: SE-ResNet-50 at
 batch 8 on a CPU took 6,000 to 94,000 minor faults per step in our runs (a plain ResNet-50 none
-to 66,000, depending on the process's history), up to a tenth of the step's time
-(benchmarks/se_overhead.py measures both ways, benchmarks/se_profile.py counts the faults).
+to 66,000, depending on the process's history), up to a fifth of the step's time
+(benchmarks/page_faults.py prints faults and step times both ways).
 
 `keep_freed_memory()` fixes the thresholds with glibc's `mallopt`: blocks up to the largest
 size glibc allows on the heap (32 MiB), and freed memory is kept however much there is. The
