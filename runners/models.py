@@ -12,6 +12,7 @@ as the artifact `model/model.pt` of their trial run, is the spec's `tracking.mod
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,15 @@ def stored_model(run: Any) -> Path | None:
     when the storage is behind a URI; ConfigError naming that storage if it does not answer,
     or has no such bucket)."""
     location = run.data.tags.get(MODEL_TAG)
-    if location and is_uri(location) and model_storage(location) not in _READABLE:
-        storage = model_storage(location)
-        sweep = run.data.tags.get("selab.sweep", "?")
-        check_remote_storage(storage, f"storage (or --storage) of sweep {sweep!r}: {storage}",
-                             write=False)
-        _READABLE.add(storage)  # one probe per storage and process, not one per model
+    if location and is_uri(location):
+        _probe_readable(model_storage(location), run.data.tags.get("selab.sweep", "?"))
     return stored_model_at(location)
 
 
-_READABLE: set[str] = set()
+@functools.cache  # one probe per storage and sweep in a process; a failed probe raises
+def _probe_readable(storage: str, sweep: str) -> None:
+    check_remote_storage(storage, f"storage (or --storage) of sweep {sweep!r}: {storage}",
+                         write=False)
 
 
 def model_storage(location: str) -> str:
