@@ -5,7 +5,9 @@ trial's nested run (found by its `selab.trial_id` tag, so a resumed sweep contin
 runs), logs each epoch once (a cursor per run: the last epoch MLflow already has), closes
 runs, deletes the runs of trials Ray forgot (a driver killed before Ray saved them) and sets the
 parent run's status. Every event is idempotent against what MLflow already holds, so a journal
-can be sent again after any crash (`selab sync`).
+can be sent again after any crash (`selab sync`). A call that got no answer may have been applied
+all the same, so after one the writer reads the runs again; a trial's run made twice (MLflow's
+client retries a create whose reply was lost) is made one.
 
 While the tracking server does not answer, the writer backs off and retries; the driver prints
 one line when it goes away and one when it is back. What has been sent is remembered in
@@ -57,6 +59,7 @@ class _TrialState:
     tags: dict[str, str]
     has_cost: bool
     start_time: int  # ms; runs of earlier drivers started before this driver's `live` event
+    has_params: bool = False  # False: the run was created but its parameters never arrived
     last_step: int | None = None  # loaded from MLflow when first needed
     end_steps: set[int] | None = None
 
@@ -163,6 +166,9 @@ class MlflowWriter:
             raise
         except Exception as err:  # noqa: BLE001 - classified below
             if _is_transient(err):
+                # A call that got no answer may have been applied all the same (the server
+                # died before it replied): what MLflow holds is read again before going on.
+                self._trials = None
                 raise Unreachable(_short(err)) from err
             # A bad request stays bad: say so and go on rather than block every later event.
             print(f"selab: MLflow refused a {event.get('kind')} event of trial "
@@ -186,12 +192,13 @@ class MlflowWriter:
         self._progress.deleted.discard(trial_id)
         trial = self.trials.get(trial_id)
         if trial is None:
-            self.trials[trial_id] = self._create_run(event)
-            return
-        # A resumed or retried trial: the same run, running again.
-        self.client.update_run(trial.run_id, status="RUNNING")
-        self.client.set_tag(trial.run_id, "selab.status", "running")
-        trial.tags["selab.status"] = "running"
+            trial = self.trials[trial_id] = self._create_run(event)
+        else:  # a resumed or retried trial (or a start cut short): the same run, running
+            self.client.update_run(trial.run_id, status="RUNNING")
+            self.client.set_tag(trial.run_id, "selab.status", "running")
+            trial.tags["selab.status"] = "running"
+        if not trial.has_params:  # new, or its creation was cut short by an outage
+            self._log_params(trial, event)
 
     def _on_result(self, event: Event) -> None:
         from mlflow.entities import Metric
@@ -277,7 +284,7 @@ class MlflowWriter:
                 if trial_id:
                     self._trials[trial_id] = _TrialState(
                         run.info.run_id, dict(run.data.tags), "flops" in run.data.metrics,
-                        run.info.start_time or 0)
+                        run.info.start_time or 0, has_params=bool(run.data.params))
         return self._trials
 
     def _child_runs(self) -> list[Any]:
@@ -313,10 +320,8 @@ class MlflowWriter:
         return trial.end_steps
 
     def _create_run(self, event: Event) -> _TrialState:
-        from mlflow.entities import Param
-
-        from runners.points import decode_point, make_point, resolve_trial
-        from runners.tracking import PARENT_RUN_TAG
+        from runners.points import decode_point, make_point
+        from runners.tracking import PARENT_RUN_TAG, keep_one_run
 
         overrides = decode_point(self.spec, event["point"])
         seed = int(event["seed"])
@@ -334,11 +339,22 @@ class MlflowWriter:
         run = self.client.create_run(self.parent.experiment_id, tags=tags,
                                      run_name=f"{point.label} seed={seed}",
                                      start_time=event["time"])
-        params = resolve_trial(self.spec, overrides, seed).flat_params()
-        self.client.log_batch(run.info.run_id,
-                              params=[Param(k, v) for k, v in params.items()])
-        return _TrialState(run.info.run_id, tags, has_cost=False, start_time=event["time"],
+        same_trial = (f"tags.`{PARENT_RUN_TAG}` = '{self.parent.run_id}' "
+                      f"and tags.`selab.trial_id` = '{event['trial_id']}'")
+        run_id = keep_one_run(self.client, self.parent.experiment_id, same_trial,
+                              run.info.run_id)
+        return _TrialState(run_id, tags, has_cost=False, start_time=event["time"],
                            last_step=0, end_steps=set())
+
+    def _log_params(self, trial: _TrialState, event: Event) -> None:
+        from mlflow.entities import Param
+
+        from runners.points import decode_point, resolve_trial
+
+        overrides = decode_point(self.spec, event["point"])
+        params = resolve_trial(self.spec, overrides, int(event["seed"])).flat_params()
+        self.client.log_batch(trial.run_id, params=[Param(k, v) for k, v in params.items()])
+        trial.has_params = True
 
     # --- progress and messages
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from runners.spec import SweepSpec
 from runners.store import choose_tracking_uri
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
+CREATION_TAG = "selab.creation"  # one id per create call, to find a create applied twice
 
 # Logged every epoch at step = epoch (val_top5 only when the trial reports it; test_acc once,
 # at the last epoch, on datasets with a test split apart from validation).
@@ -81,11 +83,26 @@ def open_parent_run(
     }
     if spec.description:
         tags["mlflow.note.content"] = spec.description
+    tags[CREATION_TAG] = uuid.uuid4().hex
     run = client.create_run(experiment_id, tags=tags, run_name=spec.name)
+    run_id = keep_one_run(client, experiment_id,
+                          f"tags.`{CREATION_TAG}` = '{tags[CREATION_TAG]}'", run.info.run_id)
     params = _fixed_params(fixed_settings(spec), spec.search.varied_keys)
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
-    client.log_text(run.info.run_id, spec_yaml, "spec.yaml")
-    return ParentRun(tracking_uri, experiment_id, run.info.run_id)
+    client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
+    client.log_text(run_id, spec_yaml, "spec.yaml")
+    return ParentRun(tracking_uri, experiment_id, run_id)
+
+
+def keep_one_run(client: MlflowClient, experiment_id: str, filter_string: str,
+                 created: str) -> str:
+    """MLflow's HTTP client sends a create again when the reply was lost, and the server may
+    have applied both: of `created` and the runs `filter_string` finds (the same run made
+    again), one stays and the others are deleted. Returns the one kept."""
+    runs = client.search_runs([experiment_id], filter_string=filter_string)
+    run_ids = sorted({run.info.run_id for run in runs} | {created})
+    for extra in run_ids[1:]:
+        client.delete_run(extra)
+    return run_ids[0]
 
 
 def _fixed_params(settings: TrialSettings, varied: Iterable[str]) -> dict[str, str]:

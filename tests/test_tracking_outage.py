@@ -1,9 +1,12 @@
 """A tracking server that goes away for longer than the MLflow client's retry budget.
 
 A real `mlflow server` subprocess (SQLite backend, artifacts served by the server) is killed
-once a trial has logged an epoch and restarted later on the same port. The sweep trains on
-while it is away, the driver says so once, and MLflow ends complete: every epoch once. When
-the outage outlives the driver, `selab sync` completes MLflow afterwards.
+as the first epoch is logged (by a proxy in front of it that kills it at that request, after
+the server applied it and before it replied) and restarted later on the same port. The sweep
+trains on while it is away, the driver says so once, and MLflow ends complete: every epoch
+once. When the outage outlives the driver, `selab sync` completes MLflow afterwards. A server
+that dies in the middle of a trial run's creation leaves one complete run per trial, not a
+duplicate or a run without parameters.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
+from mlflow_proxy import FaultProxy
 from mlflow_server import MlflowServer, retry_budget_s
 
 from runners.journal import JOURNAL_FILE, read_events
@@ -42,14 +46,15 @@ def events(folder: Path, kind: str) -> list[dict]:
 
 
 def start_driver(tmp_path: Path, spec: dict, server: MlflowServer, ray_address: str,
-                 **env: str) -> tuple[subprocess.Popen, Path]:
+                 uri: str | None = None, **env: str) -> tuple[subprocess.Popen, Path]:
     spec_file = tmp_path / f"{spec['name']}.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     log = tmp_path / f"{spec['name']}.log"
     with log.open("w") as out:
         driver = subprocess.Popen(
             [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--address",
-             ray_address, "--tracking-uri", server.uri, "--storage", str(tmp_path / "runs")],
+             ray_address, "--tracking-uri", uri or server.uri, "--storage",
+             str(tmp_path / "runs")],
             cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
         )
     return driver, log
@@ -63,13 +68,8 @@ def wait_until(condition, driver: subprocess.Popen, log: Path, limit_s: float = 
         time.sleep(0.1)
 
 
-def logged_epochs(uri: str, experiment: str) -> int:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return 0
-    runs = client.search_runs([exp.experiment_id])
-    return sum(len(client.get_metric_history(r.info.run_id, "val_acc")) for r in runs)
+def first_epoch_logged(path: str, body: bytes) -> bool:
+    return path.endswith("/runs/log-batch") and b"val_acc" in body
 
 
 def assert_mlflow_complete(uri: str, name: str, trials: int, epochs: int, sweep_runs) -> None:
@@ -91,30 +91,31 @@ def assert_mlflow_complete(uri: str, name: str, trials: int, epochs: int, sweep_
 def test_the_sweep_trains_through_a_tracking_outage(
     ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec, sweep_runs
 ) -> None:
-    """The server is killed after the first logged epoch and restarted only once every trial
-    has ended: all the rest of the training happens while it is away."""
-    spec = tiny_spec(name="outage", train={"epochs": 4})
+    """The server dies as it logs the first epoch (before its reply) and is restarted only once
+    every trial has ended: all the rest of the training happens while it is away."""
+    spec = tiny_spec(name="outage", train={"epochs": 6})
     folder = tmp_path / "runs" / "outage"
-    driver, log = start_driver(tmp_path, spec, server, ray_address)
+    proxy = FaultProxy(server, first_epoch_logged, "kill after").start()
+    driver, log = start_driver(tmp_path, spec, server, ray_address, uri=proxy.uri)
     try:
-        wait_until(lambda: logged_epochs(server.uri, "outage") >= 1, driver, log)
-        server.kill()
+        wait_until(proxy.fired.is_set, driver, log)
         killed_at, results_before = time.monotonic(), len(events(folder, "result"))
         wait_until(lambda: len(events(folder, "trial_end")) == 2, driver, log)
         # Longer away than one MLflow call retries, and the trials went on meanwhile.
         time.sleep(max(0.0, retry_budget_s() + 1 - (time.monotonic() - killed_at)))
-        assert len(events(folder, "result")) == 8 > results_before
+        assert len(events(folder, "result")) == 12 > results_before
         server.start()
         code = driver.wait(timeout=120)
     finally:
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+        proxy.stop()
     output = log.read_text()
     assert code == 0, output[-3000:]
     assert output.count(AWAY) == 1 and output.count(BACK) == 1, output[-3000:]
     assert "Traceback" not in output
-    assert_mlflow_complete(server.uri, "outage", trials=2, epochs=4, sweep_runs=sweep_runs)
+    assert_mlflow_complete(server.uri, "outage", trials=2, epochs=6, sweep_runs=sweep_runs)
 
 
 @pytest.mark.timeout(300)
@@ -151,3 +152,59 @@ def test_selab_sync_completes_mlflow_after_an_outage_that_outlived_the_driver(
          str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0
     assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
+
+
+def sweep_created(path: str, body: bytes) -> bool:
+    return path.endswith("/runs/create") and b"selab.storage" in body  # a parent-run tag
+
+
+def trial_created(path: str, body: bytes) -> bool:
+    return path.endswith("/runs/create") and b"selab.trial_id" in body
+
+
+def trial_params_logged(path: str, body: bytes) -> bool:
+    # Varied keys are logged on the trial runs only, not on the parent.
+    return path.endswith("/runs/log-batch") and b"arch.se.reduction" in body
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("match", "fault"), [
+    (sweep_created, "drop reply"),  # MLflow's HTTP client sends the create again
+    (trial_created, "drop reply"),
+    (trial_created, "kill after"),  # the run exists; the writer never heard of it
+    (trial_params_logged, "kill before"),  # the run exists without its parameters
+], ids=["sweep create reply lost", "trial create reply lost", "server died after create",
+        "server died before parameters"])
+def test_a_run_whose_creation_a_fault_cut_short_is_completed_once(
+    match, fault: str, ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec,
+    sweep_runs
+) -> None:
+    proxy = FaultProxy(server, match, fault).start()
+    driver, log = start_driver(tmp_path, tiny_spec(name="cut"), server, ray_address,
+                               uri=proxy.uri)
+    try:
+        wait_until(proxy.fired.is_set, driver, log)
+        if fault != "drop reply":
+            time.sleep(retry_budget_s() + 1)  # longer away than one MLflow call retries
+            server.start()
+        code = driver.wait(timeout=180)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        proxy.stop()
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    outages = 0 if fault == "drop reply" else 1
+    assert output.count(AWAY) == outages and output.count(BACK) == outages, output[-3000:]
+    assert_mlflow_complete(server.uri, "cut", trials=2, epochs=2, sweep_runs=sweep_runs)
+    if fault == "drop reply":  # the client did create the run twice; one was deleted
+        assert len(deleted_runs(server.uri, "cut")) == 1
+
+
+def deleted_runs(uri: str, experiment: str) -> list:
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], run_view_type=ViewType.DELETED_ONLY)
