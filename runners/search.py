@@ -72,13 +72,10 @@ def search_algorithm(spec: SweepSpec) -> Searcher | None:
         return SeedRaceSearcher(points, spec.race, objective.metric, objective.mode)
     if spec.is_grid:
         return None
-    import optuna
+    from runners.portable_sampler import PortableSampler
 
-    sampler_seed = spec.search.sampler_seed
-    if spec.search.kind == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=sampler_seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    # Ray pickles the searcher, and with it the sampler (runners/portable_sampler.py).
+    sampler = PortableSampler(spec.search.kind, spec.search.sampler_seed)
     objectives = spec.search.objectives
     if len(objectives) == 1:
         metric: str | list[str] = objectives[0].metric
