@@ -46,6 +46,9 @@ class NetworkPlan:
     head_channels: int  # width entering the classifier
     min_input: int = 8  # smallest input_size the network takes
     input_multiple: int = 1  # input_size must be a multiple of this (concats must line up)
+    # Pre-activation units (He et al. 2016, "Identity Mappings"): BN-ReLU before each conv,
+    # nothing after the addition, one BN-ReLU before the head.
+    preact: bool = False
 
     @property
     def has_bottleneck(self) -> bool:
@@ -59,6 +62,9 @@ RESNET_DEPTHS = {18: (BASIC, (2, 2, 2, 2)), 34: (BASIC, (3, 4, 6, 3)),
 RESNEXT_DEPTHS = {50: (BOTTLENECK, (3, 4, 6, 3)), 101: (BOTTLENECK, (3, 4, 23, 3))}
 # 6n+2 with basic blocks (8 and 14 are handy for smoke runs), 9n+2 with bottlenecks.
 CIFAR_RESNET_DEPTHS = {d: BASIC for d in (8, 14, 20, 32, 44, 56, 110)} | {164: BOTTLENECK}
+# The pre-activation CIFAR ResNets of He et al. 2016: ResNet-110 basic, -164 and -1001
+# bottleneck, the same widths and unit counts as the post-activation ones.
+CIFAR_PREACT_DEPTHS = CIFAR_RESNET_DEPTHS | {1001: BOTTLENECK}
 VGG_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 # MobileNetV2 (t, c, n, s) rows, as in the paper and torchvision; each row is a stage.
 MOBILENET_V2_ROWS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -68,6 +74,7 @@ FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
     "resnet": tuple(RESNET_DEPTHS),
     "resnext": tuple(RESNEXT_DEPTHS),
     "cifar_resnet": tuple(CIFAR_RESNET_DEPTHS),
+    "cifar_preact_resnet": tuple(CIFAR_PREACT_DEPTHS),
     "mobilenet_v2": None,
     "vgg": tuple(VGG_DEPTHS),
     "bn_inception": None,
@@ -79,7 +86,8 @@ FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
 PAPER_FAMILIES = ("bn_inception", "inception_resnet_v2", "mobilenet", "shufflenet", "senet154")
 # The input size a family is defined at, where it is not 224.
 DEFAULT_INPUT_SIZE = {"inception_resnet_v2": 299}
-DEFAULT_DEPTH = {"resnet": 50, "resnext": 50, "cifar_resnet": 20, "vgg": 16}
+DEFAULT_DEPTH = {"resnet": 50, "resnext": 50, "cifar_resnet": 20, "cifar_preact_resnet": 164,
+                 "vgg": 16}
 FAMILIES = tuple(FAMILY_DEPTHS)
 
 
@@ -89,8 +97,8 @@ def plan_network(family: str, depth: int | None, in_channels: int = 3) -> Networ
         return _resnet_plan(family, depth, groups=1, width_per_group=64)
     if family == "resnext":  # 32x4d
         return _resnet_plan(family, depth, groups=32, width_per_group=4)
-    if family == "cifar_resnet":
-        return _cifar_resnet_plan(depth)
+    if family in ("cifar_resnet", "cifar_preact_resnet"):
+        return _cifar_resnet_plan(depth, preact=family == "cifar_preact_resnet")
     if family == "mobilenet_v2":
         return _mobilenet_v2_plan()
     if family == "vgg":
@@ -114,8 +122,8 @@ def _resnet_plan(family: str, depth: int, groups: int, width_per_group: int) -> 
     return NetworkPlan(family, depth, "imagenet", 64, tuple(stages), in_ch)
 
 
-def _cifar_resnet_plan(depth: int) -> NetworkPlan:
-    block = CIFAR_RESNET_DEPTHS[depth]
+def _cifar_resnet_plan(depth: int, preact: bool = False) -> NetworkPlan:
+    block = CIFAR_PREACT_DEPTHS[depth]
     n = (depth - 2) // (9 if block == BOTTLENECK else 6)
     expansion = 4 if block == BOTTLENECK else 1
     stages, in_ch = [], 16
@@ -123,7 +131,8 @@ def _cifar_resnet_plan(depth: int) -> NetworkPlan:
         out = planes * expansion
         stages.append(StagePlan(block, n, in_ch, out, planes, 1 if i == 0 else 2))
         in_ch = out
-    return NetworkPlan("cifar_resnet", depth, "cifar", 16, tuple(stages), in_ch)
+    family = "cifar_preact_resnet" if preact else "cifar_resnet"
+    return NetworkPlan(family, depth, "cifar", 16, tuple(stages), in_ch, preact=preact)
 
 
 def _mobilenet_v2_plan() -> NetworkPlan:
@@ -153,3 +162,19 @@ def unit_channels(stage: StagePlan, index: int, first_in: int) -> tuple[int, int
     if stage.block == INVERTED:
         return in_ch, round(in_ch * stage.expansion), stage.out_channels
     return in_ch, stage.mid_channels, stage.out_channels
+
+
+def residual_units(stage: StagePlan) -> int:
+    """How many units of a stage add their input back (have an identity or projection path).
+
+    MobileNetV2 has one only where the shape is kept; an Inception-ResNet stage opens with a
+    module without one; a ShuffleNet stage opens with a unit that concatenates its pooled input.
+    """
+    if stage.block in (CONV, INCEPTION, DW_SEPARABLE):
+        return 0
+    if stage.block == INCEPTION_RESNET:
+        return stage.blocks - 1
+    if stage.block == INVERTED:
+        return sum(1 for u in range(stage.blocks)
+                   if u > 0 or (stage.stride == 1 and stage.in_channels == stage.out_channels))
+    return stage.blocks

@@ -24,9 +24,11 @@ from .backbones import (
     FAMILY_DEPTHS,
     NetworkPlan,
     plan_network,
+    residual_units,
     unit_channels,
 )
 from .errors import allowed, from_validation_error
+from .gates import check_gate_init
 from .placement import Placement, se_width
 
 # "none" is the paper's NoSqueeze: the excitation's layers as 1x1 convs on the full map.
@@ -35,9 +37,10 @@ Gate = Literal["sigmoid", "hard_sigmoid", "tanh", "relu"]
 Rounding = Literal["exact", "divisible"]
 
 # Names people type for a backbone, mapped to (family, depth).
-_SHORTHAND = re.compile(r"^(resnet|resnext|cifar_resnet|vgg)(\d+)(?:_32x4d|_bn)?$")
+_SHORTHAND = re.compile(
+    r"^(resnet|resnext|cifar_resnet|cifar_preact_resnet|vgg)(\d+)(?:_32x4d|_bn)?$")
 # Families whose 3x3 convs `arch.groups` regroups, and those with a Caffe layout.
-GROUPED_FAMILIES = ("resnet", "resnext", "cifar_resnet")
+GROUPED_FAMILIES = ("resnet", "resnext", "cifar_resnet", "cifar_preact_resnet")
 CAFFE_FAMILIES = ("resnet", "resnext")
 
 
@@ -70,6 +73,17 @@ class SEConfig(BaseModel):
     placement: Placement = "standard"
     # One flag per stage of the backbone; None means every stage.
     stages: tuple[bool, ...] | None = None
+    # The value the gate starts at, set through the bias of the excitation's last layer
+    # (search_space.gates); None keeps PyTorch's default init, a bias near 0 (sigmoid: 0.5).
+    # POST and Identity multiply the identity path by the gate in every unit: docs/placements.md.
+    gate_init: float | None = None
+
+    @field_validator("gate_init", mode="before")
+    @classmethod
+    def _parse_gate_init(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "null", "default"):
+            return None
+        return value
 
     @field_validator("reduction", mode="before")
     @classmethod
@@ -190,6 +204,10 @@ class ArchConfig(BaseModel):
     # bottleneck's first 1x1 (ResNet v1; not ResNeXt), a 3x3/2 stem max-pool without padding
     # that rounds up, and (the port's SE-ResNet-18/34) a ReLU after a basic block's second BN.
     layout: Literal["torchvision", "caffe"] = "torchvision"
+    # Zero the last weight of every residual branch (its last BN's scale; the last conv in a
+    # pre-activation unit), so each unit starts as its shortcut: torchvision's
+    # `zero_init_residual`, timm's `zero_init_last` (Goyal et al. 2017).
+    zero_init_residual: bool = False
 
     @classmethod
     def parse(cls, data: dict[str, Any] | ArchConfig, prefix: str = "") -> ArchConfig:
@@ -228,7 +246,8 @@ class ArchConfig(BaseModel):
         if self.backbone not in FAMILIES:
             raise ValueError(
                 f"backbone: got {self.backbone!r}; allowed: {allowed(FAMILIES)}"
-                " (or a full name such as resnet50, cifar_resnet56, resnext50_32x4d, vgg16_bn)"
+                " (or a full name such as resnet50, cifar_resnet56, cifar_preact_resnet164,"
+                " resnext50_32x4d, vgg16_bn)"
             )
         depths = FAMILY_DEPTHS[self.backbone]
         if depths is None:
@@ -238,6 +257,12 @@ class ArchConfig(BaseModel):
             raise ValueError(
                 f"depth: {self.depth} is not a {self.backbone} depth; allowed: {allowed(depths)}"
             )
+        if self.plan.preact and self.kind is not None and self.kind.replaces_conv:
+            raise ValueError(
+                f"attention: {self.attention} replaces the 3x3 conv-BN-ReLU of a"
+                f" post-activation bottleneck; allowed for {self.name}:"
+                f" {allowed(k for k in kind_names() if k == NONE or not KINDS[k].replaces_conv)}"
+            )
         self._check_input_size()
         self._check_groups()
         if self.layout == "caffe" and self.backbone not in CAFFE_FAMILIES:
@@ -246,7 +271,31 @@ class ArchConfig(BaseModel):
                 f" {self.name}: torchvision"
             )
         self._check_se()
+        self._check_init()
         return self
+
+    def _check_init(self) -> None:
+        if self.zero_init_residual and not any(residual_units(s) for s in self.plan.stages):
+            raise ValueError(
+                f"zero_init_residual: {self.name} has no residual units; allowed for it: false"
+            )
+        se, kind = self.se, self.kind
+        if se.gate_init is None or not self.has_attention:
+            return
+        if "gate_init" not in kind.reads:
+            takers = allowed(k.name for k in KINDS.values() if "gate_init" in k.reads)
+            raise ValueError(
+                f"se.gate_init: attention {kind.name} has no gate bias to set; allowed for"
+                f" {kind.name}: null (kinds that take it: {takers})"
+            )
+        if not se.bias:
+            raise ValueError(
+                "se.gate_init: sets the bias of the excitation's last layer, and se.bias is"
+                " false; allowed with se.bias false: null"
+            )
+        check_gate_init(se.gate, se.gate_init)
+        if kind.name == "cbam":  # CBAM's spatial gate is a sigmoid, and starts there too
+            check_gate_init("sigmoid", se.gate_init)
 
     def _check_input_size(self) -> None:
         plan, size = self.plan, self.input_size
@@ -421,6 +470,8 @@ class ArchConfig(BaseModel):
             "attention": self.attention,
             "groups": "" if self.groups is None else str(self.groups),
             "layout": self.layout,
+            "se.gate_init": "" if se.gate_init is None else f"{se.gate_init:g}",
+            "zero_init_residual": str(self.zero_init_residual).lower(),
         }
         section = self.kind.section if self.kind is not None else None
         if section is not None:  # the chosen kind's own knobs

@@ -15,7 +15,9 @@ from . import paper_networks
 from .backbones import BASIC, BOTTLENECK, CONV, INVERTED, NetworkPlan, unit_channels
 from .config import ArchConfig
 from .placement import inside_branch, se_width
+from .preact import preact_basic_branch, preact_bottleneck_branch, preact_head, preact_unit
 from .units import Unit, basic_branch, bottleneck_branch, conv_bn, inverted_branch, projection
+from .weight_init import init_weights
 
 
 class SENetwork(nn.Module):
@@ -33,12 +35,13 @@ class SENetwork(nn.Module):
 
 
 def build_model(arch: ArchConfig) -> SENetwork:
-    """The network of `arch`, freshly initialised (torchvision's init scheme)."""
+    """The network of `arch`, freshly initialised (torchvision's init scheme, and the init
+    knobs `arch.se.gate_init` and `arch.zero_init_residual`: search_space.weight_init)."""
     plan = arch.plan
     stem = _stem(plan, arch.in_channels, arch.layout)
     stages = [_stage(arch, plan, i) for i in range(len(plan.stages))]
     model = SENetwork(stem, stages, _head(plan, arch))
-    _init_weights(model)
+    init_weights(model, arch)
     return model
 
 
@@ -70,6 +73,9 @@ def _stage(arch: ArchConfig, plan: NetworkPlan, index: int) -> nn.Sequential:
         elif with_attention:
             block = make_attention(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
             mid_se, unit_se = (block, None) if inside_branch(placement) else (None, block)
+        if plan.preact:
+            units.append(_preact_unit(arch, index, u, stride, mid_se, unit_se))
+            continue
         units.append(_unit(arch, index, in_ch, mid_ch, out_ch, stride, mid_se, unit_se, mid_conv))
     if stage.block == CONV:
         units.append(nn.MaxPool2d(2, 2))
@@ -104,6 +110,27 @@ def _unit(
     raise ValueError(f"unknown block kind {stage.block!r}")
 
 
+def _preact_unit(
+    arch: ArchConfig, index: int, u: int, stride: int, mid_se: nn.Module | None,
+    unit_se: nn.Module | None,
+) -> Unit:
+    stage = arch.plan.stages[index]
+    in_ch, mid_ch, out_ch = unit_channels(stage, u, stage.in_channels)
+    if stage.block == BASIC:
+        groups = (arch.conv_groups(index, in_ch), arch.conv_groups(index, out_ch))
+
+        def branch_of(opens_with_act: bool) -> nn.Sequential:
+            return preact_basic_branch(in_ch, out_ch, stride, groups, opens_with_act)
+    else:
+        groups_3x3 = arch.conv_groups(index, mid_ch)
+
+        def branch_of(opens_with_act: bool) -> nn.Sequential:
+            return preact_bottleneck_branch(in_ch, mid_ch, out_ch, stride, groups_3x3,
+                                            opens_with_act, mid_se)
+    return preact_unit(branch_of, in_ch, out_ch, stride, index == 0 and u == 0, unit_se,
+                       arch.se.placement)
+
+
 def _stem(plan: NetworkPlan, in_channels: int, layout: str = "torchvision") -> nn.Module:
     if paper_networks.is_paper_family(plan):
         return paper_networks.build_stem(plan, in_channels)
@@ -122,6 +149,8 @@ def _head(plan: NetworkPlan, arch: ArchConfig) -> nn.Module:
     if paper_networks.is_paper_family(plan):
         return paper_networks.build_head(plan, arch.num_classes)
     last = plan.stages[-1].out_channels
+    if plan.preact:
+        return preact_head(last, arch.num_classes)
     if plan.family == "mobilenet_v2":
         return nn.Sequential(
             *conv_bn(last, plan.head_channels, 1, act=nn.ReLU6),
@@ -137,14 +166,3 @@ def _head(plan: NetworkPlan, arch: ArchConfig) -> nn.Module:
             nn.Linear(4096, arch.num_classes),
         )
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(last, arch.num_classes))
-
-
-def _init_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)

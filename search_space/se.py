@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from .gates import gate_bias
+
 if TYPE_CHECKING:
     from .config import ArchConfig
 
@@ -36,6 +38,14 @@ def squeeze(x: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"squeeze: got {kind!r}; allowed: {', '.join(SQUEEZES)}")
 
 
+@torch.no_grad()
+def start_gate_at(layer: nn.Module, gate: str, value: float, terms: int = 1) -> None:
+    """Set the bias of `layer` (the excitation's last layer) so that `gate` outputs `value`
+    where the rest of the layer's input contributes nothing; `terms`: how many outputs of the
+    layer are summed before the gate (CBAM's shared MLP on two pools)."""
+    layer.bias.fill_(gate_bias(gate, value) / terms)
+
+
 def rescale(x: torch.Tensor, s: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
     """x * s, or residual + x * s in one fused op; s broadcasts over x."""
     if residual is None:
@@ -57,7 +67,11 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Linear(channels, reduced, bias=bias)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(reduced, channels, bias=bias)
-        self.gate = GATES[gate]()
+        self.gate, self.gate_kind = GATES[gate](), gate
+
+    def start_gates(self, value: float) -> None:
+        """Start the gate at `value` (arch.se.gate_init)."""
+        start_gate_at(self.fc2, self.gate_kind, value)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """Rescale x; with `residual`, return residual + x * s in one fused op."""
@@ -80,7 +94,10 @@ class NoSqueezeExcite(nn.Module):
         self.fc1 = nn.Conv2d(channels, reduced, 1, bias=bias)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Conv2d(reduced, channels, 1, bias=bias)
-        self.gate = GATES[gate]()
+        self.gate, self.gate_kind = GATES[gate](), gate
+
+    def start_gates(self, value: float) -> None:
+        start_gate_at(self.fc2, self.gate_kind, value)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         return rescale(x, self.gate(self.fc2(self.act(self.fc1(x)))), residual)

@@ -85,26 +85,34 @@ class Unit(nn.Module):
     standard act(A(F(x)) + S(x)); pre act(F(A(x)) + S(x)), the identity carrying the unscaled
     input; post A(act(F(x) + S(x))); identity act(F(x) + A(S(x))).
     `shortcut=None` is a unit without a residual connection (VGG, some MobileNetV2 units);
-    `act=None` is a unit without a final activation (MobileNetV2's linear bottleneck).
+    `act=None` is a unit without a final activation (MobileNetV2's linear bottleneck, the
+    pre-activation units). `pre_act` is a pre-activation unit's opening BN-ReLU, a = P(x): the
+    branch (and A, for pre) sees a; the shortcut sees x, or a when `shortcut_pre_act` (a
+    projection, as in He et al. 2016): standard A(F(a)) + S, pre F(A(a)) + S, post
+    A(F(a) + S), identity F(a) + A(S).
     """
 
     def __init__(
         self, branch: nn.Module, shortcut: nn.Module | None, act: nn.Module | None,
         se: nn.Module | None = None, placement: str = "standard",
+        pre_act: nn.Module | None = None, shortcut_pre_act: bool = False,
     ) -> None:
         super().__init__()
+        self.pre_act = pre_act  # registered first: the state dict follows the forward order
         self.branch, self.shortcut, self.act, self.se = branch, shortcut, act, se
+        self.shortcut_pre_act = shortcut_pre_act
         # after_3x3 lives inside the branch: nothing left to place here.
         self.placement = placement if se is not None else "none"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         place, se = self.placement, self.se
-        out = self.branch(se(x) if place == "pre" else x)
+        a = x if self.pre_act is None else self.pre_act(x)
+        out = self.branch(se(a) if place == "pre" else a)
         if self.shortcut is None:
             if place == "standard":
                 out = se(out)
         else:
-            identity = self.shortcut(x)
+            identity = self.shortcut(a if self.shortcut_pre_act else x)
             if place == "standard":  # residual * s + identity, fused
                 out = se(out, residual=identity)
             elif place == "identity":  # identity * s + residual, fused

@@ -4,6 +4,8 @@ With the attention block's output forced to a constant c, a unit with branch F, 
 final activation act must compute exactly:
 standard act(c·F(x) + S(x)); pre act(F(c·x) + S(x)); post c·act(F(x) + S(x));
 identity act(F(x) + c·S(x)); after_3x3: c scales the 3x3 output inside F.
+A pre-activation unit (no act) first computes a = BN-ReLU(x) where it has one: F sees a, and S
+sees x, or a for a projection; the placements are the same formulas with F(a).
 """
 
 import math
@@ -63,23 +65,33 @@ def _branch_with_constant(unit, x, c):
 
 def _closed_form(unit, placement, x, c):
     act = unit.act if unit.act is not None else (lambda t: t)
-    shortcut = unit.shortcut
-    if placement == "after_3x3":
-        branch = _branch_with_constant(unit, x, c)
-        return act(branch + shortcut(x)) if shortcut is not None else act(branch)
-    if shortcut is None:  # VGG, MobileNetV2 units that change shape
-        return {"standard": lambda: act(c * unit.branch(x)),
-                "pre": lambda: act(unit.branch(c * x)),
-                "post": lambda: c * act(unit.branch(x))}[placement]()
-    return {"standard": lambda: act(c * unit.branch(x) + shortcut(x)),
-            "pre": lambda: act(unit.branch(c * x) + shortcut(x)),
-            "post": lambda: c * act(unit.branch(x) + shortcut(x)),
-            "identity": lambda: act(unit.branch(x) + c * shortcut(x))}[placement]()
+    a = unit.pre_act(x) if unit.pre_act is not None else x  # pre-activation units
+    if unit.shortcut is None:  # VGG, MobileNetV2 units that change shape
+        if placement == "after_3x3":
+            return act(_branch_with_constant(unit, a, c))
+        return {"standard": lambda: act(c * unit.branch(a)),
+                "pre": lambda: act(unit.branch(c * a)),
+                "post": lambda: c * act(unit.branch(a))}[placement]()
+    s = unit.shortcut(a if unit.shortcut_pre_act else x)
+    return {"standard": lambda: act(c * unit.branch(a) + s),
+            "pre": lambda: act(unit.branch(c * a) + s),
+            "post": lambda: c * act(unit.branch(a) + s),
+            "identity": lambda: act(unit.branch(a) + c * s),
+            "after_3x3": lambda: act(_branch_with_constant(unit, a, c) + s)}[placement]()
+
+
+def _in_channels(unit):
+    first = next(m for m in unit.modules() if isinstance(m, (torch.nn.Conv2d,
+                                                             torch.nn.BatchNorm2d)))
+    return first.in_channels if isinstance(first, torch.nn.Conv2d) else first.num_features
 
 
 # (backbone, [(stage, unit)]): a unit with a projection shortcut, one with the identity
-# (MobileNetV2: one without a shortcut, one with).
+# (MobileNetV2: one without a shortcut, one with; pre-activation: also the network's first
+# unit, which has no BN-ReLU of its own).
 UNITS = {"cifar_resnet8": [(1, 0), (0, 0)], "cifar_resnet164": [(1, 0), (1, 1)],
+         "cifar_preact_resnet14": [(1, 0), (0, 1), (0, 0)],
+         "cifar_preact_resnet164": [(1, 0), (1, 1), (0, 0)],
          "mobilenet_v2": [(1, 0), (1, 1)], "vgg11": [(1, 0)]}
 
 
@@ -90,6 +102,7 @@ def _cases():
             for kind in ("se", "eca", "cbam"):
                 yield backbone, units, placement, kind
     yield "cifar_resnet164", UNITS["cifar_resnet164"], "pre", "se-nosqueeze"
+    yield "cifar_preact_resnet164", UNITS["cifar_preact_resnet164"], "identity", "se-nosqueeze"
 
 
 @pytest.mark.parametrize(("backbone", "units", "placement", "kind"), list(_cases()),
@@ -107,8 +120,7 @@ def test_unit_output_is_the_closed_form_of_its_placement(backbone, units, placem
         assert len(blocks) == 1
         c = _force_constant(blocks[0])
         _randomize_norms(unit)
-        in_ch = unit.branch[0].in_channels
-        x = torch.randn(2, in_ch, 8, 8)
+        x = torch.randn(2, _in_channels(unit), 8, 8)
         with torch.no_grad():
             got, expected = unit(x.clone()), _closed_form(unit, placement, x.clone(), c)
         assert torch.allclose(got, expected, atol=1e-5), (stage, index, placement)

@@ -66,7 +66,8 @@ def kind_names() -> tuple[str, ...]:
 register(AttentionKind(
     name="se", builder=".se:build", placements=ALLOWED_PLACEMENTS,
     squeezes=(*POOLED_SQUEEZES, "none"),
-    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias"),
+    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias",
+           "gate_init"),
     summary="Squeeze-and-Excitation: pool, FC C->C/r, ReLU, FC C/r->C, gate, channel scale;"
     " squeeze none is the paper's NoSqueeze (1x1 convs on the full map)",
 ))
@@ -78,7 +79,8 @@ register(AttentionKind(
 register(AttentionKind(
     name="cbam", builder=".attention.cbam:build", placements=ALLOWED_PLACEMENTS,
     default_squeeze="avgmax",
-    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias"),
+    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias",
+           "gate_init"),
     section="cbam",
     summary="CBAM: a shared channel MLP on the avg- and max-pooled vectors (summed), gate,"
     " channel scale, then a kxk conv on the channel mean and max, BN, sigmoid, spatial scale",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..se import GATES, rescale, squeeze
+from ..se import GATES, rescale, squeeze, start_gate_at
 
 if TYPE_CHECKING:
     from ..config import ArchConfig
@@ -29,10 +29,15 @@ class CBAM(nn.Module):
         self.fc1 = nn.Linear(channels, reduced, bias=bias)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(reduced, channels, bias=bias)
-        self.gate = GATES[gate]()
+        self.gate, self.gate_kind = GATES[gate](), gate
         self.spatial = nn.Conv2d(2, 1, spatial_kernel, padding=spatial_kernel // 2, bias=False)
         self.spatial_bn = nn.BatchNorm2d(1)
         self.spatial_gate = nn.Sigmoid()
+
+    def start_gates(self, value: float) -> None:
+        """Start both gates at `value` (arch.se.gate_init): the block starts scaling by value²."""
+        start_gate_at(self.fc2, self.gate_kind, value, terms=len(self.pools))
+        start_gate_at(self.spatial_bn, "sigmoid", value)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         logits = self.fc2(self.act(self.fc1(squeeze(x, self.pools[0]))))
