@@ -4,11 +4,12 @@
 (H1: SE > no SE) with Holm's correction over the SE configurations: the chance that any "SE
 helps" claim is false stays at most alpha.
 
-*Which configuration?* The most accurate by mean is the reference. Every other configuration is
-tested against it twice, each family Holm-corrected over the comparisons with the reference:
-shown equivalent within ±margin (TOST), or shown worse (one-sided t, H1: reference > it). The
-pick is the cheapest of the reference and the configurations shown equivalent; when a cheaper
-configuration is neither, the answer is undecided, with the seeds that would decide it.
+*Which configuration?* The most accurate by mean is the best. Every other configuration is
+shown equivalent to it within ±margin (TOST, Holm over the comparisons with the best), or shown
+worse than the best (some configuration beats it: the closed test of :mod:`reports.best`),
+or neither (open). The pick is the cheapest of the best and the configurations shown
+equivalent; when a cheaper configuration is open, the answer is undecided, with the seeds that
+would decide it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from .stats import TestResult, compare, equivalence, holm, power, seeds_needed
+from .best import compare_samples, equivalent_alpha, worse_alpha
+from .stats import TestResult, compare, holm, power, seeds_needed
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_MARGIN = 0.01  # accuracy as a fraction: 1 point
@@ -109,12 +111,16 @@ def se_helps(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFA
 
 @dataclass
 class Contender:
+    """A configuration other than the best, as :mod:`reports.best` judged it."""
+
     arm: Arm
-    worse: TestResult  # one-sided, H1: reference > arm
-    equivalent: TestResult  # TOST within ±margin
-    p_worse_holm: float = math.nan
+    worse: TestResult  # one-sided, H1: beaten_by > arm (the strongest of its comparisons)
+    equivalent: TestResult  # TOST against the best within ±margin
+    p_worse_holm: float = math.nan  # Holm over configurations of k_i x the smallest p
     p_equivalent_holm: float = math.nan
     verdict: str = "open"  # equivalent | worse | open | untested
+    beaten_by: Arm | None = None
+    comparisons: int = 0
 
 
 @dataclass
@@ -126,6 +132,7 @@ class Choice:
     margin: float
     open_cheaper: list[Contender] = field(default_factory=list)
     seeds_to_decide: int | None = None
+    family_worse: int = 0  # configurations in the Holm family of "shown worse"
 
     @property
     def decided(self) -> bool:
@@ -133,42 +140,41 @@ class Choice:
 
     @property
     def family(self) -> int:
+        """Comparisons with the best in the TOST family."""
         return len(self.contenders)
 
     def contender(self, key: str) -> Contender | None:
         return next((c for c in self.contenders if c.arm.key == key), None)
 
 
-def _contenders(best: Arm, others: list[Arm], alpha: float, margin: float,
-                floor: float) -> list[Contender]:
-    out = [Contender(a, compare(best.values, a.values, best.seeds, a.seeds, "greater", floor),
-                     equivalence(a.values, best.values, margin, a.seeds, best.seeds, floor))
-           for a in others]
-    worse = holm([c.worse.p_value for c in out])
-    same = holm([c.equivalent.p_value for c in out])
-    for c, pw, pe in zip(out, worse, same, strict=True):
-        c.p_worse_holm, c.p_equivalent_holm = pw, pe
-        if not (c.worse.available and c.equivalent.available):
-            c.verdict = "untested"
-        elif pe < alpha:  # within the margin, even if also shown slightly worse
-            c.verdict = "equivalent"
-        elif pw < alpha:
-            c.verdict = "worse"
-    return out
+def _contenders(done: list[Arm], alpha: float, margin: float, floor: float
+                ) -> tuple[Arm, list[Contender], int]:
+    by_key = {a.key: a for a in done}
+    judged = compare_samples({a.key: (a.values, a.seeds) for a in done}, alpha, margin, floor,
+                             preference=[a.key for a in by_cost(done)])
+    assert judged is not None  # every arm here has a value
+    out = [Contender(by_key[v.key], v.worse, v.equivalent, v.p_worse_adjusted,
+                     v.p_equivalent_holm, v.verdict,
+                     by_key[v.beaten_by] if v.beaten_by is not None else None, v.comparisons)
+           for v in judged.rows.values()]
+    return by_key[judged.best], out, judged.family_worse
 
 
 def _seeds_to_decide(best: Arm, open_ones: list[Contender], alpha: float, margin: float,
-                     family: int) -> int | None:
+                     configurations: int) -> int | None:
     """Seeds per configuration for the open comparisons to be decided with TARGET_POWER at the
-    observed spread, if the observed differences are the true ones (Holm's worst case:
-    alpha / family)."""
+    observed spread, if the observed differences are the true ones: within the margin by TOST
+    (Holm's strictest step, alpha / (k - 1)), else shown worse (alpha / (k (k - 1)))."""
     needed = []
     for c in open_ones:
-        if not c.worse.available:
+        if not c.equivalent.available:
             return None
         gap = abs(c.arm.mean - best.mean)
-        effect = margin - gap if gap < margin else gap
-        needed.append(seeds_needed(effect, c.worse.sd_diff, alpha / family, TARGET_POWER))
+        if gap < margin:
+            level, effect = equivalent_alpha(configurations, alpha), margin - gap
+        else:
+            level, effect = worse_alpha(configurations, alpha), gap
+        needed.append(seeds_needed(effect, c.equivalent.sd_diff, level, TARGET_POWER))
     if not needed or any(n is None for n in needed):
         return None
     return max(n for n in needed if n is not None)
@@ -176,13 +182,12 @@ def _seeds_to_decide(best: Arm, open_ones: list[Contender], alpha: float, margin
 
 def choose(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFAULT_MARGIN,
            floor: float = 0.0) -> Choice | None:
-    """None when no configuration has a finished seed."""
+    """None when no configuration has a finished seed. The verdicts come from
+    :func:`reports.best.compare_samples`; ties for the best go to the cheaper."""
     done = [a for a in arms if a.n]
     if not done:
         return None
-    best = max(by_cost(done), key=lambda a: a.mean)  # max keeps the first: the cheaper on a tie
-    others = [a for a in done if a.key != best.key]
-    contenders = _contenders(best, others, alpha, margin, floor)
+    best, contenders, family_worse = _contenders(done, alpha, margin, floor)
     verdicts = {c.arm.key: c.verdict for c in contenders}
     eligible = [a for a in done if a.key == best.key or verdicts.get(a.key) == "equivalent"]
     pick = by_cost(eligible)[0]
@@ -190,8 +195,8 @@ def choose(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFAUL
     cheaper = set(order[:order.index(pick.key)])
     open_cheaper = [c for c in contenders
                     if c.arm.key in cheaper and c.verdict in ("open", "untested")]
-    choice = Choice(best, pick, contenders, alpha, margin, open_cheaper)
+    choice = Choice(best, pick, contenders, alpha, margin, open_cheaper,
+                    family_worse=family_worse)
     if open_cheaper:
-        choice.seeds_to_decide = _seeds_to_decide(best, open_cheaper, alpha, margin,
-                                                  max(len(contenders), 1))
+        choice.seeds_to_decide = _seeds_to_decide(best, open_cheaper, alpha, margin, len(done))
     return choice

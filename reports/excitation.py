@@ -101,3 +101,29 @@ def analyzed_figures(tracking_uri: str, trials: pd.DataFrame, out: Path) -> dict
                 path = client.download_artifacts(row.run_id, f"excitation/{name}", str(folder))
                 figures[f"{row.label} seed {row.seed}: {title}"] = Path(path)
     return figures
+
+
+def summary_table(results: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per analysed trial, from each trial's summary table (``summary.csv``): how
+    class-specific its first and last analysed blocks are, which block is the most, and how
+    saturated the last block's gate is — what `selab analyze` prints instead of a list of
+    folders (the paper's reading: early blocks alike for every class, later ones specific, the
+    last one saturated)."""
+    rows = []
+    for name, summary in results:
+        if summary.empty:
+            continue
+        first, last = summary.iloc[0], summary.iloc[-1]
+        top = summary.loc[summary["class_spread"].idxmax()]
+        rows.append({
+            "trial": name, "blocks": len(summary),
+            "class spread, first block": f"{first['class_spread']:.4f} ({first['block']})",
+            "class spread, last block": f"{last['class_spread']:.4f} ({last['block']})",
+            "most class-specific": str(top["block"]),
+            "last block near the top of the gate": _share(last.get("saturated_high")),
+        })
+    return pd.DataFrame(rows)
+
+
+def _share(value: object) -> str:
+    return "n/a (unbounded gate)" if value is None or pd.isna(value) else f"{float(value):.1%}"

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import paper
+from . import paper, verdict
 from .recommend import Recommendation
 from .tables import TABLE_NOTE, axis_title, format_table
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
-max-width:1200px;padding:0 1em;color:#222;line-height:1.45}
+max-width:1340px;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;
 margin-top:1.8em}
-table{border-collapse:collapse;font-size:.85em;margin:.6em 0;display:block;overflow-x:auto}
-th,td{border:1px solid #ccc;padding:.25em .5em;text-align:right;white-space:nowrap}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.25em .45em;text-align:right;vertical-align:top}
+th{white-space:normal;min-width:2.5em;max-width:11em}td{white-space:normal}
+table.wide{font-size:.74em}table.wide th,table.wide td{padding:.2em .3em}
 th{background:#f3f3f3}td.l,th.l{text-align:left}
-tr.base td{background:#f7f7f7;font-style:italic}
+tr.base td{background:#f7f7f7;font-style:italic}tr.pick td{background:#dff0df;font-weight:600}
 .paper{color:#7a4b00}th.paper{background:#fff3dc}
 .note{color:#555;font-size:.85em}.warn{background:#fff4e5;border-left:4px solid #f0a020;
 padding:.5em 1em}.rec{background:#eef6ee;border-left:4px solid #2c8a2c;padding:.6em 1em}
@@ -32,7 +36,19 @@ pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:.85em}
 """
 
 
+WIDE_COLUMNS = 12  # a table with more columns gets a smaller font to fit 1,400 px
+_INTERVAL = re.compile(r"\[[^\]]*\]")
+
+
+def _cell(value: object) -> str:
+    """Escaped text that wraps at its spaces, except inside an interval ``[1.86, 2.60]``."""
+    text = escape(str(value))
+    return _INTERVAL.sub(lambda m: m.group(0).replace(" ", "&nbsp;"), text)
+
+
 def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
+    """A table that wraps its headers and cells to fit the page (a scroll bar only when even
+    that is not enough)."""
     if df.empty:
         return "<p class='note'>(empty)</p>"
     head = "".join(
@@ -44,11 +60,13 @@ def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
         cls = f" class='{row_classes[r]}'" if row_classes and row_classes[r] else ""
         cells = "".join(
             f"<td class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>"
-            f"{escape(str(v))}</td>"
+            f"{_cell(v)}</td>"
             for i, (c, v) in enumerate(zip(df.columns, row, strict=True))
         )
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    wide = " class='wide'" if len(df.columns) > WIDE_COLUMNS else ""
+    return (f"<div class='scroll'><table{wide}><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _img(path: Path, alt: str) -> str:
@@ -68,7 +86,7 @@ def _trials_display(trials: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
             out[c] = out[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
     if "images_per_s" in out:
         out["images_per_s"] = out["images_per_s"].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
-    return out.fillna("—")
+    return out.astype(object).fillna("—")  # text cells: a float column takes "—" too
 
 
 def _cifar_html(dataset: str) -> str:
@@ -108,12 +126,16 @@ def _header(name: str, meta: dict[str, Any], status_counts: dict[str, int],
 
 
 def _recommendation_html(rec: Recommendation | None) -> list[str]:
+    """The verdict, the table it names, then every claim with its numbers (the same words as
+    the terminal and recommendation.md)."""
     parts = ["<h2>Recommendation</h2>"]
     if rec is None:
         return [*parts, "<p>No recommendation: no SE configuration has a finished trial yet.</p>"]
-    lines = rec.lines()
-    parts.append(f"<div class='rec'><p><b>{escape(lines[0])}</b></p>")
-    parts += [f"<p>{escape(line)}</p>" for line in lines[1:]]
+    classes = ["pick" if "<- pick" in str(v) else "" for v in rec.table.get("vs best", [])]
+    parts.append(f"<div class='rec'><p><b>{escape(rec.text)}</b></p>")
+    parts.append(_table_html(rec.table, classes))
+    parts.append(f"<p class='note'>{escape(verdict.TABLE_NOTE)}</p>")
+    parts += [f"<p>{escape(line)}</p>" for line in rec.claims()]
     rule = "<br>".join(escape(line) for line in rec.rule.splitlines())
     parts.append(f"<p class='note'>{rule}</p></div>")
     return parts
@@ -154,6 +176,33 @@ def _fronts_section(fronts: dict[str, pd.DataFrame]) -> list[str]:
     return parts
 
 
+def _diagnostics_section(found: Any) -> list[str]:
+    """Which knob mattered (search sweeps), and whether early epochs predict the last."""
+    from .plots_search import correlation_display, importance_display
+
+    parts = []
+    imp, early = found.importance, found.early
+    if imp is not None:
+        parts.append("<h2>Which knob mattered</h2>")
+        parts.append(f"<p>{escape(imp.summary())}</p>")
+        if imp.available:
+            parts.append(_table_html(importance_display(imp)))
+            parts.append("<p class='note'>Optuna's PED-ANOVA and fANOVA evaluators over the "
+                         "finished trials (importances sum to 1 per evaluator); the range "
+                         "and the share of first places come from resamples of 80% of the "
+                         "trials, drawn without replacement.</p>")
+    if early is not None:
+        parts.append("<h2>Does the cheap run predict the full one?</h2>")
+        parts.append(f"<p>{escape(early.summary())}</p>")
+        if early.available:
+            parts.append(_table_html(correlation_display(early)))
+            parts.append("<p class='note'>Rank correlation across configurations between the "
+                         "mean validation accuracy after each epoch and after the last (finished "
+                         "seeds that logged every epoch); 95% intervals by Fisher's z.</p>")
+    parts += [f"<h3>{escape(t)}</h3>{_img(p, t)}" for t, p in found.plots.items()]
+    return parts
+
+
 def _trials_section(trials: pd.DataFrame, varied: list[str], spec_text: str | None) -> list[str]:
     parts = ["<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
              "val_acc is the last logged epoch; throughput is the median over epochs after "
@@ -185,6 +234,7 @@ def render(
     spec_text: str | None,
     dataset: str,
     excitation: dict[str, Path] | None = None,
+    diagnostics: Any = None,
 ) -> str:
     """The whole page as a string (no external resources)."""
     parts = _header(name, meta, status_counts, running)
@@ -193,6 +243,8 @@ def render(
     parts.append("<h2>Plots</h2>")
     parts += [f"<h3>{escape(title)}</h3>{_img(path, title)}" for title, path in plots.items()]
     parts += _fronts_section(fronts)
+    if diagnostics is not None:
+        parts += _diagnostics_section(diagnostics)
     if excitation:
         parts.append("<h2>Excitation analysis</h2><p class='note'>From <code>selab analyze"
                      "</code> (the paper's Sec. 7.2), logged under <code>excitation/</code> of "

@@ -10,10 +10,12 @@ from typing import Any
 import pandas as pd
 
 from . import metrics as m
+from . import verdict
 from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN, TARGET_POWER, Choice, SeVerdict, choose, se_helps
 from .frame import Sweep
 from .points import arms, point_summary
-from .stats import compare, equivalence, format_p
+from .stats import format_p
+from .tables import to_markdown, to_text
 from .units import human
 
 RULE = (
@@ -22,16 +24,22 @@ RULE = (
     "1. Does SE help? Each SE configuration against the no-SE baseline, one-sided t-test "
     "(paired on seeds, else Welch), Holm's correction over all SE configurations at "
     "alpha={alpha}.\n"
-    "2. The reference is the configuration with the highest mean. Every other one is tested "
-    "against it twice, each family Holm-corrected: equivalent within ±{margin} pp (TOST) and "
-    "worse (one-sided t).\n"
-    "3. The pick is the cheapest of the reference and the configurations shown equivalent.\n"
+    "2. The best is the configuration with the highest mean. Each other one is shown "
+    "equivalent to it within ±{margin} pp (TOST, Holm over the comparisons with the best), or "
+    "shown worse than the best: some configuration beats it (one-sided t against each other "
+    "configuration, its smallest p times the number of comparisons, Holm over all "
+    "configurations; a closed test, so the chance of any false 'worse' is at most alpha even "
+    "though the best is chosen from the same data).\n"
+    "3. The pick is the cheapest of the best and the configurations shown equivalent.\n"
     "4. If a cheaper configuration is neither shown equivalent nor shown worse, the answer is "
     "undecided, with the seeds that would decide it at the observed spread (power "
     f"{TARGET_POWER:.0%}).\n"
     "5. Failing to find a difference is never read as equivalence; intervals are 95% "
     "t-intervals clipped to [0, 100]%."
 )
+
+
+MAX_LISTED = 5  # configurations named in a note before "and N more"
 
 
 @dataclass
@@ -94,12 +102,14 @@ class Recommendation:
     alpha: float
     margin: float  # accuracy as a fraction
     resolution: float
-    text: str  # which configuration
+    text: str  # which configuration: the one-sentence verdict
     se_text: str | None  # does SE help
     rule: str
     candidates: pd.DataFrame
     budget: BudgetPick | None = None
     notes: list[str] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)  # the claims behind `text`
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)  # what `text` names
 
     @property
     def label(self) -> str:
@@ -109,14 +119,31 @@ class Recommendation:
     def decided(self) -> bool:
         return self.choice.decided
 
-    def lines(self) -> list[str]:
-        """Every claim, in the order the report prints them."""
-        out = [self.text]
+    def claims(self) -> list[str]:
+        """Every claim after the verdict, in the order the report prints them."""
+        out = list(self.numbers)
         if self.se_text:
             out.append(self.se_text)
         if self.budget is not None:
             out.append(f"Budget: {self.budget.text}")
         return out + self.notes
+
+    def lines(self) -> list[str]:
+        """The verdict, the decision table (fixed width) and every claim: what the terminal
+        prints."""
+        return [self.text, to_text(self.table), *self.claims()]
+
+    def as_text(self) -> str:
+        """The whole answer for a terminal: verdict, table, claims, the rule."""
+        return "\n".join([self.text, "", to_text(self.table), "", *self.claims(), "",
+                          verdict.TABLE_NOTE, "", self.rule])
+
+    def as_markdown(self, title: str | None = None) -> str:
+        """The same answer in Markdown (recommendation.md, the parent run's description)."""
+        head = [f"# {title}", ""] if title else []
+        claims = [f"- {line}" for line in self.claims()]
+        return "\n".join([*head, f"**{self.text}**", "", to_markdown(self.table),
+                          verdict.TABLE_NOTE, "", *claims, "", *self.rule.splitlines(), ""])
 
 
 def _pick(row: pd.Series, varied: list[str]) -> Pick:
@@ -141,56 +168,6 @@ def _pp(x: float) -> str:
 def _holm(p: float, p_adj: float, family: int, what: str) -> str:
     return (f"p={format_p(p)}, Holm-adjusted over {family} {what}: "
             f"p={format_p(p_adj)}")
-
-
-def _picked_text(choice: Choice, pick: Pick, best: Pick, margin: float) -> str:
-    if choice.pick.key == choice.best.key:
-        return "It is the most accurate configuration."
-    c = choice.contender(pick.point_key)
-    assert c is not None
-    holm = _holm(c.equivalent.p_value, c.p_equivalent_holm, choice.family,
-                 "comparisons with the best")
-    return (f"It is shown equivalent to the most accurate, {best.label} ({best.acc_text()}), "
-            f"within ±{100 * margin:.2f} pp: difference {_pp(c.equivalent.diff)}, "
-            f"{c.equivalent.test}, {holm} < {choice.alpha}.")
-
-
-def _cheaper_text(choice: Choice, cheaper_worse: list) -> str:
-    items = ", ".join(
-        f"{c.arm.label} ({_pp(-c.worse.diff)}, {c.worse.test} one-sided, "
-        f"Holm p={format_p(c.p_worse_holm)})" for c in cheaper_worse)
-    return f"Cheaper configurations shown less accurate than the best: {items}."
-
-
-def _undecided_text(choice: Choice, best: Pick, margin: float) -> str:
-    items = ", ".join(
-        f"{c.arm.label} ({_pp(c.arm.mean - choice.best.mean)}; "
-        + ("fewer than 2 seeds" if c.verdict == "untested" else
-           f"TOST Holm p={format_p(c.p_equivalent_holm)}, worse Holm p={format_p(c.p_worse_holm)}")
-        + ")" for c in choice.open_cheaper)
-    n = choice.seeds_to_decide
-    seeds = (f"about {n} seeds per configuration would decide it ({TARGET_POWER:.0%} power, "
-             "if the observed differences are the true ones)" if n else
-             "more seeds than is practical would be needed to decide it")
-    return (f"Which configuration: undecided. The most accurate is {best.label} "
-            f"({best.acc_text()}, {best.cost_text()}). Cheaper configurations neither shown "
-            f"equivalent within ±{100 * margin:.2f} pp (TOST) nor shown worse (one-sided t), each "
-            f"Holm-corrected over {choice.family} comparisons with the best at alpha="
-            f"{choice.alpha}: {items}. At the observed seed-to-seed spread, {seeds}. Until then, "
-            f"{choice.pick.label if not choice.pick.baseline else 'no SE'} is the safe choice.")
-
-
-def _choice_text(choice: Choice, pick: Pick, best: Pick, margin: float) -> str:
-    if not choice.decided:
-        return _undecided_text(choice, best, margin)
-    lines = [f"Which configuration: use {pick.name}: {pick.acc_text()}, {pick.cost_text()}."]
-    if (test := pick.test_text()) is not None:
-        lines.append(f"Its {test}.")
-    lines.append(_picked_text(choice, pick, best, margin))
-    worse = [c for c in choice.contenders if c.verdict == "worse" and c.arm.cost < choice.pick.cost]
-    if worse:
-        lines.append(_cheaper_text(choice, worse))
-    return " ".join(lines)
 
 
 def _se_text(se: SeVerdict | None) -> str | None:
@@ -227,18 +204,33 @@ def _candidates(points: pd.DataFrame, choice: Choice) -> pd.DataFrame:
                      "vs_best": "best" if best else (c.verdict if c else "no finished seed"),
                      "p_worse": c.worse.p_value if c else math.nan,
                      "p_worse_holm": c.p_worse_holm if c else math.nan,
+                     "beaten_by": (c.beaten_by.label if c and c.verdict == "worse"
+                                   and c.beaten_by is not None else None),
+                     "comparisons": c.comparisons if c else 0,
                      "p_equivalent": c.equivalent.p_value if c else math.nan,
                      "p_equivalent_holm": c.p_equivalent_holm if c else math.nan,
-                     "test": c.worse.test if c else ""})
+                     "test": c.equivalent.test if c else ""})
     return pd.DataFrame(rows)
+
+
+def _configs(points: pd.DataFrame, varied: list[str]) -> dict[str, verdict.Config]:
+    out = {}
+    for _, row in points[points["n"] > 0].iterrows():
+        pick = _pick(row, varied)
+        out[pick.point_key] = verdict.Config(pick.point_key, pick.label, pick.acc_text(),
+                                             {"flops": pick.flops, "params": pick.params})
+    return out
 
 
 def _stopped_note(points: pd.DataFrame) -> str | None:
     stopped = points[points["stopped_seeds"].map(len) > 0] if "stopped_seeds" in points else []
     if not len(stopped):
         return None
-    items = ", ".join(f"{r.label} (seeds {', '.join(map(str, r.stopped_seeds))})"
-                      for r in stopped.itertuples())
+    items = [f"{r.label} (seeds {', '.join(map(str, r.stopped_seeds))})"
+             for r in stopped.itertuples()]
+    if len(items) > MAX_LISTED:
+        items = [*items[:MAX_LISTED], f"{len(items) - MAX_LISTED} more (points.csv lists them)"]
+    items = ", ".join(items)
     return (f"Stopped early and excluded from every mean and test: {items}; the means of "
             "these configurations are over their finished seeds only.")
 
@@ -269,16 +261,20 @@ def recommend(
     se = se_helps(configs, alpha, margin, floor)
     by_key = {str(row["point_key"]): row for _, row in points.iterrows()}
     pick, best = _pick(by_key[choice.pick.key], varied), _pick(by_key[choice.best.key], varied)
+    cost_cols = (cost_col, "params" if cost_col == "flops" else "flops")
+    words = _configs(points, varied)
+    candidates = _candidates(points, choice)
     notes = [n for n in (_stopped_note(points),) if n]
     budget = None
     if budget_flops is not None or budget_params is not None:
-        budget = _budget_pick(points, best, varied, budget_flops, budget_params, alpha, margin,
-                              floor)
+        budget = _budget_pick(points, best, varied, budget_flops, budget_params, choice, words)
     rule = RULE.format(metric=acc_col, split=m.SPLIT.get(acc_col, "validation"), alpha=alpha,
                        margin=f"{100 * margin:.2f}")
-    return Recommendation(pick, best, choice, se, acc_col, alpha, margin, floor,
-                          _choice_text(choice, pick, best, margin), _se_text(se), rule,
-                          _candidates(points, choice), budget, notes)
+    return Recommendation(
+        pick, best, choice, se, acc_col, alpha, margin, floor,
+        verdict.headline(choice, words, margin, cost_cols), _se_text(se), rule, candidates,
+        budget, notes, verdict.details(choice, words, pick.test_text(), floor),
+        verdict.decision_table(candidates[candidates["n"] > 0], choice, margin, cost_cols))
 
 
 def _fits(df: pd.DataFrame, budget_flops: float | None, budget_params: float | None) -> pd.Series:
@@ -290,29 +286,30 @@ def _fits(df: pd.DataFrame, budget_flops: float | None, budget_params: float | N
     return ok
 
 
-def _budget_verdict(row: pd.Series, best: Pick, best_row: pd.Series, alpha: float,
-                    margin: float, floor: float) -> str:
-    worse = compare(best_row["acc_values"], row["acc_values"], best_row["seeds"], row["seeds"],
-                    "greater", floor)
-    same = equivalence(row["acc_values"], best_row["acc_values"], margin, row["seeds"],
-                       best_row["seeds"], floor)
-    if not worse.available:
-        return f"whether it loses accuracy to the overall best cannot be tested ({worse.reason})"
-    one = "a single comparison, no correction"
-    if same.p_value < alpha:
-        return (f"{_pp(-worse.diff)} against the overall best {best.label}, shown equivalent "
-                f"within ±{100 * margin:.2f} pp ({same.test}, p={format_p(same.p_value)}; {one})")
-    if worse.p_value < alpha:
-        return (f"the budget costs {100 * worse.diff:.2f} pp against the overall best "
-                f"{best.label} ({worse.test} one-sided, p={format_p(worse.p_value)}; {one})")
-    return (f"{_pp(-worse.diff)} against the overall best {best.label}: neither shown worse "
-            f"({worse.test} one-sided, p={format_p(worse.p_value)}) nor equivalent within "
-            f"±{100 * margin:.2f} pp (TOST p={format_p(same.p_value)}; {one})")
+def _budget_verdict(key: str, choice: Choice, words: dict[str, verdict.Config]) -> str:
+    """The budget pick against the overall best, by the verdict the choice already made on it
+    (one rule and one correction for every "worse" and "equivalent" in the report)."""
+    c = choice.contender(key)
+    assert c is not None
+    best = words[choice.best.key]
+    gap = choice.best.mean - c.arm.mean
+    if c.verdict == "untested":
+        return ("whether it loses accuracy to the overall best cannot be tested (fewer than 2 "
+                "seeds on a side)")
+    if c.verdict == "equivalent":
+        return (f"within ±{100 * choice.margin:.2f} pp of the overall best {best.label}: "
+                f"{verdict.equivalent_numbers(c, choice, best)}")
+    if c.verdict == "worse":
+        return (f"the budget costs {100 * gap:.2f} pp against the overall best {best.label}: "
+                f"shown worse, {verdict.worse_numbers(c, choice, words)}")
+    return (f"{_pp(-gap)} against the overall best {best.label}: neither within "
+            f"±{100 * choice.margin:.2f} pp ({verdict.equivalent_numbers(c, choice, best)}) "
+            f"nor shown worse ({verdict.worse_numbers(c, choice, words)})")
 
 
 def _budget_pick(points: pd.DataFrame, best: Pick, varied: list[str],
-                 budget_flops: float | None, budget_params: float | None, alpha: float,
-                 margin: float, floor: float) -> BudgetPick:
+                 budget_flops: float | None, budget_params: float | None, choice: Choice,
+                 words: dict[str, verdict.Config]) -> BudgetPick:
     limits = " and ".join(f"{human(v)} {what}" for v, what in
                           ((budget_flops, "FLOPs"), (budget_params, "params")) if v is not None)
     done = points[points["n"] > 0]
@@ -332,7 +329,6 @@ def _budget_pick(points: pd.DataFrame, best: Pick, varied: list[str],
         return BudgetPick(budget_flops, budget_params, pick,
                           f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; "
                           "the overall best fits the budget.")
-    best_row = done[done["point_key"] == best.point_key].iloc[0]
-    verdict = _budget_verdict(row, best, best_row, alpha, margin, floor)
+    words_now = _budget_verdict(str(row["point_key"]), choice, words)
     return BudgetPick(budget_flops, budget_params, pick,
-                      f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {verdict}.")
+                      f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {words_now}.")

@@ -12,17 +12,35 @@ import pandas as pd
 import yaml
 
 from . import html
+from .curves import EarlyVsFinal, early_vs_final, epoch_histories
 from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN
 from .excitation import analyzed_figures
 from .frame import Sweep
+from .importance import SEARCHES, Importance, parameter_importance
 from .metrics import SPLIT, selection_metric
 from .pareto import pareto_front
 from .plots import make_plots
+from .plots_search import plot_importance, plot_rank_correlation
 from .points import point_summary
+from .publish import publish_summary
 from .recommend import Recommendation, recommend
 from .tables import ablation_tables, write_tables
 
 ARTIFACT_DIR = "report"
+
+
+@dataclass
+class Diagnostics:
+    """What the sweep says about its own search: which knob mattered (search sweeps) and
+    whether early epochs rank configurations as the last one does."""
+
+    importance: Importance | None = None
+    early: EarlyVsFinal | None = None
+    plots: dict[str, Path] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return [x.summary() for x in (self.importance, self.early) if x is not None]
 
 
 @dataclass
@@ -33,6 +51,7 @@ class Report:
     recommendation: Recommendation | None
     fronts: dict[str, pd.DataFrame] = field(default_factory=dict)
     logged: bool = False
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
 
 def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -58,13 +77,14 @@ def race_settings(spec_text: str | None) -> dict[str, Any] | None:
 
 
 def race_note(sweep: Sweep, race: dict[str, Any] | None) -> str | None:
-    """How many trials racing ran against every seed on every configuration."""
+    """How many trials racing saved against every seed on every configuration; None when it
+    saved none (every configuration got every seed)."""
     if race is None or sweep.trials.empty:
         return None
     configs = sweep.trials["point_key"].nunique()
     full = configs * int(race.get("max", 0))
     ran = len(sweep.trials)
-    if full <= 0:
+    if full <= 0 or ran >= full:
         return None
     return (f"Seeds were raced (start with {race.get('initial')}, at most {race.get('max')} per "
             f"configuration; seeds stop where a configuration is shown worse than the best or "
@@ -73,10 +93,7 @@ def race_note(sweep: Sweep, race: dict[str, Any] | None) -> str | None:
 
 
 def _recommendation_md(sweep: Sweep, rec: Recommendation) -> str:
-    lines = [f"# Recommendation for {sweep.name}", ""]
-    for line in rec.lines():
-        lines += [line, ""]
-    return "\n".join([*lines, rec.rule, ""])
+    return rec.as_markdown(f"Recommendation for {sweep.name}")
 
 
 def _meta(sweep: Sweep, acc_col: str) -> dict[str, str]:
@@ -102,6 +119,35 @@ def _write_frames(out: Path, trials: pd.DataFrame, points: pd.DataFrame,
         _csv_safe(frame).to_csv(out / fname, index=False)
         files.append(out / fname)
     return files
+
+
+def diagnose(sweep: Sweep, spec_text: str | None, acc_col: str, out: Path) -> Diagnostics:
+    """Parameter importance (search sweeps) and early-vs-final rank correlations, with their
+    tables and figures under ``out``."""
+    from mlflow import MlflowClient
+
+    found = Diagnostics()
+    trials = sweep.trials
+    if sweep.search in SEARCHES:
+        mode = next((o.get("mode", "max") for o in sweep.objectives if isinstance(o, dict)
+                     and o.get("metric") == acc_col), "max")
+        found.importance = parameter_importance(trials, spec_text, sweep.search, acc_col, mode)
+    if not trials.empty:
+        curves = epoch_histories(MlflowClient(sweep.tracking_uri), trials)
+        found.early = early_vs_final(curves, trials)
+    figures = {"Which knob mattered": (found.importance, plot_importance, "importance"),
+               "Early vs final epoch": (found.early, plot_rank_correlation, "rank_correlation")}
+    for title, (result, draw, stem) in figures.items():
+        if result is None or not result.available:
+            continue
+        if (png := draw(result, out / f"{stem}.png")) is not None:
+            found.plots[title] = png
+        result.table.to_csv(out / f"{stem}.csv", index=False)
+        found.files += [png, out / f"{stem}.csv"] if png else [out / f"{stem}.csv"]
+    if found.early is not None and len(found.early.stopped):
+        found.early.stopped.to_csv(out / "asha_stopped.csv", index=False)
+        found.files.append(out / "asha_stopped.csv")
+    return found
 
 
 def write_report(
@@ -135,12 +181,15 @@ def write_report(
                     budget_flops=budget_flops, budget_params=budget_params, varied=sweep.varied)
     if rec is not None and (note := race_note(sweep, race)):
         rec.notes.append(note)
+    found = diagnose(sweep, spec_text, acc_col, out)
+    if rec is not None:
+        rec.notes += found.lines()
     fronts = {cost: pareto_front(points, "acc_mean", cost)
               for cost in ("flops", "params") if not points.empty and cost in points}
     plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col) if len(
         points) else {}
-    files = [*plots.values(), *write_tables(tables, out), *_write_frames(out, trials, points,
-                                                                          fronts)]
+    files = [*plots.values(), *write_tables(tables, out),
+             *_write_frames(out, trials, points, fronts), *found.files]
     if rec is not None:
         (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
         files.append(out / "recommendation.md")
@@ -151,6 +200,7 @@ def write_report(
             fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
             dataset=sweep.dataset,
             excitation=analyzed_figures(sweep.tracking_uri, trials, Path(figures)),
+            diagnostics=found,
         )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
@@ -162,4 +212,5 @@ def write_report(
         # Only the files written now: a reused folder may hold stale plots of another run.
         for path in files:
             client.log_artifact(sweep.run_id, str(path), ARTIFACT_DIR)
-    return Report(html_path, files, tables, rec, fronts, log_to_mlflow)
+        publish_summary(client, sweep, rec)
+    return Report(html_path, files, tables, rec, fronts, log_to_mlflow, found)

@@ -7,7 +7,8 @@ place:
 - the seed-to-seed standard deviation is taken as at least ``floor``, the metric's resolution
   (one validation image for an accuracy): seeds that tie, or differ by the same number of
   images, are not infinitely precise, so no interval has zero width and no p is exactly 0.
-Distributions come from scipy, power from statsmodels; Holm's correction is checked against
+Distributions come from scipy, power from statsmodels (imported when a power is asked for: it
+brings pandas, which a racing searcher does not need); Holm's correction is checked against
 statsmodels'.
 """
 
@@ -20,7 +21,6 @@ from typing import Literal
 
 import numpy as np
 from scipy import stats as sps
-from statsmodels.stats.power import TTestPower
 
 Alternative = Literal["two-sided", "greater", "less"]
 MAX_SEEDS_REPORTED = 1000  # "more than this many seeds" is as good as "never"
@@ -127,10 +127,16 @@ class TestResult:
         return f"{self.test}, {n}, p={format_p(self.p_value)}"
 
 
-def format_p(p: float) -> str:
+def format_p(p: float, alpha: float | None = None) -> str:
+    """``0.012``, ``<0.001``; with ``alpha``, a p that rounds to it gets a fourth decimal
+    (``0.0498``), so that "p=0.050 < 0.05" is never printed."""
     if not math.isfinite(p):
         return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+    if p < 0.001:
+        return "<0.001"
+    if alpha is not None and round(p, 3) == round(alpha, 3) and p != alpha:
+        return f"{p:.4f}"
+    return f"{p:.3f}"
 
 
 def _seeds_pair_up(seeds_a: Sequence[object] | None, seeds_b: Sequence[object] | None) -> bool:
@@ -145,7 +151,7 @@ def _seeds_pair_up(seeds_a: Sequence[object] | None, seeds_b: Sequence[object] |
 
 
 @dataclass(frozen=True)
-class _Difference:
+class Difference:
     """The difference of two means with its standard error and degrees of freedom."""
 
     kind: str  # "paired t" | "Welch t"
@@ -164,8 +170,15 @@ def _clean(values: Sequence[float], seeds: Sequence[object] | None) -> tuple[np.
     return np.array([vals[i] for i in keep]), seeds_kept
 
 
-def _difference(a, b, seeds_a, seeds_b, floor: float) -> _Difference | str:
-    """The paired or Welch difference, or the reason there is none."""
+def difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    seeds_a: Sequence[object] | None = None,
+    seeds_b: Sequence[object] | None = None,
+    floor: float = 0.0,
+) -> Difference | str:
+    """mean(a) - mean(b), paired or Welch as :func:`compare` says, or the reason there is
+    none."""
     va, sa = _clean(a, seeds_a)
     vb, sb = _clean(b, seeds_b)
     if va.size < 2 or vb.size < 2:
@@ -177,16 +190,16 @@ def _difference(a, b, seeds_a, seeds_b, floor: float) -> _Difference | str:
         sd = floored_sd(d, floor)
         if sd == 0:
             return "no spread between seeds and no resolution given"
-        return _Difference("paired t", diff, sd / math.sqrt(d.size), d.size - 1, sd,
-                           va.size, vb.size)
+        return Difference("paired t", diff, sd / math.sqrt(d.size), d.size - 1, sd,
+                          va.size, vb.size)
     var_a = floored_sd(va, floor) ** 2 / va.size
     var_b = floored_sd(vb, floor) ** 2 / vb.size
     if var_a + var_b == 0:
         return "no spread between seeds and no resolution given"
     dof = (var_a + var_b) ** 2 / (var_a**2 / (va.size - 1) + var_b**2 / (vb.size - 1))
     sd_diff = math.sqrt(floored_sd(va, floor) ** 2 + floored_sd(vb, floor) ** 2)
-    return _Difference("Welch t", diff, math.sqrt(var_a + var_b), dof, sd_diff,
-                       va.size, vb.size)
+    return Difference("Welch t", diff, math.sqrt(var_a + var_b), dof, sd_diff,
+                      va.size, vb.size)
 
 
 def _p(t: float, dof: float, alternative: Alternative) -> float:
@@ -212,11 +225,22 @@ def compare(
     differences, or of each side) is at least ``floor``. ``alternative="greater"`` tests
     H1: mean(a) > mean(b).
     """
-    d = _difference(a, b, seeds_a, seeds_b, floor)
+    d = difference(a, b, seeds_a, seeds_b, floor)
     if isinstance(d, str):
-        va, vb = _finite(a), _finite(b)
-        diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
-        return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, alternative, d)
+        return untested(a, b, alternative, d)
+    return t_test(d, alternative)
+
+
+def untested(a: Sequence[float], b: Sequence[float], alternative: str, reason: str
+             ) -> TestResult:
+    """The "n/a" result for two sides that cannot be tested (``reason`` says why)."""
+    va, vb = _finite(a), _finite(b)
+    diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
+    return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, alternative, reason)
+
+
+def t_test(d: Difference, alternative: Alternative = "two-sided") -> TestResult:
+    """The t-test of a :class:`Difference` (H1 of ``alternative`` on mean(a) - mean(b))."""
     t = d.diff / d.std_error
     return TestResult(d.kind, _p(t, d.dof, alternative), t, d.diff, d.n_a, d.n_b, alternative,
                       std_error=d.std_error, dof=d.dof, sd_diff=d.sd_diff)
@@ -235,11 +259,14 @@ def equivalence(
     p is the larger of the two one-sided p-values (intersection-union: no correction between
     the two). Same pairing and floor as :func:`compare`.
     """
-    d = _difference(a, b, seeds_a, seeds_b, floor)
+    d = difference(a, b, seeds_a, seeds_b, floor)
     if isinstance(d, str):
-        va, vb = _finite(a), _finite(b)
-        diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
-        return TestResult("n/a", math.nan, math.nan, diff, va.size, vb.size, "equivalence", d)
+        return untested(a, b, "equivalence", d)
+    return tost(d, margin)
+
+
+def tost(d: Difference, margin: float) -> TestResult:
+    """TOST of a :class:`Difference` within ±margin (see :func:`equivalence`)."""
     t_low = (d.diff + margin) / d.std_error  # H1: diff > -margin
     t_high = (d.diff - margin) / d.std_error  # H1: diff < +margin
     p = max(_p(t_low, d.dof, "greater"), _p(t_high, d.dof, "less"))
@@ -260,7 +287,7 @@ def diff_ci(
     ``n`` is the number of pairs (paired) or min(n_a, n_b); the half-width is NaN when no test
     is possible (fewer than 2 runs on a side).
     """
-    d = _difference(a, b, seeds_a, seeds_b, floor)
+    d = difference(a, b, seeds_a, seeds_b, floor)
     if isinstance(d, str):
         va, vb = _finite(a), _finite(b)
         diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
@@ -276,13 +303,21 @@ def holm(p_values: Sequence[float]) -> list[float]:
     because that function runs a full garbage collection on every call (0.1 s), which the
     simulations and the racing searcher would pay thousands of times.
     """
+    return holm_rows(np.asarray(p_values, dtype=float)).tolist()
+
+
+def holm_rows(p_values: np.ndarray) -> np.ndarray:
+    """:func:`holm` along the last axis of an array: each row is one family (NaN left out)."""
     p = np.asarray(p_values, dtype=float)
-    out = np.full(p.size, math.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    order = ok[np.argsort(p[ok], kind="stable")]
-    steps = p[order] * (order.size - np.arange(order.size))  # m, m-1, ..., 1
-    out[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
-    return out.tolist()
+    finite = np.isfinite(p)
+    family = finite.sum(axis=-1, keepdims=True)
+    order = np.argsort(np.where(finite, p, np.inf), axis=-1, kind="stable")
+    ranked = np.take_along_axis(np.where(finite, p, 0.0), order, axis=-1)
+    steps = ranked * (family - np.arange(p.shape[-1]))  # m, m-1, ..., 1; the NaNs sort last
+    adjusted = np.minimum(np.maximum.accumulate(steps, axis=-1), 1.0)
+    out = np.empty_like(p)
+    np.put_along_axis(out, order, adjusted, axis=-1)
+    return np.where(finite, out, np.nan)
 
 
 def power(effect: float, sd_diff: float, n: int, alpha: float) -> float:
@@ -290,6 +325,8 @@ def power(effect: float, sd_diff: float, n: int, alpha: float) -> float:
     ``sd_diff``) detects a true difference ``effect``."""
     if n < 2 or not sd_diff > 0 or not math.isfinite(effect):
         return math.nan
+    from statsmodels.stats.power import TTestPower  # statsmodels imports pandas: only here
+
     return float(TTestPower().power(effect_size=abs(effect) / sd_diff, nobs=n, alpha=alpha,
                                     alternative="larger"))
 
@@ -302,6 +339,30 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float, target: float = 0.
     size = abs(effect) / sd_diff
     if power(size * sd_diff, sd_diff, MAX_SEEDS_REPORTED, alpha) < target:
         return None
+    from statsmodels.stats.power import TTestPower
+
     n = TTestPower().solve_power(effect_size=size, alpha=alpha, power=target,
                                  alternative="larger")
     return max(2, math.ceil(float(n)))
+
+
+def paired_matrices(values: np.ndarray, floor: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every paired difference between configurations that ran the same seeds, at once.
+
+    ``values`` is (..., k, n): k configurations, n seeds in the same order for all. Returns
+    (diff, std_error, dof), each (..., k, k), where [..., j, i] is mean_j - mean_i with the
+    paired t's standard error (spread floored at ``floor``) — what :func:`difference` gives
+    for each pair, for many sweeps in one call (the simulations). The diagonal is NaN.
+    """
+    x = np.asarray(values, dtype=float)
+    n = x.shape[-1]
+    d = x[..., :, None, :] - x[..., None, :, :]
+    diff = d.mean(axis=-1)
+    sd = np.maximum(d.std(axis=-1, ddof=1), floor) if n >= 2 else np.full(diff.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where(sd > 0, sd / math.sqrt(n), np.nan)
+    eye = np.eye(x.shape[-2], dtype=bool)
+    se = np.where(eye, np.nan, se)
+    dof = np.where(np.isfinite(se), float(n - 1), np.nan)
+    return np.where(eye, np.nan, diff), se, dof

@@ -185,6 +185,8 @@ def _value(v: Any) -> str:
         return "—"
     if isinstance(v, float) and v.is_integer():  # r=2, not 2.0 (a column with NaN is float)
         return str(int(v))
+    if isinstance(v, float):  # a searched learning rate: 0.0457, not 0.045659139293920264
+        return f"{v:.3g}"
     return str(v)
 
 
@@ -265,6 +267,22 @@ def to_markdown(df: pd.DataFrame) -> str:
     sep = "|" + "|".join("---" for _ in df.columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([header, sep, *body]) + "\n"
+
+
+def to_text(df: pd.DataFrame) -> str:
+    """A fixed-width table for a terminal: the first column left-aligned, the rest right."""
+    if df.empty:
+        return "(no finished configuration)"
+    cells = [[str(c) for c in df.columns]] + [[str(v) for v in row]
+                                             for row in df.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w)
+                         for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
 TABLE_NOTE = (

@@ -528,11 +528,25 @@ def test_pick_the_cheaper_configuration_shown_equivalent_to_the_best():
     c = rec.choice.contender(rec.pick.point_key)
     assert c.verdict == "equivalent" and c.equivalent.p_value == pytest.approx(p)
     assert c.p_equivalent_holm == pytest.approx(holm_min(p, 2))  # no SE and r=16 vs the best
-    assert rec.text.startswith("Which configuration: use r=16: 91.90% [")
-    assert "within ±1.00 pp" in rec.text and "TOST paired t" in rec.text
-    assert f"Holm-adjusted over 2 comparisons with the best: p={holm_min(p, 2):.3f}" in rec.text
-    # the cheaper no SE is shown worse: listed with its test and correction
-    assert "shown less accurate than the best: no SE (-6.00 pp, paired t one-sided" in rec.text
+    # one sentence that names only what the decision table shows
+    assert rec.text == ("Pick r=16: within ±1.00 pp of the best (r=4) by TOST, and cheaper "
+                        "(40.25M vs 40.85M FLOPs); the cheaper no SE is shown worse.")
+    table = rec.table.set_index("configuration")
+    assert list(table.index) == ["no SE", "r=16", "r=4"]  # cheapest first
+    assert table.loc["r=16", "vs best"] == "within ±1.00 pp <- pick"
+    assert table.loc["r=4", "vs best"] == "best" and table.loc["no SE", "vs best"] == "worse"
+    assert (table.loc["r=16", "FLOPs"], table.loc["r=4", "FLOPs"]) == ("40.25M", "40.85M")
+    assert table.loc["no SE", "worse than"] == "r=4"
+    numbers = " ".join(rec.numbers)
+    assert numbers.startswith("r=16: 91.90% [")
+    assert (f"r=16 is -0.10 pp against r=4, TOST paired t within ±1.00 pp, p={p:.3f}, Holm over 2 "
+            f"comparisons with the best: p={holm_min(p, 2):.3f} < 0.05") in numbers
+    # the cheaper no SE is shown worse: r=4 beats it most clearly (paired t = 10.39, 2 df);
+    # times its 2 comparisons, then Holm's first step over the 3 configurations
+    p_worse = sf_df2(paired_t(BEST, NO_SE))
+    assert (f"no SE shown worse: -6.00 pp against r=4, paired t one-sided, p={p_worse:.3f}, "
+            f"times 2 comparisons and Holm over 3 configurations: p={6 * p_worse:.3f}") in numbers
+    assert table.loc["no SE", "p worse"] == f"{6 * p_worse:.3f}"
 
 
 def test_failing_to_find_a_difference_is_undecided_not_equivalent():
@@ -548,9 +562,12 @@ def test_failing_to_find_a_difference_is_undecided_not_equivalent():
     # alpha / 2 (Holm's worst case over the 2 comparisons), 80% power
     n = math.ceil(TTestPower().solve_power(0.5, alpha=0.025, power=0.8, alternative="larger"))
     assert rec.choice.seeds_to_decide == n
-    assert rec.text.startswith("Which configuration: undecided.")
-    assert f"about {n} seeds per configuration would decide it" in rec.text
-    assert "r=16 (-0.50 pp; TOST Holm p=" in rec.text
+    assert rec.text == (f"Undecided: the cheaper r=16 is neither within ±1.00 pp of the best "
+                        f"(r=4) nor shown worse; about {n} seeds per configuration would decide "
+                        "it. Until then, pick r=4: the most accurate; the cheaper no SE is "
+                        "shown worse.")
+    assert "r=16 open: -0.50 pp against r=4, TOST paired t" in " ".join(rec.numbers)
+    assert rec.table.set_index("configuration").loc["r=16", "vs best"] == "open"
 
 
 def test_pick_the_best_when_every_cheaper_one_is_shown_worse():
@@ -562,9 +579,12 @@ def test_pick_the_best_when_every_cheaper_one_is_shown_worse():
     p16 = sf_df2(paired_t(BEST, r16))
     p_base = sf_df2(paired_t(BEST, NO_SE))
     assert c.verdict == "worse" and c.worse.p_value == pytest.approx(p16)
-    assert p16 < p_base and c.p_worse_holm == pytest.approx(2 * p16)  # Holm's first step
-    assert "It is the most accurate configuration." in rec.text
-    assert "no SE (" in rec.text and "r=16 (" in rec.text
+    assert c.beaten_by.label == "r=4" and c.comparisons == 2
+    # Holm's first step over 3 configurations of 2 x the smallest p
+    assert p16 < p_base and c.p_worse_holm == pytest.approx(3 * 2 * p16)
+    base = next(x for x in rec.choice.contenders if x.arm.label == "no SE")
+    assert base.p_worse_holm == pytest.approx(max(6 * p16, 2 * 2 * p_base))  # second step
+    assert rec.text == "Pick r=4: the most accurate; the cheaper no SE and r=16 are shown worse."
 
 
 def test_no_se_is_picked_only_when_shown_equivalent():
@@ -573,17 +593,22 @@ def test_no_se_is_picked_only_when_shown_equivalent():
     rec = reports.recommend(trials, varied=VARIED, margin=0.01)
     assert rec.pick.label == "no SE" and rec.pick.baseline and rec.decided
     assert rec.pick.flops == BASE_FLOPS
-    assert rec.text.startswith("Which configuration: use no SE (the no-SE baseline)")
+    assert rec.text == ("Pick no SE: within ±1.00 pp of the best (r=4) by TOST, and cheaper "
+                        "(40M vs 40.85M FLOPs).")
     assert rec.se_text.startswith("Does SE help: not shown.")
     # the same baseline with a margin too tight to show equivalence: undecided, not "no SE"
     tight = reports.recommend(trials, varied=VARIED, margin=0.0011)
-    assert not tight.decided and "undecided" in tight.text
+    # (r=16 is 1.7 pp below r=4, paired p = 0.019: not shown worse once Holm's closed test
+    # accounts for the best being chosen from the same three configurations)
+    assert not tight.decided
+    assert tight.text.startswith("Undecided: the cheaper no SE and r=16 are neither within "
+                                 "±0.11 pp of the best (r=4)")
 
     # the baseline is the most accurate outright: it is the best and the pick
     trials = frame(trial_rows(None, [0.93, 0.94, 0.95]), trial_rows(4, BEST))
     rec = reports.recommend(trials, varied=VARIED)
     assert rec.best.label == rec.pick.label == "no SE" and rec.decided
-    assert "It is the most accurate configuration." in rec.text
+    assert rec.text == "Pick no SE: the most accurate, and the cheapest."
 
 
 def test_se_helps_is_corrected_for_the_number_of_se_configurations():
@@ -612,13 +637,17 @@ def test_configurations_with_one_seed_leave_the_decision_open():
     rec = reports.recommend(trials, varied=VARIED)
     assert rec.pick.label == "r=4" and not rec.decided
     assert rec.choice.contender(rec.choice.open_cheaper[0].arm.key).verdict == "untested"
-    assert "r=16 (-0.50 pp; fewer than 2 seeds)" in rec.text
+    assert ("r=16 open: -0.50 pp against r=4, fewer than 2 seeds on a side (no test)."
+            in rec.numbers)
+    assert rec.table.set_index("configuration").loc["r=16", "vs best"] == "untested"
 
     one = frame(trial_rows(None, [0.85]), trial_rows(4, [0.92]), trial_rows(16, [0.91]))
     rec = reports.recommend(one, varied=VARIED)
     assert rec.pick.label == "r=4" and not rec.decided and rec.choice.seeds_to_decide is None
-    assert "1 seed, CI not available" in rec.text
-    assert "more seeds than is practical" in rec.text
+    assert "1 seed, CI not available" in rec.numbers[0]
+    assert rec.text == ("Pick r=4: the most accurate of 3 configurations, but with one seed "
+                        "each nothing is tested; run seeds of the best and the cheaper ones to "
+                        "decide.")
 
 
 def test_cost_column_decides_between_equivalent_configurations():
@@ -641,7 +670,7 @@ def test_test_split_is_shown_beside_the_pick_and_never_used_to_choose():
     trials.loc[trials["label"] == "no SE", "test_acc"] = 0.999
     rec = reports.recommend(trials, varied=VARIED)
     assert rec.pick.label == "r=16"
-    assert "Its test_acc on the test split is 99.00%" in rec.text
+    assert "Its test_acc on the test split is 99.00%" in " ".join(rec.numbers)
 
 
 def test_budget_pick():
@@ -659,14 +688,15 @@ def test_budget_pick():
     rec = reports.recommend(trials, varied=VARIED, budget_flops=f8)  # r=8, r=32, no SE fit
     assert rec.budget.pick.label == "r=8"  # the most accurate of those
     assert rec.budget.text.startswith("Within ")
-    assert "shown equivalent within ±1.00 pp" in rec.budget.text
-    assert "a single comparison, no correction" in rec.budget.text
+    # the verdict the choice made on r=8, with its correction: one rule for the report
+    assert "within ±1.00 pp of the overall best r=4: -0.10 pp against r=4" in rec.budget.text
+    assert "Holm over 3 comparisons with the best" in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32, budget_flops=f4)
     assert rec.budget.pick.label == "r=32"  # the params limit binds
     p = sf_df2(paired_t(BEST, r32))
-    assert f"the budget costs 4.00 pp against the overall best r=4 (paired t one-sided, " \
-           f"p={p:.3f}" in rec.budget.text
+    assert (f"the budget costs 4.00 pp against the overall best r=4: shown worse, -4.00 pp "
+            f"against r=4, paired t one-sided, p={p:.3f}, times 3 comparisons") in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32 - 1)
     assert rec.budget.pick.label == "no SE"

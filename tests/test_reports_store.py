@@ -330,7 +330,9 @@ def test_recommendation_from_store_needs_a_margin_its_seeds_can_show(sweep):
     rec = reports.recommend(sweep, margin=0.01)
     assert rec.best.label == "r=4" and not rec.decided
     assert {c.arm.label for c in rec.choice.open_cheaper} == {"r=8", "r=16"}
-    assert "undecided" in rec.text and "seeds per configuration would decide it" in rec.text
+    assert rec.text.startswith("Undecided: the cheaper r=16 and r=8 are neither within ±1.00 pp "
+                               "of the best (r=4) nor shown worse; about ")
+    assert "seeds per configuration would decide it" in rec.text
     # Within ±2 pp they are: TOST of r=16 (d = -0.010, -0.002, -0.003 against r=4), paired,
     # 2 df; Holm's second step (r=8 has the smaller p) multiplies by 3.
     rec = reports.recommend(sweep, margin=0.02)
@@ -374,14 +376,16 @@ def test_write_report_embeds_plots_and_logs_artifacts(store, sweep, tmp_path):
     report = reports.write_report(sweep, out, budget_flops=40.3e6, margin=0.02)
     html = report.html_path.read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["acc_vs_flops.png", "acc_vs_params.png", "acc_vs_r.png", "stages.png"]
+    assert pngs == ["acc_vs_flops.png", "acc_vs_params.png", "acc_vs_r.png",
+                    "rank_correlation.png", "stages.png"]
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
     assert len(re.findall(r"src='data:image/png;base64,", html)) == len(pngs)
     assert "arch.se.reduction: [2, 4, 8, 16, 32]" in html  # the spec.yaml that ran
     assert "CUDA out of memory" in html  # failed trials listed with their error
     assert "[paper, ImageNet]" in html
-    assert "Which configuration: use r=16" in html and "Decision rule" in html
+    assert "Pick r=16: within ±2.00 pp of the best (r=4) by TOST" in html
+    assert "Decision rule" in html
     assert "http" not in html.replace("http-equiv", "")  # self-contained: no external links
 
     client = mlflow.MlflowClient(store["uri"])
@@ -410,15 +414,16 @@ def test_stage_sweep_found_in_other_experiment_with_paper_rows(store, tmp_path):
 
 
 def test_cli_report_on_sweep_name(store, tmp_path, capsys):
-    from runners.cli import main
+    from runners.cli.main import main
 
     out = tmp_path / "cli"
     rc = main(["report", R_SWEEP, "--tracking-uri", store["uri"], "--out", str(out),
                "--budget-flops", "40.3M", "--no-log", "--margin", "2"])
     assert rc == 0
     text = capsys.readouterr().out
-    assert "Which configuration: use r=16" in text and "Within 40.3M FLOPs: r=16" in text
-    assert "within ±2.00 pp" in text and "Holm-adjusted over 4 comparisons" in text
+    assert "Pick r=16: within ±2.00 pp of the best (r=4) by TOST" in text
+    assert "Within 40.3M FLOPs: r=16" in text
+    assert "Holm over 4 comparisons with the best" in text
     assert "Does SE help: yes, at alpha=0.05 with Holm's correction over 4 SE" in text
     assert "r=4 by +3.00 pp" in text
     assert (out / "report.html").is_file()
@@ -428,7 +433,7 @@ def test_cli_report_on_sweep_name(store, tmp_path, capsys):
 
 
 def test_cli_report_on_spec_file_uses_its_tracking(store, tmp_path, monkeypatch, capsys):
-    from runners.cli import main
+    from runners.cli.main import main
 
     spec = tmp_path / "stages.yaml"
     spec.write_text(f"name: {STAGE_SWEEP}\ntracking:\n  uri: {store['uri']}\n"
@@ -442,7 +447,8 @@ def test_cli_report_on_spec_file_uses_its_tracking(store, tmp_path, monkeypatch,
     captured = capsys.readouterr()
     # 1,1,1,1 is the most accurate (mean 0.76); with 2 seeds a point, nothing cheaper is shown
     # equivalent within ±1 pp or worse after Holm's correction: undecided, and it says why.
-    assert "Which configuration: undecided. The most accurate is stages 1,1,1,1" in captured.out
+    assert "Undecided: the cheaper " in captured.out
+    assert "of the best (stages 1,1,1,1) nor shown worse" in captured.out
     assert "seeds per configuration would decide it" in captured.out
     assert "Does SE help:" in captured.out and "Decision rule" in captured.out
     # reading the spec.yaml artifact draws no MLflow progress bar
@@ -450,7 +456,7 @@ def test_cli_report_on_spec_file_uses_its_tracking(store, tmp_path, monkeypatch,
 
 
 def test_cli_errors_are_clear(store, tmp_path, capsys):
-    from runners.cli import main
+    from runners.cli.main import main
 
     rc = main(["report", "nope", "--tracking-uri", store["uri"], "--out", str(tmp_path)])
     err = capsys.readouterr().err
