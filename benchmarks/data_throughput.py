@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from runners.data import DataConfig, load_splits
-from runners.datasets.splits import DataSplits
+from runners.spec.data import DataConfig
+from runners.trial.data.load import load_splits
+from runners.trial.data.splits import DataSplits
 from search_space import ArchConfig, build_model
 
 A100_RESNET50_BF16 = (2500, 3000)  # images/s, for the cores-per-GPU estimate

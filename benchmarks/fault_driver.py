@@ -8,24 +8,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runners.journal import JOURNAL_FILE, read_events
-from runners.mlflow_writer import SENT_FILE
-
-
-def selab(*args: str) -> list[str]:
-    """The command line of `selab ARGS`, as this Python runs it."""
-    return [sys.executable, "-m", "runners.cli", *args]
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, read_events
 
 
 class Driver:
-    """A `selab` command (see `selab`), in a session of its own so that what it starts (a
-    local Ray) can be found and waited for after a kill."""
+    """A `selab` command (tests.support.selab_command), in a session of its own so that what
+    it starts (a local Ray) can be found and waited for after a kill."""
 
     def __init__(self, command: Sequence[str], *, cwd: Path, env: dict[str, str],
                  log: Path) -> None:

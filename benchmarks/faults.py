@@ -30,7 +30,10 @@ against the spec (benchmarks/sweep_tally.py). Wall time: each driver from its st
 exit (a killed one until the kill; the pause before `selab resume` not counted), plus
 `selab sync` when the last driver left results unsent.
 
-    python benchmarks/faults.py [--repeats 3] [--epochs 3] [--outage-s 2] [--faults a,b]
+    python -m benchmarks.faults [--repeats 3] [--epochs 3] [--outage-s 2] [--faults a,b]
+
+(from the repository's root, as a module: it runs the tests' real MLflow server and Ray nodes,
+`tests.support`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,24 +55,15 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' real MLflow server and Ray nodes
-
-from fault_driver import (  # noqa: E402
-    Driver,
-    events,
-    selab,
-    training,
-    unsent_bytes,
-    worker_pid,
-)
-from mlflow_server import MlflowServer, retry_budget_s  # noqa: E402
-from ray_nodes import LocalCluster, cluster_env, make_token  # noqa: E402
-from sweep_tally import Tally, expected_epochs, tally_sweep  # noqa: E402
-
-from runners.mlflow_writer import SENT_FILE  # noqa: E402
-from runners.paths import SWEEP_META_FILE, TUNER_FILE  # noqa: E402
-from runners.spec import SweepSpec, parse_spec  # noqa: E402
+from benchmarks.fault_driver import Driver, events, training, unsent_bytes, worker_pid
+from benchmarks.sweep_tally import Tally, expected_epochs, tally_sweep
+from runners.spec.load import parse_spec
+from runners.spec.sweep import SweepSpec
+from runners.storage.paths import SWEEP_META_FILE, TUNER_FILE
+from runners.tracking.journal import SENT_FILE
+from tests.support import selab_command
+from tests.support.mlflow_server import MlflowServer, retry_budget_s
+from tests.support.ray_nodes import LocalCluster, cluster_env, make_token
 
 LOCAL_FAULTS = ("outage", "outage-past-end", "driver-kill", "startup-kill", "worker-kill",
                 "read-only")
@@ -124,7 +117,7 @@ class Bench:
         spec_file.write_text(yaml.safe_dump(self.spec_data(name)))
         args = ["run", str(spec_file), "--tracking-uri", self.server.uri,
                 "--storage", str(self.storage(name))]
-        return selab(*args, *(["--address", address] if address else []))
+        return selab_command(*args, *(["--address", address] if address else []))
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Driver:
         driver = Driver(command, cwd=self.work, env=env or self.env,
@@ -133,7 +126,7 @@ class Bench:
         return driver
 
     def resume(self, name: str) -> Driver:
-        return self.start(name, selab("resume", name, "--storage", str(self.storage(name))))
+        return self.start(name, selab_command("resume", name, "--storage", str(self.storage(name))))
 
     def outcome(self, fault: str, name: str, drivers: list[Driver], exits: list[Any],
                 note: str = "", baseline: str = "local") -> Outcome:
@@ -144,7 +137,8 @@ class Bench:
             times = " + ".join(f"{d.seconds:.1f}" for d in drivers)
             note = f"{note}; the drivers ran {times} s".lstrip("; ")
         if unsent_bytes(self.folder(name)) > 0:
-            sync = self.start(name, selab("sync", name, "--storage", str(self.storage(name))))
+            sync = self.start(name, selab_command("sync", name, "--storage",
+                                                  str(self.storage(name))))
             exits.append(f"sync {sync.wait()}")
             wall += sync.seconds
             note = f"{note}; selab sync sent what the driver left".lstrip("; ")

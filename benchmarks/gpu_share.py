@@ -22,7 +22,7 @@ from typing import Any
 
 from sweep_overhead import trial_results  # this folder's sibling script
 
-from runners.spec import parse_spec
+from runners.spec.load import parse_spec
 
 
 def spec_for(trials: int, gpus: float, args: argparse.Namespace) -> Any:
@@ -58,7 +58,7 @@ def main() -> None:
     import ray
     import torch
 
-    from runners.sweep import run_sweep
+    from runners.sweep.run import run_sweep
 
     if not torch.cuda.is_available():
         raise SystemExit("gpu_share: no CUDA GPU here")

@@ -1,7 +1,7 @@
 """What glibc's malloc setting does to a training step: page faults and time per step.
 
 For each setting - glibc's malloc as it comes, and with freed memory kept
-(`runners.memory.keep_freed_memory`, as selab's trial workers run) - a fresh process trains
+(`runners.trial.memory.keep_freed_memory`, as selab's trial workers run) - a fresh process trains
 ResNet-50, SE-ResNet-50 and the same SE network with the fast block (batch 8, 224x224, SGD)
 step by step in alternation, and prints per network the median step time and the median
 number of minor page faults per step (memory the allocator gave back to the OS and the step
@@ -30,7 +30,7 @@ def measure(steps: int, threads: int, keep: bool) -> dict[str, dict[str, float]]
     import torch
     from se_overhead import our_row, training_step
 
-    from runners.memory import keep_freed_memory
+    from runners.trial.memory import keep_freed_memory
 
     if keep and not keep_freed_memory():
         raise SystemExit("no glibc mallopt in this process")

@@ -18,8 +18,8 @@ memory), more than SE costs, so every plain network shares its weight tensors wi
 network of its row (`share_weights`): the pair differs by the SE blocks alone.
 
 Every row is measured twice (`--allocator both`): first with glibc's malloc as it comes, then
-with freed memory kept in the process (`runners.memory.keep_freed_memory`, which selab's trials
-set), since the default returns memory to the OS that an SE network's training step then
+with freed memory kept in the process (`runners.trial.memory.keep_freed_memory`, which selab's
+trials set), since the default returns memory to the OS that an SE network's training step then
 page-faults back in.
 
 Prints the median ratio and its spread over rounds (interquartile range), next to the goals
@@ -42,7 +42,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from runners.memory import keep_freed_memory
+from runners.trial.memory import keep_freed_memory
 from search_space import ArchConfig, build_model
 from search_space.se import SqueezeExcite
 from search_space.se_fast import use_fast_se
@@ -353,7 +353,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also torch.compile every unit")
     parser.add_argument("--allocator", choices=("both", "default", "kept"), default="both",
                         help="glibc malloc as it comes, with freed memory kept "
-                             "(runners.memory, as selab's trials run), or both in turn")
+                             "(runners.trial.memory, as selab's trials run), or both in turn")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -12,7 +12,7 @@ SE blocks do to them.
     python benchmarks/se_profile.py [--rounds 30] [--train-rounds 9] [--keep-freed-memory]
 
 It also counts the minor page faults of each step: memory the allocator gave back to the OS
-and the step maps again (see runners/memory.py).
+and the step maps again (see runners/trial/memory.py).
 
 The profiler adds a fixed cost per op call, so the op times overstate small ops; read the SE -
 plain difference of each op kind, and the wall time of the profiled forward against the ops'.
@@ -34,7 +34,7 @@ from se_overhead import block_inputs, inference_step, our_row, training_step
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from runners.memory import keep_freed_memory
+from runners.trial.memory import keep_freed_memory
 from search_space.se import squeeze
 
 # Op kinds, by the top-level op (inclusive time, so mean's sum and div count as the squeeze,
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-mb", type=int, default=32, help="last-level cache size")
     parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="glibc malloc set as in selab's trials (runners.memory)")
+                        help="glibc malloc set as in selab's trials (runners.trial.memory)")
     args = parser.parse_args()
     if args.keep_freed_memory and not keep_freed_memory():
         parser.error("--keep-freed-memory: no glibc mallopt in this process")

@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 
-from runners.data import load_splits
-from runners.points import grid_points, resolve_trial
-from runners.spec import SweepSpec, parse_spec
-from runners.training import Trainer
+from runners.spec.load import parse_spec
+from runners.spec.points import grid_points, resolve_trial
+from runners.spec.sweep import SweepSpec
+from runners.trial.data.load import load_splits
+from runners.trial.training import Trainer
 from search_space import build_model
 
 
@@ -74,8 +75,8 @@ def trial_results(folder: Path) -> list[list[dict[str, Any]]]:
 def run_sweep_timed(spec: SweepSpec, workdir: Path, num_cpus: int) -> dict[str, Any]:
     import ray
 
-    from runners.sweep import run_sweep
-    from runners.tracking import open_parent_run
+    from runners.sweep.run import run_sweep
+    from runners.tracking.schema import open_parent_run
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     start = time.perf_counter()

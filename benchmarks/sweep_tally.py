@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from runners.points import grid_points, resolve_trial
-from runners.spec import SweepSpec
+from runners.spec.points import grid_points, resolve_trial
+from runners.spec.sweep import SweepSpec
 
 TrialKey = tuple[str, int]  # (the point's overrides as sorted JSON, seed)
 STEP_METRIC = "val_acc"  # logged once per epoch, at step = epoch

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runners.analysis import ALL, analyze, saturation
 from search_space import ArchConfig, build_model
 from search_space.excitation import gate_sites, last_per_stage
+from search_space.excitation_analysis import ALL, analyze, saturation
 from search_space.serialize import load_model, read_payload, save_model
 
 CLASSES = ["a", "b", "c"]

@@ -1,12 +1,11 @@
 """`selab cost` from flags and from a config file; bad input exits non-zero without a traceback."""
 
 import json
-import subprocess
-import sys
 
 import yaml
 
-from runners.cli import main
+from runners.cli.main import main
+from tests.support import selab
 
 
 def _json(capsys, argv):
@@ -44,10 +43,9 @@ def test_cost_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
     assert "cifar_resnet20" in text and "stage" in text
 
 
-def test_invalid_combination_exits_nonzero_with_the_message_and_no_traceback():
-    proc = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "cost", "--backbone", "resnet18",
-         "--placement", "after_3x3"], capture_output=True, text=True, timeout=120)
+def test_invalid_combination_exits_nonzero_with_the_message_and_no_traceback(tmp_path):
+    proc = selab(["cost", "--backbone", "resnet18", "--placement", "after_3x3"], cwd=tmp_path,
+                 timeout=120)
     assert proc.returncode == 2
     assert "se.placement" in proc.stderr and "allowed: standard, pre, post, identity" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -90,10 +88,9 @@ def test_cost_text_lists_every_attention_kind_per_stage(capsys):
     assert _plain_count.cache_info().hits == hits + 1
 
 
-def test_attention_that_cannot_sit_there_exits_2():
-    proc = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "cost", "--backbone", "resnet18",
-         "--attention", "sk"], capture_output=True, text=True, timeout=120)
+def test_attention_that_cannot_sit_there_exits_2(tmp_path):
+    proc = selab(["cost", "--backbone", "resnet18", "--attention", "sk"], cwd=tmp_path,
+                 timeout=120)
     assert proc.returncode == 2
     assert "attention: sk cannot sit in the basic units of resnet18" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -11,23 +11,22 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
-from mlflow_server import MlflowServer
-from ray_nodes import RAY, LocalCluster, cluster_env, free_port, make_token
 
-from runners.cluster import CODE_PACKAGES, code_runtime_env
-from runners.journal import JOURNAL_FILE, read_events
+from runners.compat import merge_runtime_envs
+from runners.sweep.cluster import CODE_PACKAGES, code_runtime_env
+from runners.tracking.journal import JOURNAL_FILE, read_events
+from tests.support import free_port, running_selab, selab, wait_until, write_spec
+from tests.support.mlflow_server import MlflowServer
+from tests.support.ray_nodes import RAY, LocalCluster, cluster_env, make_token
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,23 +43,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         nodes.stop()
 
 
-def write_spec(tmp_path: Path, tiny_spec, name: str, **sections) -> Path:
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(tiny_spec(name=name, **sections)))
-    return path
-
-
 def driver_env(cluster: LocalCluster, **extra: str) -> dict[str, str]:
     """A user's shell: the cluster's token file, RAY_AUTH_MODE unset (selab sets it)."""
     env = cluster_env(cluster.token_file, auth_mode=None)
     env.update(extra)
     return env
-
-
-def selab(args: list[str], env: dict[str, str], cwd: Path,
-          timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runners.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
 
 
 def assert_complete(uri: str, name: str, trials: int, epochs: int, sweep_runs) -> None:
@@ -84,13 +71,12 @@ def assert_complete(uri: str, name: str, trials: int, epochs: int, sweep_runs) -
 def test_an_address_that_does_not_answer_fails_at_once(
     tmp_path: Path, tiny_spec, tracking_uri: str
 ) -> None:
-    spec = write_spec(tmp_path, tiny_spec, "nowhere")
+    spec = write_spec(tmp_path, tiny_spec(name="nowhere"))
     port = free_port()  # nothing listens there
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
         start = time.monotonic()
-        done = selab(["run", str(spec), "--address", address, "--tracking-uri", tracking_uri,
-                      "--storage", str(tmp_path / "runs")], dict(os.environ), tmp_path,
-                     timeout=60)
+        done = selab(["run", spec, "--address", address, "--tracking-uri", tracking_uri,
+                      "--storage", str(tmp_path / "runs")], cwd=tmp_path, timeout=60)
         elapsed = time.monotonic() - start
         assert done.returncode == 2, done.stderr[-2000:]
         assert f"--address {address}: no Ray cluster answers" in done.stderr
@@ -117,13 +103,11 @@ def test_the_driver_code_merges_with_a_jobs_runtime_env(
     """What ray.init does with a job driver's runtime_env: merge it with the job's, refusing any
     key in both. The merge must succeed, keep the job's settings, and carry the driver's
     packages unless the job ships its own."""
-    from ray.runtime_env.runtime_env import _merge_runtime_env
-
     if job_env:
         monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", json.dumps({"runtime_env": job_env}))
     else:
         monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR", raising=False)
-    merged = _merge_runtime_env(job_env, code_runtime_env())
+    merged = merge_runtime_envs(job_env, code_runtime_env())
     assert merged is not None
     assert {k: merged[k] for k in job_env} == job_env
     if "py_modules" not in job_env:
@@ -140,10 +124,10 @@ def test_ray_client_address(cluster: LocalCluster, tmp_path: Path, tiny_spec,
                             tracking_uri: str, sweep_runs) -> None:
     """`selab run SPEC --address ray://head:10001`: the driver is here, Tune's controller and
     the trials run on the cluster, the code travels as runtime_env py_modules."""
-    spec = write_spec(tmp_path, tiny_spec, "client")
-    done = selab(["run", str(spec), "--address", cluster.client_address, "--tracking-uri",
+    spec = write_spec(tmp_path, tiny_spec(name="client"))
+    done = selab(["run", spec, "--address", cluster.client_address, "--tracking-uri",
                   tracking_uri, "--storage", str(tmp_path / "runs")],
-                 driver_env(cluster), tmp_path)
+                 cwd=tmp_path, env=driver_env(cluster))
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert "sweep client: 2 finished" in done.stdout
     assert_complete(tracking_uri, "client", trials=2, epochs=2, sweep_runs=sweep_runs)
@@ -173,7 +157,7 @@ def project_folder(tmp_path: Path, tiny_spec, name: str, **sections) -> Path:
         shutil.copytree(ROOT / package, project / package,
                         ignore=shutil.ignore_patterns("__pycache__"))
     (project / "experiments").mkdir()
-    write_spec(project / "experiments", tiny_spec, name, **sections)
+    write_spec(project / "experiments", tiny_spec(name=name, **sections))
     return project
 
 
@@ -231,42 +215,28 @@ def test_host_port_address_on_two_nodes_survives_losing_one(
     its processes, SIGKILL): its trial is retried on the head, and nothing is lost or logged
     twice."""
     assert len(cluster.nodes) == 2
-    spec = write_spec(tmp_path, tiny_spec, "nodes", train={"epochs": 3},
-                      search={"grid": {"arch.se.reduction": [2, 4, 8, 16]}},
-                      failure={"max_retries": 1})
+    spec = write_spec(tmp_path, tiny_spec(name="nodes", train={"epochs": 3},
+                                          search={"grid": {"arch.se.reduction": [2, 4, 8, 16]}},
+                                          failure={"max_retries": 1}))
     folder = tmp_path / "runs" / "nodes"
     log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "run", str(spec), "--address",
-             cluster.address, "--tracking-uri", tracking_uri, "--storage",
-             str(tmp_path / "runs")],
-            env=driver_env(cluster), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_for_two_training(folder, driver, log)
+    run = ["run", spec, "--address", cluster.address, "--tracking-uri", tracking_uri,
+           "--storage", str(tmp_path / "runs")]
+    with running_selab(run, cwd=tmp_path, log=log, env=driver_env(cluster)) as driver:
+        wait_until(lambda: two_training(folder), driver, log, limit_s=200,
+                   what="two trials training at once")
         cluster.nodes[1].kill()  # the worker node: raylet, workers, trial actors
         code = driver.wait(timeout=300)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
     output = log.read_text()
     assert code == 0, output[-4000:]
     assert "sweep nodes: 4 finished" in output
     assert_complete(tracking_uri, "nodes", trials=4, epochs=3, sweep_runs=sweep_runs)
 
 
-def wait_for_two_training(folder: Path, driver: subprocess.Popen, log: Path) -> None:
-    """Until two trials have each reported an epoch and neither has ended: with 1-CPU nodes
-    and 1 CPU per trial, they run on different nodes."""
-    deadline = time.monotonic() + 200
-    while time.monotonic() < deadline:
-        assert driver.poll() is None, log.read_text()[-3000:]
-        events = [e for e, _ in read_events(folder / JOURNAL_FILE)]
-        reporting = {e["trial_id"] for e in events if e["kind"] == "result"}
-        ended = {e["trial_id"] for e in events if e["kind"] == "trial_end"}
-        if len(reporting - ended) >= 2:
-            return
-        time.sleep(0.1)
-    pytest.fail("two trials never trained at once:\n" + log.read_text()[-3000:])
+def two_training(folder: Path) -> bool:
+    """Two trials have each reported an epoch and neither has ended: with 1-CPU nodes and 1
+    CPU per trial, they run on different nodes."""
+    events = [e for e, _ in read_events(folder / JOURNAL_FILE)]
+    reporting = {e["trial_id"] for e in events if e["kind"] == "result"}
+    ended = {e["trial_id"] for e in events if e["kind"] == "trial_end"}
+    return len(reporting - ended) >= 2

@@ -1,5 +1,5 @@
-"""runners.data: every dataset offline (CIFAR from tiny pickles written here), safe unpickling,
-uint8 storage, the CIFAR validation split, streamed image folders, augmentation."""
+"""runners.trial.data: every dataset offline (CIFAR from tiny pickles written here), safe
+unpickling, uint8 storage, the CIFAR validation split, streamed image folders, augmentation."""
 
 from __future__ import annotations
 
@@ -9,21 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakedata import write_cifar10, write_image_folder
 from PIL import Image
 from pydantic import BaseModel, ValidationError
 
-from runners.data import (
-    DataConfig,
-    augment,
-    inspect_dataset,
-    iterate_batches,
-    load_splits,
-    stratified_split,
-)
-from runners.training import TrainConfig, Trainer
+from runners.spec.data import DataConfig
+from runners.spec.train import TrainConfig
+from runners.trial.data.load import inspect_dataset, load_splits
+from runners.trial.data.splits import augment, iterate_batches, stratified_split
+from runners.trial.training import Trainer
 from search_space import ArchConfig, build_model
 from search_space.errors import ConfigError, from_validation_error
+from tests.support.fakedata import write_cifar10, write_image_folder
 
 # ----------------------------------------------------------------------------- config
 

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import ray
-import yaml
 from mlflow import MlflowClient
-from sweep_state import state_statuses
 
-from runners.cli import main
-from runners.journal import JOURNAL_FILE, read_events
-from runners.paths import SWEEP_META_FILE, TUNER_FILE
+from runners.cli.main import main
+from runners.storage.paths import SWEEP_META_FILE, TUNER_FILE
+from runners.tracking.journal import JOURNAL_FILE, read_events
+from tests.support import running_selab, wait_until, write_spec
+from tests.support.sweep_state import state_statuses
 
 
 @pytest.mark.timeout(300)
@@ -36,28 +34,19 @@ def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "runs"
     folder = storage / "startup"
-    spec_file = tmp_path / "startup.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_spec(name="startup")))
-    run = ["run", str(spec_file), "--tracking-uri", tracking_uri, "--storage", str(storage)]
+    spec_file = write_spec(tmp_path, tiny_spec(name="startup"))
+    run = ["run", spec_file, "--tracking-uri", tracking_uri, "--storage", str(storage)]
     log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        # No --address: the driver starts a Ray instance of its own, which takes seconds.
-        driver = subprocess.Popen([sys.executable, "-m", "runners.cli", *run], cwd=tmp_path,
-                                  stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while not (folder / SWEEP_META_FILE).exists():
-            assert driver.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.05)
+    # No --address: the driver starts a Ray instance of its own, which takes seconds; it is
+    # SIGKILLed, while Ray starts, when the block ends.
+    with running_selab(run, cwd=tmp_path, log=log) as driver:
+        wait_until(lambda: (folder / SWEEP_META_FILE).exists(), driver, log, limit_s=120,
+                   what="the sweep's folder")
         # A second driver of the same sweep is refused at once, naming the first.
         capsys.readouterr()
         assert main(["resume", "startup", "--storage", str(storage)]) == 2
         err = capsys.readouterr().err
         assert "is being run by another driver" in err and f"pid {driver.pid}" in err
-    finally:
-        driver.kill()  # SIGKILL, while Ray starts
-        driver.wait()
     assert not (folder / TUNER_FILE).exists(), log.read_text()[-3000:]
     parent, trials = sweep_runs(tracking_uri, "startup")
     assert parent.info.status == "RUNNING" and trials == []
@@ -105,27 +94,18 @@ def test_a_trial_that_finished_after_rays_last_save_resumes_from_its_checkpoint(
     second, slow trial has trained two epochs, one at a time."""
     storage = tmp_path / "runs"
     folder = storage / "window"
-    spec_file = tmp_path / "window.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_spec(
+    spec_file = write_spec(tmp_path, tiny_spec(
         name="window", train={"epochs": 3},
         search={"grid": {"arch.se.reduction": [4], "train.batch_size": [64, 4]}},
-        resources={"cpus_per_trial": 1, "max_concurrent": 1})))
+        resources={"cpus_per_trial": 1, "max_concurrent": 1}))
     log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--address",
-             ray_address, "--tracking-uri", tracking_uri, "--storage", str(storage)],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"})
-    try:
-        deadline = time.monotonic() + 180
-        while not [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"]:
-            assert driver.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.05)
-    finally:
-        driver.kill()
-        driver.wait()
+    run = ["run", spec_file, "--address", ray_address, "--tracking-uri", tracking_uri,
+           "--storage", str(storage)]
+    with running_selab(run, cwd=tmp_path, log=log,
+                       env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"}) as driver:
+        wait_until(lambda: [e for e, _ in read_events(folder / JOURNAL_FILE)
+                            if e["kind"] == "trial_end"], driver, log, limit_s=180,
+                   what="a trial's end")
     ended = [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"]
     assert len(ended) == 1
     assert saved_statuses(folder)[ended[0]["trial_id"]] == "RUNNING"  # Ray did not save its end

@@ -1,4 +1,4 @@
-"""runners.memory.keep_freed_memory: a training step of an SE network stops page-faulting its
+"""runners.trial.memory.keep_freed_memory: a training step of an SE network stops page-faulting its
 memory back in, which with glibc's default it does at every step."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ STEPS = """
 import json, resource, sys
 import torch
 from torch import nn
-from runners.memory import keep_freed_memory
+from runners.trial.memory import keep_freed_memory
 from search_space import ArchConfig, build_model
 
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None

@@ -10,15 +10,16 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import tiny_spec
 from mlflow import MlflowClient
 
-from runners.cli import main
-from runners.data import DataConfig, load_splits
-from runners.models import MODEL_TAG, logged_model
-from runners.spec import parse_spec
-from runners.sweep import run_sweep
+from runners.cli.main import main
+from runners.spec.data import DataConfig
+from runners.spec.load import parse_spec
+from runners.storage.models import MODEL_TAG, logged_model
+from runners.sweep.run import run_sweep
+from runners.trial.data.load import load_splits
 from search_space.serialize import load_model
+from tests.support import tiny_spec
 
 NAME = "kept"
 

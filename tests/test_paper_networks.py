@@ -10,7 +10,7 @@ import timm
 import torch
 from torch import nn
 
-from runners.cli import main
+from runners.cli.main import main
 from search_space import ArchConfig, ConfigError, build_model
 from search_space.cost import count_cost, count_flops, se_flops_closed_form, se_params_closed_form
 from search_space.inception import Mixed

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakedata import write_cifar10
 from mlflow import MlflowClient
 
-from runners.cli import main
-from runners.journal import Journal
-from runners.mlflow_writer import MlflowWriter
-from runners.points import grid_points
-from runners.spec import load_spec_with_text
-from runners.tracking import open_parent_run
+from runners.cli.main import main
+from runners.spec.load import load_spec_with_text
+from runners.spec.points import grid_points
+from runners.tracking.journal import Journal
+from runners.tracking.mlflow_writer import MlflowWriter
+from runners.tracking.schema import open_parent_run
+from tests.support.fakedata import write_cifar10
 
 PAPER = Path(__file__).parents[1] / "experiments" / "paper"
 TABLES = ("reduction", "squeeze", "excitation", "stages", "integration", "backbones", "mobile")

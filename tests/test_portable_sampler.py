@@ -9,7 +9,7 @@ import optuna
 import pytest
 from ray import cloudpickle
 
-from runners.portable_sampler import PortableSampler, make_sampler
+from runners.sweep.portable_sampler import PortableSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -75,8 +75,8 @@ def test_a_study_pickled_mid_search_continues_as_if_never_stopped(
 def test_the_sweep_searcher_saves_and_restores_through_ray(tmp_path, tiny_spec) -> None:
     """selab's NSGA-II searcher as Ray Tune uses it: pickled whole when the Tuner is made, and
     saved and restored (`selab resume`) mid-search; the restored one suggests the same points."""
-    from runners.search import param_space, search_algorithm
-    from runners.spec import parse_spec
+    from runners.spec.load import parse_spec
+    from runners.sweep.search import param_space, search_algorithm
 
     spec = parse_spec(tiny_spec(
         search={"kind": "nsga2", "grid": {}, "num_samples": 8, "sampler_seed": 5,

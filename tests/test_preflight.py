@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from fakedata import write_cifar10
 
-from runners.cli import main
-from runners.paths import SweepFolder, is_uri, with_absolute_paths
-from runners.preflight import check_tracking
-from runners.spec import apply_overrides, load_spec, parse_spec
-from runners.training import autocast_dtype
+from runners.cli.main import main
+from runners.spec.load import apply_overrides, load_spec, parse_spec
+from runners.storage.paths import SweepFolder, is_uri, with_absolute_paths
+from runners.sweep.preflight import check_tracking
+from runners.trial.training import autocast_dtype
 from search_space.errors import ConfigError
+from tests.support import write_spec
+from tests.support.fakedata import write_cifar10
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +25,6 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SELAB_DATA", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
-def write_spec(path: Path, data: dict) -> str:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
 
 
 def refused(capsys, argv: list[str], *expected: str) -> str:
@@ -232,8 +227,10 @@ def test_autocast_dtype_follows_the_device_capability() -> None:
 def test_fp16_scaler_is_off_unless_fp16(tmp_path) -> None:
     """On the CPU the trainer never scales (bf16 or fp32); a scaler's state survives a
     checkpoint round trip."""
-    from runners.data import DataConfig, load_splits
-    from runners.training import TrainConfig, Trainer
+    from runners.spec.data import DataConfig
+    from runners.spec.train import TrainConfig
+    from runners.trial.data.load import load_splits
+    from runners.trial.training import Trainer
 
     splits = load_splits(DataConfig(name="synthetic", image_size=8, train_size=32, val_size=16))
     trainer = Trainer(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 10)), splits,

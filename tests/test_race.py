@@ -1,5 +1,6 @@
-"""Racing seeds (runners/race.py): by simulation against running every seed everywhere, and as a
-real sweep on the local Ray with trials whose accuracy distribution is known (no training)."""
+"""Racing seeds (runners/sweep/race.py): by simulation against running every seed everywhere, and
+as a real sweep on the local Ray with trials whose accuracy distribution is known (no
+training)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from ray.tune.search import Searcher
 
 import reports
 from reports.decide import Arm, choose
-from runners.cli import main
-from runners.race import SeedRaceSearcher
-from runners.spec import SeedRace, parse_spec
-from runners.sweep import run_sweep
+from runners.cli.main import main
+from runners.spec.load import parse_spec
+from runners.spec.sweep import SeedRace
+from runners.sweep.race import SeedRaceSearcher
+from runners.sweep.run import run_sweep
 from search_space.errors import ConfigError
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from runners.spec import parse_spec
-from runners.sweep import run_sweep
+from runners.spec.load import parse_spec
+from runners.sweep.run import run_sweep
 
 LOGGED = ("train_loss", "val_loss", "val_acc")
 

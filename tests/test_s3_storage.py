@@ -14,10 +14,7 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,16 +24,16 @@ from typing import Any
 import pytest
 import yaml
 from mlflow import MlflowClient
-from sweep_state import state_statuses, wait_for_kill_point
 
-from runners import journal_mirror
-from runners.cli import main
-from runners.journal import JOURNAL_FILE, Journal
-from runners.journal_mirror import JournalMirror
-from runners.mlflow_writer import SENT_FILE
-from runners.models import MODEL_TAG, logged_model
-from runners.sweep_lock import LEASE_S, LEASES_FOLDER, SweepLock, SweepLocked
+from runners.cli.main import main
+from runners.storage.models import MODEL_TAG, logged_model
+from runners.storage.sweep_lock import LEASE_S, LEASES_FOLDER, SweepLock, SweepLocked
+from runners.tracking import journal_mirror
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, Journal
+from runners.tracking.journal_mirror import JournalMirror
 from search_space.serialize import load_model
+from tests.support import running_selab, selab, write_spec
+from tests.support.sweep_state import state_statuses, wait_for_kill_point
 
 BUCKET = "sweeps"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -104,17 +101,6 @@ def on_machine(monkeypatch: pytest.MonkeyPatch, cache: Path, **extra: str) -> No
             monkeypatch.setenv(key, value)
 
 
-def selab(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "runners.cli", *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=240)
-
-
-def write_spec(tmp_path: Path, data: dict[str, Any]) -> Path:
-    path = tmp_path / f"{data['name']}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
 def journal_events(s3: S3, folder: str) -> list[dict[str, Any]]:
     """The sweep's journal as the bucket holds it (its parts, in order)."""
     data = b"".join(s3.read(k) for k in s3.keys(f"{folder}/selab_journal/"))
@@ -161,13 +147,11 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
     spec_file = write_spec(tmp_path, data)
     storage = s3.uri("runs")  # the endpoint in the URI, as for MinIO
     log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--storage", storage,
-             "--tracking-uri", uri],
-            env=machine_env(tmp_path / "machine1"), cwd=tmp_path, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    run = ["run", spec_file, "--storage", storage, "--tracking-uri", uri]
+    # In a session of its own: the driver alone is killed (its Ray goes down with it), then
+    # whatever of its session is left.
+    with running_selab(run, cwd=tmp_path, log=log, env=machine_env(tmp_path / "machine1"),
+                       session=True) as driver:
         wait_for_kill_point(lambda: bucket_trial_statuses(s3, "runs/killed"), uri, "killed",
                             driver, log, limit_s=200)
         on_machine(monkeypatch, tmp_path / "machine2")
@@ -175,11 +159,6 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
         assert main(["sync", "killed", "--storage", storage]) == 2
         err = capsys.readouterr().err
         assert "is being run by another driver" in err and f"pid {driver.pid}" in err
-    finally:
-        driver.send_signal(signal.SIGKILL)  # the driver alone: its Ray goes down with it
-        driver.wait()
-        with contextlib.suppress(ProcessLookupError):  # and whatever of its session is left
-            os.killpg(driver.pid, signal.SIGKILL)
     assert not (tmp_path / "selab_runs").exists()  # nothing stored beside the spec
 
     parent, before = sweep_runs(uri, "killed")
@@ -193,8 +172,8 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
 
     assert main(["sync", "killed", "--storage", storage]) == 0
     assert client.get_run(parent.info.run_id).info.status == "FAILED"
-    resumed = selab(["resume", "killed", "--storage", storage],
-                    machine_env(tmp_path / "machine2"), tmp_path)
+    resumed = selab(["resume", "killed", "--storage", storage], cwd=tmp_path,
+                    env=machine_env(tmp_path / "machine2"), timeout=240)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "sweep killed: 4 finished" in resumed.stdout
 
@@ -283,10 +262,10 @@ def test_an_unreachable_endpoint_or_a_missing_bucket_is_refused_before_anything_
 def sweep_with_a_network_in(storage: str, uri: str, data: dict[str, Any], state_dir: Path) -> str:
     """A sweep in MLflow as its driver's journal leaves it: one finished trial whose network is
     kept only in `storage` (not logged to MLflow). Returns the trial's run id."""
-    from runners.mlflow_writer import MlflowWriter
-    from runners.paths import join_location
-    from runners.spec import parse_spec
-    from runners.tracking import open_parent_run
+    from runners.spec.load import parse_spec
+    from runners.storage.paths import join_location
+    from runners.tracking.mlflow_writer import MlflowWriter
+    from runners.tracking.schema import open_parent_run
 
     spec = parse_spec(data)
     parent = open_parent_run(spec, yaml.safe_dump(data), uri, storage)
@@ -340,7 +319,7 @@ def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and
             assert storage in err and "--storage" in err and "Traceback" not in err, err
     # The same, from a shell: one message, no traceback.
     done = selab(["export", "away0", "--trial", run_ids[0], "--tracking-uri", uri],
-                 machine_env(tmp_path / "machine1"), tmp_path)
+                 cwd=tmp_path, env=machine_env(tmp_path / "machine1"), timeout=240)
     assert done.returncode == 2
     assert f"storage (or --storage) of sweep 'away0': {cases[0][0]}" in done.stderr
     assert "Traceback" not in done.stderr

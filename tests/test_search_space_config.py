@@ -16,6 +16,8 @@ def test_shorthand_names_resolve_to_family_and_depth():
     assert ArchConfig.parse({"backbone": "vgg16_bn"}).num_stages == 5
     assert ArchConfig.parse({"backbone": "mobilenet_v2"}).depth is None
     assert ArchConfig.parse({"backbone": "cifar_resnet"}).depth == 20  # family default
+    preact = ArchConfig.parse({"backbone": "cifar_preact_resnet164"})
+    assert (preact.backbone, preact.depth, preact.plan.preact) == ("cifar_preact_resnet", 164, True)
 
 
 def _roundtrip_cases():
@@ -26,9 +28,13 @@ def _roundtrip_cases():
                "gate": "hard_sigmoid", "placement": "identity", "rounding": "divisible",
                "bias": False},
     })
+    yield ArchConfig.parse({
+        "backbone": "cifar_preact_resnet110", "zero_init_residual": True,
+        "se": {"placement": "post", "gate": "tanh", "gate_init": 0.99},
+    })
 
 
-@pytest.mark.parametrize("arch", list(_roundtrip_cases()), ids=["default", "custom"])
+@pytest.mark.parametrize("arch", list(_roundtrip_cases()), ids=["default", "custom", "init"])
 def test_config_round_trips_through_yaml_and_json(arch):
     assert ArchConfig.parse(yaml.safe_load(yaml.safe_dump(arch.to_dict()))) == arch
     assert ArchConfig.parse(json.loads(json.dumps(arch.to_dict()))) == arch

@@ -59,7 +59,8 @@ def test_se_resnet50_fvcore_default_hides_squeeze_and_scale_but_ours_does_not():
 
 
 def _placement_cases():
-    for name, size in (("resnet50", 64), ("cifar_resnet20", 32), ("mobilenet_v2", 32)):
+    for name, size in (("resnet50", 64), ("cifar_resnet20", 32), ("cifar_preact_resnet20", 32),
+                       ("mobilenet_v2", 32)):
         kind = ArchConfig.parse({"backbone": name, "se": {"enabled": False}}).plan.stages[-1].block
         for placement, squeeze in itertools.product(ALLOWED_PLACEMENTS[kind], SQUEEZES):
             yield name, size, placement, squeeze
@@ -104,7 +105,7 @@ def test_disabled_stage_adds_nothing_and_stages_sum_up():
 
 def _all_networks():
     for name in ("resnet18", "resnet50", "resnext50_32x4d", "cifar_resnet20", "cifar_resnet164",
-                 "mobilenet_v2", "vgg11"):
+                 "cifar_preact_resnet20", "cifar_preact_resnet164", "mobilenet_v2", "vgg11"):
         probe = ArchConfig.parse({"backbone": name, "se": {"enabled": False}})
         kinds = {s.block for s in probe.plan.stages}
         placements = [p for p in ALLOWED_PLACEMENTS[next(iter(kinds))]

@@ -78,7 +78,7 @@ def test_se_sits_exactly_on_the_enabled_stages(mask):
 def _variants():
     """Every valid placement x squeeze on every family; gates rotate so each family sees all."""
     archs = ["resnet18", "resnet50", "resnext50_32x4d", "cifar_resnet8", "cifar_resnet164",
-             "mobilenet_v2", "vgg11"]
+             "cifar_preact_resnet8", "cifar_preact_resnet164", "mobilenet_v2", "vgg11"]
     gates = itertools.cycle(GATES)
     for name in archs:
         probe = ArchConfig.parse({"backbone": name, "se": {"enabled": False}})

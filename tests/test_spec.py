@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fakedata import write_cifar10
 
-from runners.cli import main
-from runners.points import count_trials, grid_points, resolve_trial, validate
-from runners.spec import load_spec, parse_spec
+from runners.cli.main import main
+from runners.spec.load import load_spec, parse_spec
+from runners.spec.points import count_trials, grid_points, resolve_trial, validate
 from search_space.errors import ConfigError
+from tests.support.fakedata import write_cifar10
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
 PAPER_SPECS = {

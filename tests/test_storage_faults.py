@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 
-from runners.cli import main
-from runners.journal import JOURNAL_FILE, read_events
+from runners.cli.main import main
+from runners.tracking.journal import JOURNAL_FILE, read_events
+from tests.support import reap, selab_command, wait_until, write_spec
 
 
 def journal_events(folder: Path, kind: str) -> list[dict]:
@@ -42,10 +40,8 @@ def test_storage_turning_read_only_fails_trials_and_resume_finishes_them(
     storage.mkdir()
     folder = storage / "readonly"
     data = tiny_spec(name="readonly", train={"epochs": 3}, failure={"max_retries": 0})
-    spec_file = tmp_path / "readonly.yaml"
-    spec_file.write_text(yaml.safe_dump(data))
-    run = [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--storage",
-           str(storage), "--tracking-uri", tracking_uri]
+    run = selab_command("run", write_spec(tmp_path, data), "--storage", str(storage),
+                        "--tracking-uri", tracking_uri)
     # The driver starts its own Ray inside the namespace, so that the trials see it too.
     script = f"mount --bind {storage} {storage} && exec {shlex.join(run)}"
     log = tmp_path / "driver.log"
@@ -53,19 +49,14 @@ def test_storage_turning_read_only_fails_trials_and_resume_finishes_them(
         driver = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
                                    script], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 180
-        while not journal_events(folder, "result"):
-            assert driver.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
+        wait_until(lambda: journal_events(folder, "result"), driver, log,
+                   what="the first epoch's result")
         assert not journal_events(folder, "trial_end")
         subprocess.run(["nsenter", "-t", str(driver.pid), "-m", "mount", "-o",
                         "remount,ro,bind", str(storage)], check=True)
         code = driver.wait(timeout=240)
     finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+        reap(driver)
     output = log.read_text()
 
     # Failed, and said so: exit code, summary, parent run, every trial run.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runners.store import choose_tracking_uri
+from runners.tracking.store import choose_tracking_uri
 
 
 def test_flag_then_spec_then_environment_then_local_sqlite(

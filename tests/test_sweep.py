@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -19,18 +18,20 @@ from typing import Any
 import pytest
 import ray
 import yaml
-from fakedata import write_cifar10
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from ray import cloudpickle, tune
-from sweep_state import state_statuses, wait_for_kill_point
 
-from runners.cli import main
-from runners.commands.sweep import _print_result
-from runners.points import grid_points, resolve_trial, stage_masks
-from runners.spec import parse_spec
-from runners.sweep import SWEEP_META_FILE, resume_sweep, run_sweep
-from runners.trainable import train_trial
+from runners.cli.commands.sweep import _print_result
+from runners.cli.main import main
+from runners.spec.load import parse_spec
+from runners.spec.points import grid_points, resolve_trial, stage_masks
+from runners.storage.paths import SWEEP_META_FILE
+from runners.sweep.run import resume_sweep, run_sweep
+from runners.trial.trainable import train_trial
+from tests.support import running_selab, write_spec
+from tests.support.fakedata import write_cifar10
+from tests.support.sweep_state import state_statuses, wait_for_kill_point
 
 # The trial functions below run in Ray workers, which cannot import this test module by name:
 # send them by value.
@@ -105,9 +106,8 @@ def test_a_bad_spec_fails_before_anything_starts(
                   ["grid point", "arch.se.gate", "softmax", "'sigmoid', 'hard_sigmoid'"]),
     }
     for case, (data, expected) in cases.items():
-        path = tmp_path / f"{case}.yaml"
-        path.write_text(yaml.safe_dump(data))
-        code = main(["run", str(path), "--tracking-uri", f"sqlite:///{db}",
+        path = write_spec(tmp_path / f"{case}.yaml", data)
+        code = main(["run", path, "--tracking-uri", f"sqlite:///{db}",
                      "--storage", str(storage)])
         err = capsys.readouterr().err
         assert code == 2, err
@@ -220,9 +220,8 @@ def test_cifar_under_a_relative_root_trains_through_the_cli(
     write_cifar10(tmp_path / "data", per_batch=200, test=200)
     data = tiny_spec(name="cifar", data={"name": "cifar10", "root": "./data", "val_size": 200},
                      train={"epochs": 1, "batch_size": 100}, storage="./runs")
-    spec_file = tmp_path / "cifar.yaml"
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    code = main(["run", str(spec_file), "--address", ray_address, "--tracking-uri",
+    spec_file = write_spec(tmp_path, data)
+    code = main(["run", spec_file, "--address", ray_address, "--tracking-uri",
                  tracking_uri])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -440,23 +439,14 @@ def test_resume_after_the_driver_is_killed(
     data = grid_spec(tiny_spec, "resume",
                      {"train.epochs": [1, 6], "arch.se.reduction": [4, 8, 16]})
     spec = parse_spec(data)
-    spec_file = tmp_path / "resume.yaml"
-    spec_file.write_text(yaml.safe_dump(data, sort_keys=False))
     log = tmp_path / "driver.log"
-    with log.open("w") as out:
-        # The driver joins the test session's Ray rather than starting another one.
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "run", str(spec_file),
-             "--address", ray_address, "--tracking-uri", tracking_uri,
-             "--storage", str(storage)],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_kill_point(lambda: saved_trial_statuses(folder), tracking_uri, "resume",
-                                driver, log)
-        finally:
-            driver.kill()  # SIGKILL: no handler runs, nothing is closed
-            driver.wait()
+    # The driver joins the test session's Ray rather than starting another one; it is
+    # SIGKILLed when the block ends: no handler runs, nothing is closed.
+    run = ["run", write_spec(tmp_path, data), "--address", ray_address, "--tracking-uri",
+           tracking_uri, "--storage", str(storage)]
+    with running_selab(run, cwd=tmp_path, log=log) as driver:
+        wait_for_kill_point(lambda: saved_trial_statuses(folder), tracking_uri, "resume",
+                            driver, log)
 
     parent, before = sweep_runs(tracking_uri, "resume")
     assert parent.info.status == "RUNNING"  # the driver died without closing it

@@ -5,12 +5,11 @@ database set-up lines)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.support import selab, write_spec
 
 UNACTIONABLE = ("Token authentication", "FutureWarning", "Creating initial MLflow database",
                 "Result logdir", "Traceback")
@@ -18,12 +17,8 @@ UNACTIONABLE = ("Token authentication", "FutureWarning", "Creating initial MLflo
 
 @pytest.mark.timeout(300)
 def test_run_prints_the_sweep_folder_one_summary_and_no_noise(tmp_path: Path, tiny_spec) -> None:
-    spec_file = tmp_path / "quiet.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny_spec(name="quiet", train={"epochs": 1})))
-    done = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "run", str(spec_file)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=280,
-    )
+    spec_file = write_spec(tmp_path, tiny_spec(name="quiet", train={"epochs": 1}))
+    done = selab(["run", spec_file], cwd=tmp_path, timeout=280)
     printed = done.stdout + done.stderr
     assert done.returncode == 0, printed[-3000:]
     assert f"Sweep folder: {tmp_path / 'selab_runs' / 'quiet'}" in printed

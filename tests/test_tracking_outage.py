@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
-from mlflow_proxy import FaultProxy
-from mlflow_server import MlflowServer, retry_budget_s
 
-from runners.journal import JOURNAL_FILE, read_events
-from runners.mlflow_writer import SENT_FILE
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, read_events
+from tests.support import reap, selab, start_selab, wait_until, write_spec
+from tests.support.mlflow_proxy import FaultProxy
+from tests.support.mlflow_server import MlflowServer, retry_budget_s
 
 AWAY = "does not answer"
 BACK = "MLflow is back"
@@ -47,32 +45,10 @@ def events(folder: Path, kind: str) -> list[dict]:
 
 def start_driver(tmp_path: Path, spec: dict, server: MlflowServer, ray_address: str,
                  uri: str | None = None, **env: str) -> tuple[subprocess.Popen, Path]:
-    spec_file = tmp_path / f"{spec['name']}.yaml"
-    spec_file.write_text(yaml.safe_dump(spec))
     log = tmp_path / f"{spec['name']}.log"
-    with log.open("w") as out:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "run", str(spec_file), "--address",
-             ray_address, "--tracking-uri", uri or server.uri, "--storage",
-             str(tmp_path / "runs")],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
-        )
-    return driver, log
-
-
-def reap(driver: subprocess.Popen) -> None:
-    """Kill a driver that a failed test left running."""
-    if driver.poll() is None:
-        driver.kill()
-        driver.wait()
-
-
-def wait_until(condition, driver: subprocess.Popen, log: Path, limit_s: float = 180) -> None:
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        assert driver.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.1)
+    run = ["run", write_spec(tmp_path, spec), "--address", ray_address, "--tracking-uri",
+           uri or server.uri, "--storage", str(tmp_path / "runs")]
+    return start_selab(run, cwd=tmp_path, log=log, env={**os.environ, **env}), log
 
 
 def assert_mlflow_complete(uri: str, name: str, trials: int, epochs: int, sweep_runs) -> None:
@@ -141,17 +117,15 @@ def test_selab_sync_completes_mlflow_after_an_outage_that_outlived_the_driver(
     assert "sweep outlived: 2 finished" in output
     assert "selab sync outlived" in output
     server.start()
-    sync = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "sync", "outlived", "--storage",
-         str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    sync = selab(["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path,
+                 timeout=120)
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert "MLflow is up to date" in sync.stdout
     assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
     # Sending the whole journal again changes nothing: each epoch stays logged once.
     (folder / SENT_FILE).unlink()
-    again = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "sync", "outlived", "--storage",
-         str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    again = selab(["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path,
+                  timeout=120)
     assert again.returncode == 0
     assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
 

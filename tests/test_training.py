@@ -1,4 +1,4 @@
-"""runners.training: learning, exact resume, divergence, config validation, LR schedules."""
+"""runners.trial.training: learning, exact resume, divergence, config validation, LR schedules."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from runners.data import DataConfig, DataSplits, load_splits
-from runners.training import EpochResult, TrainConfig, Trainer, lr_schedule
+from runners.spec.data import DataConfig
+from runners.spec.train import TrainConfig
+from runners.trial.data.load import load_splits
+from runners.trial.data.splits import DataSplits
+from runners.trial.training import EpochResult, Trainer, lr_schedule
 from search_space.errors import ConfigError
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -14,13 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from runners.commands.ui import port_in_use
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from runners.cli.commands.ui import port_in_use
+from tests.support import free_port, selab, start_selab
 
 
 def make_store(tmp_path: Path) -> tuple[str, str]:
@@ -49,13 +43,8 @@ def test_ui_serves_the_store_prints_the_runs_page_and_dies_with_its_process(tmp_
     uri, experiment_id = make_store(tmp_path)
     port = free_port()
     log = tmp_path / "ui.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "ui", "--tracking-uri", uri,
-             "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
-        )
+    proc = start_selab(["ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp_path,
+                       log=log, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     try:
         page = wait_for_page(f"http://127.0.0.1:{port}/", proc)
         assert "mlflow" in page.lower()
@@ -79,22 +68,15 @@ def test_ui_refuses_a_port_in_use_and_a_server_uri(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "runners.cli", "ui", "--port", str(port),
-             "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"],
-            capture_output=True, text=True, cwd=tmp_path, timeout=60,
-        )
+        result = selab(["ui", "--port", str(port), "--tracking-uri",
+                        f"sqlite:///{tmp_path / 'x.db'}"], cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert "--port" in result.stderr and "Traceback" not in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "runners.cli", "ui", "--tracking-uri", "http://127.0.0.1:1"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
-    )
+    result = selab(["ui", "--tracking-uri", "http://127.0.0.1:1"], cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "--tracking-uri" in result.stderr
 
 
 @pytest.mark.parametrize("flag", ["--port", "--sweep", "--tracking-uri"])
-def test_ui_help_lists_its_flags(flag):
-    result = subprocess.run([sys.executable, "-m", "runners.cli", "ui", "--help"],
-                            capture_output=True, text=True, timeout=60)
+def test_ui_help_lists_its_flags(flag, tmp_path):
+    result = selab(["ui", "--help"], cwd=tmp_path, timeout=60)
     assert flag in result.stdout

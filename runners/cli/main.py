@@ -1,4 +1,4 @@
-"""The `selab` command line: one sub-command per module in runners/commands/."""
+"""The `selab` command line: one sub-command per module in runners/cli/commands/."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from search_space.errors import ConfigError
 # Each module exposes register(subparsers); handlers import heavy libraries lazily so that
 # `selab --help` and `selab cost` start fast.
 COMMAND_MODULES = (
-    "runners.commands.cost",
-    "runners.commands.sweep",
-    "runners.commands.report",
-    "runners.commands.ui",
-    "runners.commands.export",
-    "runners.commands.analyze",
-    "runners.commands.sync",
+    "runners.cli.commands.cost",
+    "runners.cli.commands.sweep",
+    "runners.cli.commands.report",
+    "runners.cli.commands.ui",
+    "runners.cli.commands.export",
+    "runners.cli.commands.analyze",
+    "runners.cli.commands.sync",
 )
 
 
@@ -51,7 +51,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"selab {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,45 +1,23 @@
-"""The `data:` section of a spec and the one entry point that turns it into a trial's splits.
+"""The `data:` section of a spec: which dataset a trial trains on and how it is split.
 
-The datasets themselves live in runners.datasets: `cifar` (safe unpickling, a validation split
-carved from the training batches, the official test split apart), `imagefolder` (decoded into
-memory under `memory_budget_mb`), `streamed` (larger folders, read from disk through
-torchvision), `builtin` (digits, synthetic). In-memory splits hold uint8 on the device and are
-normalised per batch (runners.datasets.splits).
+Only the settings live here (pure pydantic, no torch); reading the files and building a
+trial's splits is runners.trial.data (`load.py`: inspect_dataset, load_splits).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from runners.config_base import ConfigModel
-from runners.datasets.splits import (
-    DatasetInfo,
-    DataSplits,
-    augment,
-    iterate_batches,
-    stratified_order,
-    stratified_split,
-)
+from runners.spec.section import ConfigModel
 from search_space.errors import allowed
-
-if TYPE_CHECKING:
-    import torch
-
-    from runners.datasets.streamed import StreamedSplits
-
-__all__ = [
-    "ConfigModel", "DataConfig", "DataSplits", "DatasetInfo", "augment", "inspect_dataset",
-    "iterate_batches", "load_splits", "stratified_order", "stratified_split",
-]
 
 DatasetName = Literal["digits", "cifar10", "cifar100", "imagefolder", "synthetic"]
 FIXED_IMAGE_SIZE = {"digits": 8, "cifar10": 32, "cifar100": 32}
 FILE_DATASETS = ("cifar10", "cifar100", "imagefolder")  # the ones that read data.root
-DIGITS_IMAGES = 1797
 
 
 class DataConfig(ConfigModel):
@@ -87,65 +65,3 @@ class DataConfig(ConfigModel):
     @property
     def reads_files(self) -> bool:
         return self.name in FILE_DATASETS
-
-
-_info_cache: dict[str, DatasetInfo] = {}
-
-
-def inspect_dataset(cfg: DataConfig, fresh: bool = False) -> DatasetInfo:
-    """What the dataset holds (shape, counts, whether it streams), without loading it whole.
-
-    Raises ConfigError naming data.* when the files are missing or malformed. Cached per
-    process and per resolved root (a sweep asks once per point); `fresh` reads the files again.
-    """
-    key = f"{cfg.model_dump_json()}@{cfg.root_path().resolve() if cfg.reads_files else ''}"
-    if fresh or key not in _info_cache:
-        _info_cache[key] = _inspect(cfg)
-    return _info_cache[key]
-
-
-def _inspect(cfg: DataConfig) -> DatasetInfo:
-    if cfg.name in ("cifar10", "cifar100"):
-        from runners.datasets import cifar
-
-        return cifar.inspect(cfg)
-    if cfg.name == "imagefolder":
-        from runners.datasets import imagefolder
-
-        return imagefolder.inspect(cfg)
-    if cfg.name == "digits":
-        n_val = min(max(round(cfg.val_fraction * DIGITS_IMAGES), 1), DIGITS_IMAGES - 1)
-        return DatasetInfo(10, 1, 8, DIGITS_IMAGES - n_val, n_val)
-    from runners.datasets.builtin import synthetic_val_size
-
-    return DatasetInfo(cfg.num_classes, cfg.channels, cfg.resolved_image_size(),
-                       cfg.train_size, synthetic_val_size(cfg))
-
-
-def load_splits(
-    cfg: DataConfig, device: torch.device | str = "cpu", workers: int = 1
-) -> DataSplits | StreamedSplits:
-    """`cfg`'s dataset as splits for `device`: uint8 tensors on it, or a stream from disk for an
-    imagefolder above `memory_budget_mb` (decoded by `loader_workers`, else `workers`,
-    processes)."""
-    import torch
-
-    from runners.datasets import builtin, cifar, imagefolder
-    from runners.datasets.splits import to_device
-
-    device = torch.device(device)
-    if cfg.name == "imagefolder":
-        info = inspect_dataset(cfg)
-        if info.streamed:
-            from runners.datasets.streamed import StreamedSplits
-
-            processes = cfg.loader_workers if cfg.loader_workers is not None else workers
-            return StreamedSplits(cfg, info.in_channels, processes).to(device)
-        raw = imagefolder.load(cfg, info.in_channels)
-    elif cfg.name in ("cifar10", "cifar100"):
-        raw = cifar.load(cfg)
-    elif cfg.name == "digits":
-        raw = builtin.load_digits(cfg)
-    else:
-        raw = builtin.load_synthetic(cfg)
-    return to_device(raw, cfg.limit_train, cfg.split_seed, device)

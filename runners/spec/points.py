@@ -4,6 +4,13 @@ A point is a dict of overrides of the spec's fixed part, addressed by dotted key
 (`arch.se.reduction`, `train.lr`, `data.limit_train`). A trial is a point plus a seed.
 Everything here is pure Python and cheap, so `selab validate` and the driver can check every
 point before a single trial starts.
+
+Who resolves a trial (`resolve_trial`), and why each one does:
+- preflight validates every point before anything starts (`validate`);
+- the driver resolves each trial once when it starts: its journal callback writes the
+  trial's `TrialRecord` (label, baseline flag, overrides, MLflow params) into the trial_start
+  event, and the MLflow writer and the sweep's failure lines read it from there;
+- the trial itself resolves its settings in its own process (runners.trial.trainable).
 """
 
 from __future__ import annotations
@@ -18,9 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from runners.data import DataConfig
-from runners.spec import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
-from runners.training import TrainConfig
+from runners.spec.data import DataConfig
+from runners.spec.sweep import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
+from runners.spec.train import TrainConfig
 from search_space import ArchConfig
 from search_space.errors import ConfigError, allowed
 
@@ -200,8 +207,10 @@ def flatten(tree: dict[str, Any], prefix: str) -> dict[str, str]:
 
 def dataset_shape(data: DataConfig) -> tuple[int, int, int]:
     """(num_classes, in_channels, image size) of the dataset, read from its files' listing and
-    headers (runners.data.inspect_dataset), never by loading it; fixed for digits and CIFAR."""
-    from runners.data import inspect_dataset
+    headers (runners.trial.data.load.inspect_dataset), never by loading it; fixed for digits and
+    CIFAR. Only a point that varies the data asks: otherwise preflight has put the shape into
+    the spec's `arch` once."""
+    from runners.trial.data.load import inspect_dataset  # torch: imported only when needed
 
     if data.name in KNOWN_SHAPES:
         return KNOWN_SHAPES[data.name]
@@ -231,6 +240,44 @@ def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int) -> Tria
                      **arch_dict}
     arch = ArchConfig.parse(arch_dict, prefix="arch.")
     return TrialSettings(arch=arch, data=data, train=train, seed=seed)
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the driver resolved it when it started: what its trial_start event in the
+    journal carries, and what its MLflow run's name, tags and params are made of."""
+
+    label: str
+    baseline: bool
+    overrides: dict[str, Any]  # the point, decoded (the MLflow tag selab.point)
+    seed: int
+    params: dict[str, str]  # TrialSettings.flat_params()
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.label} seed={self.seed}"
+
+    @classmethod
+    def resolve(cls, spec: SweepSpec, raw_point: dict[str, Any], seed: int) -> TrialRecord:
+        """The record of the trial whose Tune config is {"point": raw_point, "seed": seed}."""
+        overrides = decode_point(spec, raw_point)
+        point = make_point(spec, overrides)
+        params = resolve_trial(spec, overrides, seed).flat_params()
+        return cls(point.label, point.baseline, overrides, seed, params)
+
+    def event_fields(self) -> dict[str, Any]:
+        """The fields the trial_start event adds to its point and seed."""
+        return {"label": self.label, "baseline": self.baseline, "overrides": self.overrides,
+                "params": self.params}
+
+    @classmethod
+    def from_event(cls, spec: SweepSpec, event: dict[str, Any]) -> TrialRecord:
+        """The record a trial_start event carries. A journal written before events carried it
+        (a sweep started by an earlier selab, then resumed) is resolved here instead."""
+        if "params" not in event:
+            return cls.resolve(spec, event["point"], int(event["seed"]))
+        return cls(event["label"], bool(event["baseline"]), event["overrides"],
+                   int(event["seed"]), event["params"])
 
 
 def fixed_settings(spec: SweepSpec) -> TrialSettings:

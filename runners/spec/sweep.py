@@ -1,14 +1,13 @@
 """The sweep spec: one YAML file says what to train, what to vary, how to schedule and where to log.
 
-Every section forbids unknown keys, so a typo is an error naming it. This module checks the
-spec's shape and the rules between its sections; `runners.points` checks that every point it
-expands to is a valid trial before anything runs.
+Every section forbids unknown keys, so a typo is an error naming it. This module holds the
+sections and checks the spec's shape and the rules between its sections; `load.py` reads a spec
+file (with `--set` overrides), and `points.py` checks that every point it expands to is a valid
+trial before anything runs.
 """
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -18,14 +17,14 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from runners.data import DataConfig
-from runners.training import TrainConfig
-from search_space.errors import ConfigError, allowed, from_validation_error
+from runners.spec.data import DataConfig
+from runners.spec.defaults import DEFAULT_STORAGE
+from runners.spec.train import TrainConfig
+from search_space.errors import allowed
 
 SearchKind = Literal["grid", "tpe", "nsga2"]
 
@@ -197,7 +196,7 @@ class Failure(StrictModel):
 class Tracking(StrictModel):
     uri: str | None = None
     experiment: str | None = None
-    # Which trained networks go to MLflow as artifacts (runners.models): the recommended
+    # Which trained networks go to MLflow as artifacts (runners.storage.models): the recommended
     # configuration and the Pareto front when `selab report` runs, every finished trial, or
     # none; all of them stay in the sweep's storage folder either way.
     models: Literal["recommended", "all", "none"] = "recommended"
@@ -206,7 +205,7 @@ class Tracking(StrictModel):
 class SeedRace(StrictModel):
     """`seeds: {initial: 3, max: 10}`: every configuration starts with `initial` seeds (0, 1,
     ...) and gets more, up to `max`, only while its comparison with the best is open: neither
-    shown worse nor shown equivalent within ±`margin` accuracy points (runners.race)."""
+    shown worse nor shown equivalent within ±`margin` accuracy points (runners.sweep.race)."""
 
     initial: int = Field(3, ge=2)
     max: int = Field(10, ge=2)
@@ -242,7 +241,7 @@ class SweepSpec(StrictModel):
     resources: Resources = Field(default_factory=Resources)
     failure: Failure = Field(default_factory=Failure)
     tracking: Tracking = Field(default_factory=Tracking)
-    storage: str = "./selab_runs"
+    storage: str = DEFAULT_STORAGE
 
     @field_validator("seeds")
     @classmethod
@@ -294,70 +293,3 @@ class SweepSpec(StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", by_alias=True), sort_keys=False)
-
-
-def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
-    try:
-        return SweepSpec.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{source}:\n{from_validation_error(err)}") from None
-
-
-def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
-    """Read and validate the shape of a spec file (not yet its points: see runners.points),
-    with `--set KEY=VALUE` overrides applied first."""
-    return load_spec_with_text(path, overrides)[0]
-
-
-def load_spec_with_text(
-    path: str | Path, overrides: list[str] | tuple[str, ...] = ()
-) -> tuple[SweepSpec, str]:
-    """(the spec, the YAML text that ran): the file as written, or with overrides applied."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the spec ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte "
-                          f"{err.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if overrides:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got "
-                              f"{type(data).__name__}")
-        data = apply_overrides(data, overrides)
-        text = yaml.safe_dump(data, sort_keys=False)
-    return parse_spec(data, source=str(path)), text
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict:
-    """`data` with each `KEY=VALUE` applied: KEY a dotted field of the spec
-    (resources.gpus_per_trial), VALUE read as YAML (0, true, [2, 4], a string)."""
-    merged = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {item}: expected KEY=VALUE with a dotted KEY, e.g. "
-                              "--set resources.gpus_per_trial=0")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {key}: the value is not valid YAML: {err}") from None
-        node = merged
-        *parents, leaf = key.split(".")
-        for depth, part in enumerate(parents):
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                walked = ".".join(parents[: depth + 1])
-                raise ConfigError(f"--set {key}: {walked} is a value "
-                                  f"({child!r}), not a section with fields")
-            node = child
-        node[leaf] = value
-    return merged

@@ -17,7 +17,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from runners.ray_state import newest_state, terminated_trials
+from runners.storage.ray_state import newest_state, terminated_trials
 
 
 class PruneFinishedCheckpoints(Callback):

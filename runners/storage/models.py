@@ -17,13 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from runners.paths import check_remote_storage, is_uri, split_location
+from runners.storage.paths import check_remote_storage, is_uri, split_location
 from search_space.errors import ConfigError
 
 MODEL_FILE = "model.pt"
 MODEL_ARTIFACT_DIR = "model"
 MODEL_TAG = "selab.model"
-MODEL_POLICIES = ("recommended", "all", "none")
 
 
 def logged_model(client: Any, run_id: str) -> bool:

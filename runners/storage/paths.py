@@ -22,11 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 from search_space.errors import ConfigError
 
 if TYPE_CHECKING:
-    from runners.spec import SweepSpec
+    from runners.spec.sweep import SweepSpec
 
-SWEEP_META_FILE = "selab_sweep.json"
-SWEEP_SPEC_FILE = "selab_spec.yaml"
-TUNER_FILE = "tuner.pkl"
+# The files a sweep's folder holds besides Ray's (runners.storage.saved_sweep reads them).
+SWEEP_META_FILE = "selab_sweep.json"  # the MLflow parent run
+SWEEP_SPEC_FILE = "selab_spec.yaml"  # the spec as the trials see it
+SWEEP_DONE_FILE = "selab_done.json"  # every trial ended as the spec allows
+TUNER_FILE = "tuner.pkl"  # Ray's saved Tuner: a sweep Ray can restore
 # How often Ray copies its sweep state to storage behind a URI (Ray's default is 300 s): what a
 # killed driver loses at most. Each copy uploads the state and every trial's result file again.
 STATE_SYNC_S = float(os.environ.get("SELAB_STORAGE_SYNC_S", "10"))

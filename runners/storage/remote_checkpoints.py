@@ -17,9 +17,9 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from runners.journal import registered_driver
-from runners.paths import STATE_SYNC_S, SweepFolder, split_location
-from runners.ray_state import newest_state, terminated_trials
+from runners.storage.local_state import registered_driver
+from runners.storage.paths import STATE_SYNC_S, SweepFolder, split_location
+from runners.storage.ray_state import newest_state, terminated_trials
 
 
 class PruneStoredCheckpoints(Callback):

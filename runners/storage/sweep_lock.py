@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from runners.storage.paths import SweepFolder, is_uri, join_location, split_location
 from search_space.errors import ConfigError
 
 LOCK_FILE = "selab.lock"
@@ -45,8 +46,6 @@ class SweepLock:
     def __init__(self, state_dir: str | os.PathLike, name: str,
                  location: str | None = None) -> None:
         """`location`: the sweep's storage location; a URI adds the storage lease."""
-        from runners.paths import is_uri
-
         self.path = Path(state_dir) / LOCK_FILE
         self.name = name
         self.lease = RemoteLease(location, name) if location and is_uri(location) else None
@@ -87,19 +86,6 @@ class SweepLock:
                     f"storage: cannot create {self.path} ({err.strerror or err})") from None
         return os.open(self.path, os.O_RDONLY)
 
-    def held_elsewhere(self) -> bool:
-        """True while another process holds the lock (this one does not take it)."""
-        if not self.path.is_file():
-            return False
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-
     def release(self) -> None:
         if self.lease is not None:
             self.lease.release()
@@ -119,8 +105,6 @@ class RemoteLease:
     """The lease object of a sweep in remote storage (see the module's docstring)."""
 
     def __init__(self, location: str, name: str) -> None:
-        from runners.paths import SweepFolder, split_location
-
         storage, _ = split_location(location)
         self.store = SweepFolder(storage, LEASES_FOLDER)
         self.file = f"{name}.json"
@@ -130,8 +114,6 @@ class RemoteLease:
         self._thread: threading.Thread | None = None
 
     def __str__(self) -> str:
-        from runners.paths import join_location
-
         return join_location(self.store.location, self.file)
 
     def acquire(self) -> None:

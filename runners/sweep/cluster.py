@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runners import compat
 from search_space.errors import ConfigError
 
 CLUSTER_EXTRA = "pip install 'selab[cluster]'"
@@ -25,7 +26,6 @@ CLUSTER_EXTRA = "pip install 'selab[cluster]'"
 CODE_PACKAGES = ("search_space", "runners", "reports")
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray for a `ray job submit` driver
 _ADDRESS_TIMEOUT_S = 3.0
-RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 class ClusterError(ConfigError):
@@ -97,10 +97,8 @@ def enable_token_auth() -> bool:
     if not _token_available():
         return False
     try:  # Ray's own switch, which also refreshes its cached config for this process
-        from ray._private.authentication.authentication_token_setup import _enable_token_auth
-
-        _enable_token_auth()
-    except ImportError:
+        compat.enable_ray_token_auth()
+    except compat.MovedPrivateAPI:  # a Ray that reads the variable when it starts
         os.environ["RAY_AUTH_MODE"] = "token"
     return True
 
@@ -160,7 +158,7 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
     if address is None:
         # A local instance is private to this sweep: Ray's notice that it turned token
         # authentication on is nothing a user can act on.
-        logging.getLogger(RAY_AUTH_LOGGER).setLevel(logging.ERROR)
+        compat.silence_ray_token_notice()
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
                  include_dashboard=False, **quiet)
         return

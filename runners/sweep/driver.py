@@ -11,24 +11,23 @@ writer: FINISHED or FAILED as the sweep ended, FAILED when the driver stops on a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runners.journal import (
-    JOURNAL_FILE,
-    Journal,
-    local_state_dir,
-    register_driver,
-    unregister_driver,
-)
-from runners.journal_mirror import JournalMirror
-from runners.mlflow_writer import SENT_FILE, MlflowWriter
-from runners.paths import SWEEP_META_FILE, shell_arg
-from runners.sweep_lock import LOCK_FILE, SweepLock
+from runners.spec.points import TrialRecord
+from runners.spec.sweep import SweepSpec
+from runners.storage.local_state import local_state_dir, register_driver, unregister_driver
+from runners.storage.paths import SWEEP_META_FILE, SweepFolder, shell_arg
+from runners.storage.saved_sweep import read_parent
+from runners.storage.sweep_lock import LOCK_FILE, SweepLock
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, Journal
+from runners.tracking.journal_mirror import JournalMirror
+from runners.tracking.mlflow_writer import MlflowWriter
+from runners.tracking.schema import ParentRun
 
 # How long a driver waits at the end for a tracking server that does not answer, before it
 # leaves the rest in the journal for `selab sync`.
@@ -36,10 +35,11 @@ FLUSH_S = float(os.environ.get("SELAB_MLFLOW_FLUSH_S", "30"))
 
 
 class SweepDriver:
-    def __init__(self, name: str, folder: Any) -> None:
-        """`folder` is the sweep's SweepFolder; takes the lock (SweepLocked if held)."""
+    def __init__(self, name: str, folder: SweepFolder) -> None:
+        """Takes the sweep's lock (SweepLocked if another driver holds it)."""
         self.name = name
         self.folder = folder
+        self.spec: SweepSpec | None = None
         self.state_dir = local_state_dir(folder.location)
         self.lock = SweepLock(self.state_dir, name, folder.location).acquire()
         register_driver(name, str(self.state_dir), folder.location)
@@ -56,15 +56,22 @@ class SweepDriver:
 
     # --- the sweep's life
 
-    def start(self, spec: Any, parent: Any) -> None:
+    def start(self, spec: SweepSpec, parent: ParentRun) -> None:
         """Start sending the journal to `parent`'s runs; mark the sweep running (again)."""
+        self.spec = spec
         self.journal.append("sweep", status="RUNNING")
         self.writer = MlflowWriter(spec, parent, self.state_dir).start()
 
     def callbacks(self) -> list[Any]:
-        from runners.journal_logger import JournalLogger
+        """Tune's callback that writes the journal (and resolves each trial as it starts)."""
+        from runners.tracking.journal_logger import JournalLogger
 
-        return [JournalLogger(str(self.state_dir), self.folder.location)]
+        return [JournalLogger(self.spec, str(self.state_dir), self.folder.location)]
+
+    def started_trials(self, spec: SweepSpec) -> dict[str, TrialRecord]:
+        """Trial id -> the trial as resolved when it (last) started, from the journal."""
+        return {event["trial_id"]: TrialRecord.from_event(spec, event)
+                for event in self.journal.events() if event.get("kind") == "trial_start"}
 
     def finish(self, status: str) -> int:
         """Record the sweep's final status and wait (bounded) until MLflow has everything;
@@ -102,8 +109,6 @@ class SweepDriver:
         if local and not (self.state_dir / SWEEP_META_FILE).exists():
             # Stopped before the sweep existed (its parent run could not be opened): leave
             # no folder behind that would block the next `selab run`.
-            import shutil
-
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> SweepDriver:
@@ -124,8 +129,6 @@ class SweepDriver:
                 if entry.name == LOCK_FILE:
                     continue
                 if entry.is_dir() and not entry.is_symlink():
-                    import shutil
-
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
@@ -137,10 +140,8 @@ class SweepDriver:
             (self.state_dir / name).unlink(missing_ok=True)
 
     def _close_earlier_parent(self) -> None:
-        from runners.tracking import ParentRun
-
         try:
-            earlier = ParentRun(**json.loads(self.folder.read_text(SWEEP_META_FILE)))
+            earlier = read_parent(self.folder)
         except (OSError, ValueError, TypeError):
             return
         try:

@@ -18,15 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runners.data import DatasetInfo, inspect_dataset
-from runners.paths import (
-    SweepFolder,
-    check_remote_storage,
-    is_uri,
-    shell_arg,
-    with_absolute_paths,
-)
-from runners.points import (
+from runners import compat
+from runners.spec.points import (
     KNOWN_SHAPES,
     Point,
     TrialSettings,
@@ -36,8 +29,17 @@ from runners.points import (
     stage_masks,
     validate,
 )
-from runners.spec import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
-from runners.store import choose_tracking_uri
+from runners.spec.sweep import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
+from runners.storage.paths import (
+    SweepFolder,
+    check_remote_storage,
+    is_uri,
+    shell_arg,
+    with_absolute_paths,
+)
+from runners.tracking.store import choose_tracking_uri
+from runners.trial.data.load import inspect_dataset
+from runners.trial.data.splits import DatasetInfo
 from search_space.errors import ConfigError
 
 TRACKING_TIMEOUT_S = 5.0
@@ -209,7 +211,7 @@ def cluster_nodes(address: str | None) -> tuple[list[dict[str, float]], str]:
 
     address = address or os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized() and address:
-        from runners.cluster import connect_ray
+        from runners.sweep.cluster import connect_ray
 
         connect_ray(address)
     if ray.is_initialized():
@@ -271,7 +273,7 @@ def check_tracking(uri: str) -> str:
 def check_outside_job_copy(storage: str, tracking_uri: str | None) -> None:
     """In a `ray job submit` job the working dir is a temporary copy on the head, deleted with
     the job: storage or a local MLflow store inside it would vanish with the results."""
-    from runners.cluster import job_working_dir
+    from runners.sweep.cluster import job_working_dir
 
     copy = job_working_dir()
     if copy is None:
@@ -312,16 +314,12 @@ def _probe_server(uri: str, where: str) -> None:
 
 
 def _check_scheme(uri: str, where: str) -> None:
-    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
-
-    try:
-        _tracking_store_registry.get_store_builder(uri)
-    except Exception:  # noqa: BLE001 - MLflow's own "unsupported URI" error
-        known = sorted(_tracking_store_registry._registry)
+    if not compat.has_tracking_store(uri):
         raise ConfigError(
-            f"{where}: unknown scheme; MLflow stores are {', '.join(known)} "
+            f"{where}: unknown scheme; MLflow stores are "
+            f"{', '.join(compat.tracking_store_schemes())} "
             "(e.g. sqlite:///mlflow.db, http://host:5000, a folder)"
-        ) from None
+        )
 
 
 def _check_writable(path: Path, where: str) -> None:

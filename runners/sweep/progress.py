@@ -7,8 +7,9 @@ from typing import Any
 
 from ray.tune import CLIReporter
 
-from runners.points import SHORT_NAMES
-from runners.spec import SweepSpec
+from runners import compat
+from runners.spec.points import SHORT_NAMES
+from runners.spec.sweep import SweepSpec
 
 _TUNE_LOGDIR = "Result logdir: "
 
@@ -23,13 +24,13 @@ class SweepReporter(CLIReporter):
         self.sweep_folder = sweep_folder
 
     def report(self, trials: list[Any], done: bool, *sys_info: str) -> None:
-        text = self._progress_str(trials, done, *sys_info)
+        text = compat.reporter_progress_text(self, trials, done, *sys_info)
         lines = [line for line in text.split("\n") if not line.startswith(_TUNE_LOGDIR)]
         if len(lines) < len(text.split("\n")):
             at = next((i for i, line in enumerate(lines) if line.startswith("Number of trials")),
                       len(lines))
             lines.insert(at, f"Sweep folder: {self.sweep_folder}")
-        self._print("\n".join(lines))
+        compat.reporter_print(self, "\n".join(lines))
 
 
 def progress_reporter(spec: SweepSpec, sweep_folder: str) -> SweepReporter:

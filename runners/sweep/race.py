@@ -25,8 +25,8 @@ import numpy as np
 from ray.tune.search import Searcher
 from scipy import stats as sps
 
-from runners.outcome import outcome
-from runners.spec import SeedRace
+from runners.spec.outcome import outcome
+from runners.spec.sweep import SeedRace
 
 FRACTIONS = ("val_acc", "best_val_acc", "val_top5")
 Results = dict[int, dict[int, float]]  # configuration index -> seed -> metric value

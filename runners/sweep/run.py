@@ -1,42 +1,33 @@
 """Run or resume a sweep: check everything, open the MLflow parent run, hand the trials to Tune.
 
-The sweep's Ray folder (<storage>/<name>) also keeps the spec and the MLflow parent run
-(`selab_sweep.json`, `selab_spec.yaml`), which is all `selab resume NAME` needs. Nothing is
-created (no Ray folder, no MLflow run) until runners.preflight has passed, and the parent run
-is never left RUNNING when the driver stops, unless the process is killed.
+The sweep's Ray folder (<storage>/<name>) also keeps the spec and the MLflow parent run, which
+is all `selab resume NAME` needs (runners.storage.saved_sweep). Nothing is created (no Ray
+folder, no MLflow run) until runners.sweep.preflight has passed, and the parent run is never
+left RUNNING when the driver stops, unless the process is killed.
+
+Each trial is resolved (its label, baseline flag, overrides and MLflow params) once, by the
+driver's journal callback when the trial starts (runners.tracking.journal_logger); the MLflow
+writer and the failure lines printed here read that from the journal. Preflight validates every
+point before anything starts, and each trial resolves its own settings inside its process.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from runners.cluster import connect_ray
-from runners.paths import (
-    SWEEP_META_FILE,
-    SWEEP_SPEC_FILE,
-    TUNER_FILE,
-    SweepFolder,
-    absolute_storage,
-)
-from runners.points import decode_point, make_point
-from runners.preflight import preflight
-from runners.spec import SweepSpec, parse_spec
-from runners.sweep_driver import SweepDriver
+from runners import compat
+from runners.spec.points import TrialRecord, decode_point, make_point
+from runners.spec.sweep import SweepSpec
+from runners.storage.paths import TUNER_FILE, SweepFolder
+from runners.storage.saved_sweep import SavedSweep, mark_done, open_saved_sweep, save_sweep
+from runners.sweep.cluster import connect_ray
+from runners.sweep.driver import SweepDriver
+from runners.sweep.preflight import preflight
 from search_space.errors import ConfigError
-
-__all__ = ["SWEEP_META_FILE", "SWEEP_SPEC_FILE", "SweepResult", "resume_sweep", "run_sweep"]
-
-DEFAULT_STORAGE = "./selab_runs"
-# Written when every trial ended as the spec allows: `selab resume` then has nothing to do.
-SWEEP_DONE_FILE = "selab_done.json"
 
 TrialFunction = Callable[..., None]  # train_trial's signature: (config, spec)
 
@@ -59,10 +50,6 @@ class SweepResult:
         return 0 if self.complete and not self.failed else 1
 
 
-def sweep_folder(storage: str | os.PathLike, name: str) -> SweepFolder:
-    return SweepFolder(str(storage), name)
-
-
 def run_sweep(
     spec: SweepSpec,
     spec_yaml: str | None = None,
@@ -74,7 +61,7 @@ def run_sweep(
     trial_function: TrialFunction | None = None,
 ) -> SweepResult:
     """Run `spec` as a new sweep. `trial_function` replaces train_trial (tests inject faults)."""
-    from runners.tracking import open_parent_run
+    from runners.tracking.schema import open_parent_run
 
     checked = preflight(spec, address=address, tracking_uri=tracking_uri, storage=storage,
                         overwrite=overwrite)
@@ -89,11 +76,10 @@ def run_sweep(
         driver.start(spec, parent)
         with driver.failing_on_error():
             # The spec as the trials see it (absolute paths): resume needs nothing else.
-            folder.write_text(SWEEP_SPEC_FILE, spec.to_yaml())
-            folder.write_text(SWEEP_META_FILE, json.dumps(asdict(parent), indent=2))
+            save_sweep(folder, spec, parent)
             connect_ray(address)
             tuner = _new_tuner(spec, folder, driver, trial_function)
-        return _fit(tuner, spec, parent, folder, driver)
+        return _fit(tuner, spec, SavedSweep(folder, spec, parent), driver)
 
 
 def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
@@ -101,11 +87,11 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from runners import search
-    from runners.checkpoints import PruneFinishedCheckpoints
-    from runners.paths import STATE_SYNC_S
-    from runners.progress import progress_reporter
-    from runners.remote_checkpoints import PruneStoredCheckpoints
+    from runners.storage.checkpoints import PruneFinishedCheckpoints
+    from runners.storage.paths import STATE_SYNC_S
+    from runners.storage.remote_checkpoints import PruneStoredCheckpoints
+    from runners.sweep import search
+    from runners.sweep.progress import progress_reporter
 
     remote = folder.is_remote
     return tune.Tuner(
@@ -114,7 +100,7 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
         tune_config=tune.TuneConfig(
             search_alg=search.search_algorithm(spec),
             scheduler=search.scheduler(spec),
-            # A race (runners.race) says itself when it is done: no fixed number of trials.
+            # A race (runners.sweep.race) says itself when it is done: no fixed number of trials.
             num_samples=-1 if spec.race else 1 if spec.is_grid else spec.search.num_samples,
             max_concurrent_trials=spec.resources.max_concurrent,
             # Trials share a process when they can: no new Python, torch import or dataset
@@ -127,11 +113,11 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
             # Two, so the checkpoint Ray's saved state points at is never the one just deleted;
             # behind a URI, where that state is uploaded now and then, every one until the state
-            # there is past it (runners.remote_checkpoints).
+            # there is past it (runners.storage.remote_checkpoints).
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None if remote else 2),
             sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S) if remote else None,
             # result.json per trial is what Ray's ResultGrid reads; the journal is what MLflow
-            # receives, in the background (runners.mlflow_writer).
+            # receives, in the background (runners.tracking.mlflow_writer).
             callbacks=[*driver.callbacks(), JsonLoggerCallback(),
                        PruneStoredCheckpoints(folder.location) if remote
                        else PruneFinishedCheckpoints()],
@@ -150,29 +136,21 @@ def resume_sweep(
 ) -> SweepResult:
     """Continue a sweep whose driver stopped: finished trials stay as they are (in Ray and in
     MLflow), unfinished ones continue from their last checkpoint in their own MLflow run."""
-    from runners.tracking import ParentRun
-
-    folder = sweep_folder(absolute_storage(storage or DEFAULT_STORAGE), name)
-    if not all(folder.has(f) for f in (SWEEP_META_FILE, SWEEP_SPEC_FILE)):
-        known = folder.sibling_sweeps()
-        raise ConfigError(
-            f"no sweep {name!r} to resume in {folder.storage} (looked for {folder}).\n"
-            f"Sweeps there: {', '.join(known) or 'none'}; pass --storage if it lives elsewhere."
-        )
-    if folder.has(SWEEP_DONE_FILE):
-        return _finished_result(name, folder)
+    saved = open_saved_sweep(name, storage, "resume")
+    folder = saved.folder
+    done = saved.done_statuses()
+    if done is not None:
+        print(f"sweep {name} has finished: nothing to resume")
+        return _result(name, saved, done, complete=True)
     with SweepDriver(name, folder) as driver:
-        spec_file = f"{folder}/{SWEEP_SPEC_FILE}"
-        spec = parse_spec(yaml.safe_load(folder.read_text(SWEEP_SPEC_FILE)), source=spec_file)
-        parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
-        checked = preflight(spec, address=address, tracking_uri=parent.tracking_uri,
+        checked = preflight(saved.spec, address=address, tracking_uri=saved.parent.tracking_uri,
                             storage=folder.storage, folder_must_be_free=False)
         spec = checked.spec
-        driver.start(spec, parent)  # the parent run is RUNNING again
+        driver.start(spec, saved.parent)  # the parent run is RUNNING again
         with driver.failing_on_error():
             connect_ray(address)
             tuner = _restored_tuner(spec, folder, driver, trial_function)
-        return _fit(tuner, spec, parent, folder, driver)
+        return _fit(tuner, spec, SavedSweep(folder, spec, saved.parent), driver)
 
 
 def _restored_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
@@ -207,74 +185,65 @@ def _trainable(spec: SweepSpec, trial_function: TrialFunction | None) -> Any:
     from ray import tune
 
     if trial_function is None:
-        from runners.trainable import train_trial
+        from runners.trial.trainable import train_trial
 
         trial_function = train_trial
     resources = {"cpu": spec.resources.cpus_per_trial, "gpu": spec.resources.gpus_per_trial}
     return tune.with_resources(tune.with_parameters(trial_function, spec=spec), resources)
 
 
-def _fit(tuner: Any, spec: SweepSpec, parent: Any, folder: SweepFolder,
-         driver: SweepDriver) -> SweepResult:
-    from runners.outcome import outcome
-
+def _fit(tuner: Any, spec: SweepSpec, sweep: SavedSweep, driver: SweepDriver) -> SweepResult:
     _tune_environment()
     with driver.failing_on_error():
         grid = tuner.fit()
-        statuses: Counter = Counter()
-        failed = []
-        # Ray's trial status decides, not the error object: a trial whose error Ray could not
-        # write (storage turned read-only) has none, and is failed all the same.
-        trials = grid._experiment_analysis.trials  # the results' trials, in the same order
-        for trial, result in zip(trials, grid, strict=True):
-            if trial.status != "ERROR":
-                statuses[outcome(result.metrics)] += 1
-                continue
-            statuses["failed"] += 1
-            failed.append(f"{_trial_label(spec, result.config)}: {_error_text(result.error)}")
+        statuses, failed = _tally(grid, spec, driver.started_trials(spec))
         complete = grid.num_errors + grid.num_terminated == len(grid)
     # FAILED when a trial failed, or when the driver stopped (Ctrl-C) before every trial
     # ended: `selab resume` continues it.
     ok = complete and not failed
     driver.finish("FINISHED" if ok else "FAILED")
     if ok:
-        _mark_done(folder, statuses)
-    return SweepResult(
-        name=spec.name,
-        folder=folder.location,
-        storage=folder.storage,
-        tracking_uri=parent.tracking_uri,
-        experiment_id=parent.experiment_id,
-        parent_run_id=parent.run_id,
-        statuses=statuses,
-        complete=complete,
-        failed=sorted(failed),
-    )
+        mark_done(sweep.folder, statuses)
+    return _result(spec.name, sweep, statuses, complete, failed)
 
 
-def _mark_done(folder: SweepFolder, statuses: Counter) -> None:
-    with contextlib.suppress(OSError):  # storage unwritable: resume asks Ray's state instead
-        folder.write_text(SWEEP_DONE_FILE, json.dumps({"statuses": dict(statuses)}))
+def _tally(grid: Any, spec: SweepSpec,
+           started: dict[str, TrialRecord]) -> tuple[Counter, list[str]]:
+    """(selab.status -> number of trials, "label seed=s: error" per failed trial)."""
+    from runners.spec.outcome import outcome
+
+    statuses: Counter = Counter()
+    failed = []
+    # Ray's trial status decides, not the error object: a trial whose error Ray could not
+    # write (storage turned read-only) has none, and is failed all the same.
+    for trial, result in zip(compat.result_grid_trials(grid), grid, strict=True):
+        if trial.status != "ERROR":
+            statuses[outcome(result.metrics)] += 1
+            continue
+        statuses["failed"] += 1
+        record = started.get(trial.trial_id)
+        name = record.run_name if record else _unstarted_name(spec, result.config)
+        failed.append(f"{name}: {_error_text(result.error)}")
+    return statuses, failed
 
 
-def _finished_result(name: str, folder: SweepFolder) -> SweepResult:
-    """The result of a sweep that already ended, from its folder alone: no Ray, no MLflow."""
-    from runners.tracking import ParentRun
-
-    parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
-    done = json.loads(folder.read_text(SWEEP_DONE_FILE))
-    print(f"sweep {name} has finished: nothing to resume")
-    return SweepResult(
-        name=name, folder=folder.location, storage=folder.storage,
-        tracking_uri=parent.tracking_uri, experiment_id=parent.experiment_id,
-        parent_run_id=parent.run_id, statuses=Counter(done["statuses"]), complete=True,
-    )
-
-
-def _trial_label(spec: SweepSpec, config: dict[str, Any] | None) -> str:
+def _unstarted_name(spec: SweepSpec, config: dict[str, Any] | None) -> str:
+    """The name of a trial that failed before it started (no trial_start in the journal: Ray
+    could not place it), from its Tune config."""
     config = config or {}
     point = make_point(spec, decode_point(spec, config.get("point", {})))
     return f"{point.label} seed={config.get('seed', '?')}"
+
+
+def _result(name: str, sweep: SavedSweep, statuses: Counter, complete: bool,
+            failed: list[str] | None = None) -> SweepResult:
+    parent = sweep.parent
+    return SweepResult(
+        name=name, folder=sweep.folder.location, storage=sweep.folder.storage,
+        tracking_uri=parent.tracking_uri, experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id, statuses=statuses, complete=complete,
+        failed=sorted(failed or []),
+    )
 
 
 def _error_text(error: BaseException | None) -> str:

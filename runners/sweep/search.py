@@ -1,8 +1,8 @@
 """Ray Tune's search side of a sweep: the param space, Optuna, and ASHA.
 
 The trial config is always {"point": {dotted key: value}, "seed": int}: a grid enumerates the
-points, a search lets Optuna sample them, a race (runners.race) hands out seeds where the decision
-is open.
+points, a search lets Optuna sample them, a race (runners.sweep.race) hands out seeds where the
+decision is open.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from runners.outcome import outcome
-from runners.points import encoded_choices, fixed_settings, grid_points, stage_masks
-from runners.race import SeedRaceSearcher
-from runners.spec import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
+from runners.spec.outcome import outcome
+from runners.spec.points import encoded_choices, fixed_settings, grid_points, stage_masks
+from runners.spec.sweep import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
+from runners.sweep.race import SeedRaceSearcher
 
 
 def param_space(spec: SweepSpec) -> dict[str, Any]:
@@ -72,9 +72,9 @@ def search_algorithm(spec: SweepSpec) -> Searcher | None:
         return SeedRaceSearcher(points, spec.race, objective.metric, objective.mode)
     if spec.is_grid:
         return None
-    from runners.portable_sampler import PortableSampler
+    from runners.sweep.portable_sampler import PortableSampler
 
-    # Ray pickles the searcher, and with it the sampler (runners/portable_sampler.py).
+    # Ray pickles the searcher, and with it the sampler (runners/sweep/portable_sampler.py).
     sampler = PortableSampler(spec.search.kind, spec.search.sampler_seed)
     objectives = spec.search.objectives
     if len(objectives) == 1:

@@ -1,10 +1,11 @@
 """The sweep's journal: every trial event, appended to a local file before MLflow hears of it.
 
 The driver's Tune callback (`JournalLogger`) appends one JSON line per event to
-`<sweep folder>/selab_journal.jsonl`: a trial started (with its point and seed), an epoch's
-result, a trial ended (status, error, traceback), which trials Ray knows after a restart, and
-the sweep's own status. Appending a line is local and fast, so the tracking server's health
-never holds up a trial; `runners.mlflow_writer` sends the lines to MLflow in the background and
+`<sweep folder>/selab_journal.jsonl`: a trial started (its point and seed, and the trial as the
+driver resolved it: label, baseline flag, overrides, MLflow params), an epoch's result, a trial
+ended (status, error, traceback), which trials Ray knows after a restart, and the sweep's own
+status. Appending a line is local and fast, so the tracking server's health never holds up a
+trial; `runners.tracking.mlflow_writer` sends the lines to MLflow in the background and
 `selab sync` sends whatever is left at any later time.
 
 If the file cannot be written (storage turned read-only), events are kept in memory for this
@@ -13,7 +14,6 @@ process's writer and the driver says so once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runners.paths import is_uri, split_location
-
 JOURNAL_FILE = "selab_journal.jsonl"
+# How far MLflow has been sent: a byte offset into the journal (runners.tracking.mlflow_writer).
+SENT_FILE = "selab_journal.sent"
 
 Event = dict[str, Any]
 
@@ -32,39 +32,6 @@ Event = dict[str, Any]
 # share the events that could not be written to the file.
 _journals: dict[str, Journal] = {}
 _journals_lock = threading.Lock()
-
-
-def local_state_dir(location: str) -> Path:
-    """Where the journal and the lock of the sweep at `location` live: the sweep's own folder
-    when it is a local (or shared) path; for storage behind a URI (s3://...), which cannot
-    append or lock, a working copy in this machine's cache folder ($XDG_CACHE_HOME or
-    ~/.cache), named after the URI (the journal is copied to the storage and back by
-    runners.journal_mirror)."""
-    if not is_uri(location):
-        return Path(location)
-    digest = hashlib.sha1(location.encode()).hexdigest()[:12]
-    _, name = split_location(location)
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "selab" / "sweeps" / f"{name}-{digest}"
-
-
-# The sweep each driver of this process runs: name -> (state folder, location). A Tune
-# callback that `Tuner.restore` unpickles from tuner.pkl writes to the resuming driver's
-# journal, not to the state folder of the driver that pickled it (with storage behind a URI,
-# that folder is on the machine that first ran the sweep).
-_drivers: dict[str, tuple[str, str]] = {}
-
-
-def register_driver(name: str, state_dir: str, location: str) -> None:
-    _drivers[name] = (state_dir, location)
-
-
-def unregister_driver(name: str) -> None:
-    _drivers.pop(name, None)
-
-
-def registered_driver(name: str) -> tuple[str, str] | None:
-    return _drivers.get(name)
 
 
 def now_ms() -> int:
@@ -106,6 +73,10 @@ class Journal:
     def unwritten_since(self, index: int) -> list[Event]:
         with self._lock:
             return list(self.unwritten[index:])
+
+    def events(self) -> list[Event]:
+        """Every event so far: the file's, then those kept in memory."""
+        return [event for event, _ in read_events(self.path)] + self.unwritten_since(0)
 
 
 def read_events(path: Path, offset: int = 0) -> list[tuple[Event, int]]:

@@ -1,11 +1,14 @@
 """The Tune callback that writes the sweep's journal: local, fast, never waiting on MLflow.
 
 It runs where Tune's controller runs (the driver, or the head with Ray Client) and appends one
-line per trial event to the journal in the sweep's state folder (runners.journal); the
-driver's MlflowWriter sends the lines to MLflow. For storage behind a URI it also copies the
-journal to the sweep's folder there (runners.journal_mirror) each time Ray saves its sweep
-state. Ray pickles the callback into tuner.pkl (the folders only), so `Tuner.restore` brings it
-back writing to the same journal.
+line per trial event to the journal in the sweep's state folder (runners.tracking.journal); the
+driver's MlflowWriter sends the lines to MLflow. When a trial starts, this is where the trial
+is resolved, once: its trial_start event carries the trial's label, baseline flag, overrides
+and MLflow params (runners.spec.points.TrialRecord), which everything after reads. For storage
+behind a URI it also copies the journal to the sweep's folder there
+(runners.tracking.journal_mirror) each time Ray saves its sweep state. Ray pickles the callback
+into tuner.pkl (the spec and the folders), so `Tuner.restore` brings it back writing to the
+same journal.
 """
 
 from __future__ import annotations
@@ -17,15 +20,25 @@ from mlflow.entities import RunStatus
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
-from runners.journal import Journal, registered_driver
-from runners.journal_mirror import JournalMirror
-from runners.outcome import outcome
-from runners.paths import SweepFolder, split_location
+from runners.spec.outcome import outcome
+from runners.spec.points import TrialRecord
+from runners.spec.sweep import SweepSpec
+from runners.storage.local_state import registered_driver
+from runners.storage.models import MODEL_FILE
+from runners.storage.paths import SweepFolder, split_location
+from runners.tracking.journal import Journal
+from runners.tracking.journal_mirror import JournalMirror
+from runners.tracking.schema import EPOCH_METRICS, is_cost_metric, is_number, trial_error
+from search_space.errors import ConfigError
 
 
 class JournalLogger(Callback):
-    def __init__(self, state_dir: str, location: str | None = None) -> None:
-        """`location`: the sweep's folder in storage (a path or a URI); default `state_dir`."""
+    def __init__(self, spec: SweepSpec | None, state_dir: str,
+                 location: str | None = None) -> None:
+        """`location`: the sweep's folder in storage (a path or a URI); default `state_dir`.
+        `spec` None: a callback an earlier selab pickled without it; the MLflow writer then
+        resolves each trial itself."""
+        self.spec = spec
         self.state_dir = state_dir
         self.location = location or state_dir
         self._journal: Journal | None = None
@@ -33,12 +46,12 @@ class JournalLogger(Callback):
         self._cost_sent: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"state_dir": self.state_dir, "location": self.location}
+        return {"spec": self.spec, "state_dir": self.state_dir, "location": self.location}
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         pickled = (state["state_dir"], state.get("location") or state["state_dir"])
         state_dir, location = registered_driver(split_location(pickled[1])[1]) or pickled
-        self.__init__(state_dir=state_dir, location=location)
+        self.__init__(state.get("spec"), state_dir=state_dir, location=location)
 
     @property
     def journal(self) -> Journal:
@@ -63,22 +76,32 @@ class JournalLogger(Callback):
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.journal.append("trial_start", trial_id=trial.trial_id,
-                            point=trial.config["point"], seed=int(trial.config["seed"]))
+        point, seed = trial.config["point"], int(trial.config["seed"])
+        self.journal.append("trial_start", trial_id=trial.trial_id, point=point, seed=seed,
+                            **self._resolved(point, seed))
+
+    def _resolved(self, point: dict[str, Any], seed: int) -> dict[str, Any]:
+        """The trial's TrialRecord fields; none when there is no spec, or when the point does
+        not resolve (the trial then fails with that error itself, and the MLflow writer, which
+        resolves what the event lacks, reports it)."""
+        if self.spec is None:
+            return {}
+        try:
+            return TrialRecord.resolve(self.spec, point, seed).event_fields()
+        except ConfigError:
+            return {}
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
     ) -> None:
-        from runners.tracking import EPOCH_METRICS, _is_cost_metric, _is_number
-
         step = result.get("epoch")
         if step is None:
             return
-        metrics = {k: float(result[k]) for k in EPOCH_METRICS if _is_number(result.get(k))}
+        metrics = {k: float(result[k]) for k in EPOCH_METRICS if is_number(result.get(k))}
         cost = {}
         if trial.trial_id not in self._cost_sent:  # the writer logs it once per run anyway
             cost = {k: float(v) for k, v in result.items()
-                    if _is_cost_metric(k) and _is_number(v)}
+                    if is_cost_metric(k) and is_number(v)}
             self._cost_sent.add(trial.trial_id)
         self.journal.append("result", trial_id=trial.trial_id, step=int(step),
                             metrics=metrics, cost=cost)
@@ -92,8 +115,6 @@ class JournalLogger(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         # Fires once the trial has used up its retries (each retry fires on_trial_recover).
-        from runners.tracking import trial_error
-
         message, trace = trial_error(trial)
         self._end(trial, "failed", RunStatus.to_string(RunStatus.FAILED), message, trace)
 
@@ -111,10 +132,8 @@ class JournalLogger(Callback):
 
 
 def _model_path(trial: Trial, location: str) -> str:
-    """Where the finished trial's network is: in its last checkpoint (runners.models), as a
-    path, or as a URI when the storage is behind one (Ray gives the path in the bucket)."""
-    from runners.models import MODEL_FILE
-
+    """Where the finished trial's network is: in its last checkpoint (runners.storage.models),
+    as a path, or as a URI when the storage is behind one (Ray gives the path in the bucket)."""
     checkpoint = trial.checkpoint
     if checkpoint is None:
         return ""

@@ -1,6 +1,6 @@
 """The sweep's journal, mirrored into storage behind a URI, so any machine can resume or sync.
 
-The journal is appended on the driver's machine (runners.journal: local and fast; an object
+The journal is appended on the driver's machine (runners.tracking.journal: local and fast; an object
 store cannot append). For a sweep stored behind a URI (s3://...), its new bytes are copied to
 the sweep's folder as parts `selab_journal/<offset>.jsonl`, each one the journal's bytes from
 that offset on; every COMPACT_EVERY parts, the whole journal is written again as part 0 and
@@ -23,9 +23,8 @@ import sys
 import threading
 from pathlib import Path
 
-from runners.journal import JOURNAL_FILE
-from runners.mlflow_writer import SENT_FILE
-from runners.paths import SweepFolder, is_uri
+from runners.storage.paths import SweepFolder, is_uri
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE
 
 PARTS_FOLDER = "selab_journal"
 COMPACT_EVERY = 50

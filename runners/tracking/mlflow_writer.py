@@ -1,9 +1,11 @@
 """Sends the sweep's journal to MLflow, in the background, so that MLflow never gates training.
 
-`MlflowWriter` applies journal events (runners.journal) in order: it creates or reopens each
-trial's nested run (found by its `selab.trial_id` tag, so a resumed sweep continues the same
-runs), logs each epoch once (a cursor per run: the last epoch MLflow already has), closes
-runs, deletes the runs of trials Ray forgot (a driver killed before Ray saved them) and sets the
+`MlflowWriter` applies journal events (runners.tracking.journal) in order: it creates or reopens
+each trial's nested run (found by its `selab.trial_id` tag, so a resumed sweep continues the
+same runs) with the name, tags and params its trial_start event carries (the trial as the
+driver resolved it when it started; resolved here only for a journal an earlier selab wrote),
+logs each epoch once (a cursor per run: the last epoch MLflow already has), closes runs,
+deletes the runs of trials Ray forgot (a driver killed before Ray saved them) and sets the
 parent run's status. Every event is idempotent against what MLflow already holds, so a journal
 can be sent again after any crash (`selab sync`). A call that got no answer may have been applied
 all the same, so after one the writer reads the runs again; a trial's run made twice (MLflow's
@@ -26,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.journal import JOURNAL_FILE, Event, Journal, read_events
+from runners.spec.points import TrialRecord
+from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, Event, Journal, read_events
 
-SENT_FILE = "selab_journal.sent"
 # MLflow's HTTP client retries for minutes by default; the writer has its own patient loop, so
 # each call gives up in seconds and a server that went away is noticed at once.
 HTTP_RETRY_DEFAULTS = {
@@ -191,14 +193,15 @@ class MlflowWriter:
         # run; a start after it is Ray giving the id again, to the trial it never saved.
         self._progress.deleted.discard(trial_id)
         trial = self.trials.get(trial_id)
+        record = TrialRecord.from_event(self.spec, event)
         if trial is None:
-            trial = self.trials[trial_id] = self._create_run(event)
+            trial = self.trials[trial_id] = self._create_run(event, record)
         else:  # a resumed or retried trial (or a start cut short): the same run, running
             self.client.update_run(trial.run_id, status="RUNNING")
             self.client.set_tag(trial.run_id, "selab.status", "running")
             trial.tags["selab.status"] = "running"
         if not trial.has_params:  # new, or its creation was cut short by an outage
-            self._log_params(trial, event)
+            self._log_params(trial, record)
 
     def _on_result(self, event: Event) -> None:
         from mlflow.entities import Metric
@@ -218,8 +221,8 @@ class MlflowWriter:
     def _on_trial_end(self, event: Event) -> None:
         from mlflow.entities import Metric, RunTag
 
-        from runners.models import MODEL_TAG, log_model, stored_model_at
-        from runners.tracking import ERROR_ARTIFACT
+        from runners.storage.models import MODEL_TAG, log_model, stored_model_at
+        from runners.tracking.schema import ERROR_ARTIFACT
 
         trial = self._trial(event)
         if trial is None:
@@ -288,7 +291,7 @@ class MlflowWriter:
         return self._trials
 
     def _child_runs(self) -> list[Any]:
-        from runners.tracking import PARENT_RUN_TAG
+        from runners.tracking.schema import PARENT_RUN_TAG
 
         runs, token = [], None
         while True:
@@ -319,26 +322,21 @@ class MlflowWriter:
             trial.end_steps = {m.step for m in history}
         return trial.end_steps
 
-    def _create_run(self, event: Event) -> _TrialState:
-        from runners.points import decode_point, make_point
-        from runners.tracking import PARENT_RUN_TAG, keep_one_run
+    def _create_run(self, event: Event, record: TrialRecord) -> _TrialState:
+        from runners.tracking.schema import PARENT_RUN_TAG, keep_one_run
 
-        overrides = decode_point(self.spec, event["point"])
-        seed = int(event["seed"])
-        point = make_point(self.spec, overrides)
         tags = {
             PARENT_RUN_TAG: self.parent.run_id,
             "selab.role": "trial",
             "selab.sweep": self.spec.name,
             "selab.trial_id": event["trial_id"],
-            "selab.point": json.dumps(overrides),
-            "selab.label": point.label,
-            "selab.baseline": str(point.baseline).lower(),
+            "selab.point": json.dumps(record.overrides),
+            "selab.label": record.label,
+            "selab.baseline": str(record.baseline).lower(),
             "selab.status": "running",
         }
         run = self.client.create_run(self.parent.experiment_id, tags=tags,
-                                     run_name=f"{point.label} seed={seed}",
-                                     start_time=event["time"])
+                                     run_name=record.run_name, start_time=event["time"])
         same_trial = (f"tags.`{PARENT_RUN_TAG}` = '{self.parent.run_id}' "
                       f"and tags.`selab.trial_id` = '{event['trial_id']}'")
         run_id = keep_one_run(self.client, self.parent.experiment_id, same_trial,
@@ -346,14 +344,11 @@ class MlflowWriter:
         return _TrialState(run_id, tags, has_cost=False, start_time=event["time"],
                            last_step=0, end_steps=set())
 
-    def _log_params(self, trial: _TrialState, event: Event) -> None:
+    def _log_params(self, trial: _TrialState, record: TrialRecord) -> None:
         from mlflow.entities import Param
 
-        from runners.points import decode_point, resolve_trial
-
-        overrides = decode_point(self.spec, event["point"])
-        params = resolve_trial(self.spec, overrides, int(event["seed"])).flat_params()
-        self.client.log_batch(trial.run_id, params=[Param(k, v) for k, v in params.items()])
+        params = [Param(k, v) for k, v in record.params.items()]
+        self.client.log_batch(trial.run_id, params=params)
         trial.has_params = True
 
     # --- progress and messages

@@ -1,29 +1,30 @@
 """Everything a sweep writes to MLflow, exactly as docs/mlflow-schema.md says.
 
 The driver opens one parent run per sweep (`open_parent_run`); trial results reach MLflow
-through the sweep's journal and the background writer (runners.journal_logger,
-runners.mlflow_writer), which keep one nested run per trial, found by its `selab.trial_id` tag.
-Only the MLflow client API is used: a SQLite file and an HTTP tracking server behave the same.
+through the sweep's journal and the background writer (runners.tracking.journal_logger,
+runners.tracking.mlflow_writer), which keep one nested run per trial, found by its
+`selab.trial_id` tag. Only the MLflow client API is used: a SQLite file and an HTTP tracking
+server behave the same.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Param
-from ray.tune.experiment import Trial
 
-from runners.points import TrialSettings, fixed_settings
-from runners.spec import SweepSpec
-from runners.store import choose_tracking_uri
+from runners.spec.points import TrialSettings, fixed_settings
+from runners.spec.sweep import SweepSpec
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
 
 PARENT_RUN_TAG = "mlflow.parentRunId"
 CREATION_TAG = "selab.creation"  # one id per create call, to find a create applied twice
@@ -35,16 +36,8 @@ EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "val_top5", "images_per_s"
 ERROR_ARTIFACT = "error.txt"
 
 
-def resolve_tracking_uri(cli_uri: str | None, spec: SweepSpec) -> str:
-    return choose_tracking_uri(cli_uri, spec.tracking.uri)
-
-
 def experiment_name(spec: SweepSpec) -> str:
     return spec.tracking.experiment or spec.name
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # ----------------------------------------------------------------------------- parent run
@@ -115,22 +108,14 @@ def _fixed_params(settings: TrialSettings, varied: Iterable[str]) -> dict[str, s
     }
 
 
-def set_parent_status(parent: ParentRun, status: str) -> None:
-    client = MlflowClient(parent.tracking_uri)
-    if status == "RUNNING":
-        client.update_run(parent.run_id, status="RUNNING")
-    else:
-        client.set_terminated(parent.run_id, status=status)
-
-
 # ----------------------------------------------------------------------------- trial runs
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_cost_metric(key: str) -> bool:
+def is_cost_metric(key: str) -> bool:
     base = key.rsplit(".", 1)[-1]
     return base in ("flops", "params", "se_flops", "se_params") and (
         "." not in key or key.startswith("stage")

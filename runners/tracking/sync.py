@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from pathlib import Path
 
-import yaml
-
-from runners.journal import JOURNAL_FILE, Journal, local_state_dir, read_events
-from runners.journal_mirror import JournalMirror
-from runners.paths import (
-    SWEEP_META_FILE,
-    SWEEP_SPEC_FILE,
-    SweepFolder,
-    absolute_storage,
-    shell_arg,
-)
-from runners.sweep_lock import SweepLock
-from search_space.errors import ConfigError
-
-DEFAULT_STORAGE = "./selab_runs"
+from runners.storage.local_state import local_state_dir
+from runners.storage.paths import shell_arg
+from runners.storage.saved_sweep import open_saved_sweep
+from runners.storage.sweep_lock import SweepLock
+from runners.tracking.journal import JOURNAL_FILE, Journal, read_events
+from runners.tracking.journal_mirror import JournalMirror
+from runners.tracking.mlflow_writer import MlflowWriter
 
 
 @dataclass
@@ -31,20 +23,8 @@ class SyncReport:
 def sync_sweep(name: str, *, storage: str | None = None) -> SyncReport:
     """Send what the journal holds and MLflow lacks; close the parent run of a sweep whose
     driver is gone (FAILED: `selab resume` continues it)."""
-    from runners.mlflow_writer import MlflowWriter
-    from runners.spec import parse_spec
-    from runners.tracking import ParentRun
-
-    folder = SweepFolder(absolute_storage(storage or DEFAULT_STORAGE), name)
-    if not (folder.has(SWEEP_META_FILE) and folder.has(SWEEP_SPEC_FILE)):
-        known = folder.sibling_sweeps()
-        raise ConfigError(
-            f"no sweep {name!r} in {folder.storage} (looked for {folder}).\n"
-            f"Sweeps there: {', '.join(known) or 'none'}; pass --storage if it lives elsewhere."
-        )
-    spec = parse_spec(yaml.safe_load(folder.read_text(SWEEP_SPEC_FILE)),
-                      source=f"{folder}/{SWEEP_SPEC_FILE}")
-    parent = ParentRun(**json.loads(folder.read_text(SWEEP_META_FILE)))
+    saved = open_saved_sweep(name, storage, "sync")
+    folder, spec, parent = saved.folder, saved.spec, saved.parent
     state_dir = local_state_dir(folder.location)
     mirror = JournalMirror.of(folder.location, state_dir)  # storage behind a URI
     # A running driver sends its own results; a second sender could open duplicate runs.
@@ -63,7 +43,7 @@ def sync_sweep(name: str, *, storage: str | None = None) -> SyncReport:
                       f"parent run {parent.run_id})")
 
 
-def last_sweep_status(state_dir) -> str | None:
+def last_sweep_status(state_dir: Path) -> str | None:
     """The sweep status the journal last recorded (None: none recorded)."""
     status = None
     for event, _ in read_events(state_dir / JOURNAL_FILE):

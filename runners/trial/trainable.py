@@ -19,17 +19,20 @@ import numpy as np
 import torch
 from ray import tune
 
-from runners.data import DataConfig, DataSplits, load_splits
-from runners.memory import keep_freed_memory
-from runners.points import decode_point, resolve_trial
-from runners.spec import SweepSpec
-from runners.training import Trainer
+from runners.spec.data import DataConfig
+from runners.spec.points import decode_point, resolve_trial
+from runners.spec.sweep import SweepSpec
+from runners.storage.models import MODEL_FILE
+from runners.trial.data.load import load_splits
+from runners.trial.data.splits import DataSplits
+from runners.trial.memory import keep_freed_memory
+from runners.trial.training import Trainer
 from search_space import ArchConfig, build_model
 from search_space.cost import count_cost
 from search_space.serialize import save_model
 
 CHECKPOINT_FILE = "trainer.pt"
-# The last checkpoint of a finished trial: its network (runners.models) and its last
+# The last checkpoint of a finished trial: its network (runners.storage.models) and its last
 # metrics, no optimizer state (a finished trial never trains again).
 FINAL_FILE = "final.json"
 
@@ -45,7 +48,7 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     settings = resolve_trial(spec, decode_point(spec, config["point"]), int(config["seed"]))
     device = _trial_device()
     torch.set_num_threads(_trial_cpus())
-    keep_freed_memory()  # no page faults per training step (runners/memory.py)
+    keep_freed_memory()  # no page faults per training step (runners/trial/memory.py)
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
@@ -103,8 +106,6 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
 
 def _report_final(metrics: dict[str, Any], settings: Any, trainer: Trainer) -> None:
     """The last report, with the checkpoint that keeps the trained network."""
-    from runners.models import MODEL_FILE
-
     with tempfile.TemporaryDirectory() as folder:
         save_model(Path(folder, MODEL_FILE), settings.arch, trainer.model,
                    meta={"seed": settings.seed, "epochs": trainer.epoch})

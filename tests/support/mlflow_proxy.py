@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from mlflow_server import MlflowServer
+from tests.support.mlflow_server import MlflowServer
 
 Match = Callable[[str, bytes], bool]  # (request path, request body) -> is this the request
 FAULTS = ("kill before", "kill after", "drop reply")

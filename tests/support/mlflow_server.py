@@ -14,9 +14,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ray_nodes import free_port
-
-from runners.mlflow_writer import HTTP_RETRY_DEFAULTS
+from runners.tracking.mlflow_writer import HTTP_RETRY_DEFAULTS
+from tests.support.cli import free_port
 
 
 class MlflowServer:

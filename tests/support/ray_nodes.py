@@ -22,7 +22,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,17 +29,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runners.compat import new_ray_auth_token
+from tests.support.cli import free_port
+
 RAY = str(Path(sys.executable).parent / "ray")
 # The longest socket path Ray makes under its temp dir: <temp>/session_<date>_<usec>_<pid>/
 # sockets/dash_MetricsHead, 68 bytes past the temp dir (7-digit pid); Linux allows 107.
 _SOCKET_SUFFIX_BYTES = 68
 _SOCKET_PATH_MAX = 107
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cluster_env(token_file: Path, *, auth_mode: str | None) -> dict[str, str]:
@@ -163,10 +159,6 @@ class LocalCluster:
 
 
 def make_token(folder: Path) -> Path:
-    from ray._private.authentication.authentication_token_generator import (
-        generate_new_authentication_token,
-    )
-
     token_file = folder / "auth_token"
-    token_file.write_text(generate_new_authentication_token())
+    token_file.write_text(new_ray_auth_token())
     return token_file

@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -19,6 +20,19 @@ def state_statuses(state_text: str | bytes) -> dict[str, str]:
     """
     trials = (json.loads(entry[0]) for entry in json.loads(state_text)["trial_data"])
     return {trial["trial_id"]: trial["status"] for trial in trials}
+
+
+def sweep_runs(uri: str, experiment: str) -> tuple[Any, list[Any]]:
+    """(the newest parent run, its trial runs) of an experiment."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("selab.role") == "sweep"]
+    assert parents, "no parent run"
+    parent = max(parents, key=lambda r: r.info.start_time)
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, trials
 
 
 def mlflow_trials(uri: str, experiment: str) -> dict[str, tuple[str, bool]]:

@@ -1,0 +1,1 @@
+"""One module per `selab` sub-command, each with `register(subparsers)` (runners.cli.main)."""

@@ -1,8 +1,9 @@
 """`selab analyze SWEEP`: the paper's excitation analysis (Sec. 7.2) of a sweep's trained networks.
 
-For each chosen trial: its kept model (runners.models) runs the trial's validation split,
-`runners.analysis` tabulates the excitations of the chosen blocks, `reports.excitation` draws
-them; CSVs and PNGs go to --out and to the trial's MLflow run under `excitation/`.
+For each chosen trial: its kept model (runners.storage.models) runs the trial's validation
+split, `search_space.excitation_analysis` tabulates the excitations of the chosen blocks,
+`reports.excitation` draws them; CSVs and PNGs go to --out and to the trial's MLflow run under
+`excitation/`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runners.store import choose_tracking_uri
+from runners.tracking.store import choose_tracking_uri
 from search_space.errors import ConfigError
 
 ARTIFACT_DIR = "excitation"
@@ -37,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from runners.commands.trial_select import load_sweep_or_fail, select_trials
-    from runners.spec import parse_spec
+    from runners.cli.trial_names import load_sweep_or_fail, select_trials
+    from runners.spec.load import parse_spec
 
     uri = choose_tracking_uri(args.tracking_uri)
     # A model download is a detail of this command: no MLflow progress bar in its output.
@@ -71,10 +72,10 @@ def analyze_trial(
 ) -> Path | None:
     """Analyse one trial; None when its network has no gate (nothing to analyse)."""
     from reports.excitation import plot_per_class, plot_summary
-    from runners.analysis import analyze
-    from runners.models import fetch_model
-    from runners.points import resolve_trial
+    from runners.spec.points import resolve_trial
+    from runners.storage.models import fetch_model
     from search_space.excitation import gate_sites
+    from search_space.excitation_analysis import analyze
     from search_space.serialize import load_model
 
     arch, model = load_model(fetch_model(client, client.get_run(row["run_id"])))
@@ -106,7 +107,7 @@ _splits_cache: dict[str, Any] = {}
 
 def _splits(data: Any) -> Any:
     """The validation split of a data config, loaded once per command."""
-    from runners.data import load_splits
+    from runners.trial.data.load import load_splits
 
     key = data.model_dump_json()
     if key not in _splits_cache:

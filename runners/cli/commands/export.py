@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-from runners.store import choose_tracking_uri
+from runners.tracking.store import choose_tracking_uri
 from search_space.errors import ConfigError
 
 
@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from runners.commands.trial_select import load_sweep_or_fail, select_trials
-    from runners.models import fetch_model
+    from runners.cli.trial_names import load_sweep_or_fail, select_trials
+    from runners.storage.models import fetch_model
     from search_space.serialize import load_model
 
     uri = choose_tracking_uri(args.tracking_uri)

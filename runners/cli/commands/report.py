@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from runners.store import DEFAULT_TRACKING_URI, choose_tracking_uri
+from runners.tracking.store import DEFAULT_TRACKING_URI, choose_tracking_uri
 from search_space.errors import ConfigError
 
 
@@ -81,7 +81,7 @@ def _keep_models(uri: str, sweep: Any, report: Any) -> int:
     import yaml
     from mlflow import MlflowClient
 
-    from runners.models import keep_models
+    from runners.storage.models import keep_models
 
     spec = yaml.safe_load(sweep.spec_text() or "") or {}
     if ((spec.get("tracking") or {}).get("models") or "recommended") != "recommended":

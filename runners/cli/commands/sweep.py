@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from runners.spec.defaults import DEFAULT_STORAGE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a sweep spec (YAML) as Ray Tune trials")
@@ -14,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_cluster_args(run)
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: spec, "
                      "$MLFLOW_TRACKING_URI, sqlite:///mlflow.db)")
-    run.add_argument("--storage", help="Ray storage folder (default: the spec's storage)")
+    run.add_argument("--storage", help="Ray storage folder (default: the spec's storage, "
+                     f"else {DEFAULT_STORAGE})")
     run.add_argument("--overwrite", action="store_true",
                      help="start over if the sweep's Ray folder exists (new MLflow parent run)")
     _add_set_arg(run)
@@ -23,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     resume = subparsers.add_parser("resume", help="continue a sweep whose driver stopped")
     resume.add_argument("name", help="the sweep's name (the spec's `name`)")
     _add_cluster_args(resume)
-    resume.add_argument("--storage", help="Ray storage folder (default: ./selab_runs)")
+    resume.add_argument("--storage", help=f"Ray storage folder (default: {DEFAULT_STORAGE})")
     resume.set_defaults(func=resume_command)
 
     validate = subparsers.add_parser(
@@ -49,8 +52,8 @@ def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from runners.spec import load_spec_with_text
-    from runners.sweep import run_sweep
+    from runners.spec.load import load_spec_with_text
+    from runners.sweep.run import run_sweep
 
     spec, text = load_spec_with_text(args.spec, args.overrides)
     result = run_sweep(
@@ -65,7 +68,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def resume_command(args: argparse.Namespace) -> int:
-    from runners.sweep import resume_sweep
+    from runners.sweep.run import resume_sweep
 
     return _print_result(resume_sweep(args.name, storage=args.storage, address=args.address))
 
@@ -83,7 +86,7 @@ def _print_result(result) -> int:
         for line in result.failed:
             print(f"  {line}")
     if not result.complete:
-        from runners.paths import shell_arg
+        from runners.storage.paths import shell_arg
 
         print(f"not every trial ended; continue with: selab resume {result.name} "
               f"--storage {shell_arg(result.storage)}")
@@ -91,9 +94,9 @@ def _print_result(result) -> int:
 
 
 def validate_command(args: argparse.Namespace) -> int:
-    from runners.points import count_trials
-    from runners.preflight import preflight
-    from runners.spec import load_spec
+    from runners.spec.load import load_spec
+    from runners.spec.points import count_trials
+    from runners.sweep.preflight import preflight
 
     for path in args.spec:
         spec = load_spec(path, args.overrides)

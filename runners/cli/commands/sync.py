@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import argparse
 
+from runners.spec.defaults import DEFAULT_STORAGE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sync = subparsers.add_parser(
         "sync", help="send to MLflow what a sweep's driver could not (tracking server away)")
     sync.add_argument("name", help="the sweep's name (the spec's `name`)")
-    sync.add_argument("--storage", help="Ray storage folder (default: ./selab_runs)")
+    sync.add_argument("--storage", help=f"Ray storage folder (default: {DEFAULT_STORAGE})")
     sync.set_defaults(func=sync_command)
 
 
 def sync_command(args: argparse.Namespace) -> int:
-    from runners.sync import sync_sweep
+    from runners.tracking.sync import sync_sweep
 
     report = sync_sweep(args.name, storage=args.storage)
     print(report.message)

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def ui_command(args: argparse.Namespace) -> int:
-    from runners.store import choose_tracking_uri
+    from runners.tracking.store import choose_tracking_uri
 
     uri = choose_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):

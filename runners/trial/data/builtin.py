@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from runners.datasets.splits import Raw, split_raw, stratified_split
+from runners.trial.data.splits import Raw, split_raw, stratified_split
 
 if TYPE_CHECKING:
-    from runners.data import DataConfig
+    from runners.spec.data import DataConfig
 
 DIGITS_LEVELS = 16  # digits pixels are integers 0..16
 DEFAULT_SYNTHETIC_VAL = 256

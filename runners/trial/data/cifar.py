@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runners.datasets.splits import DatasetInfo, Raw, split_raw, stratified_split
+from runners.trial.data.splits import DatasetInfo, Raw, split_raw, stratified_split
 from search_space.errors import ConfigError
 
 if TYPE_CHECKING:
-    from runners.data import DataConfig
+    from runners.spec.data import DataConfig
 
 DEFAULT_VAL_SIZE = 5000
 ROW_BYTES = 3 * 32 * 32

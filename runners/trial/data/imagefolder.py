@@ -3,7 +3,7 @@ with `<root>/val/<class>/`.
 
 What a folder holds is found from its listing and a sample of image headers (`inspect`); a set
 whose uint8 pixels fit `data.memory_budget_mb` is decoded once into memory (`load`), a larger one
-is streamed from disk through torchvision (runners.datasets.streamed).
+is streamed from disk through torchvision (runners.trial.data.streamed).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from runners.datasets.splits import DatasetInfo, Raw, split_raw, stratified_split
+from runners.trial.data.splits import DatasetInfo, Raw, split_raw, stratified_split
 from search_space.errors import ConfigError, allowed
 
 if TYPE_CHECKING:
     import torch
 
-    from runners.data import DataConfig
+    from runners.spec.data import DataConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 HEADER_SAMPLE = 64  # images whose header is read to check the files and find the channels

@@ -46,7 +46,7 @@ class DataSplits:
     scale: float = 1 / 255
     test_x: torch.Tensor | None = None
     test_y: torch.Tensor | None = None
-    streamed: ClassVar[bool] = False  # held in memory (see runners.datasets.streamed)
+    streamed: ClassVar[bool] = False  # held in memory (see runners.trial.data.streamed)
     _affine: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
 
     @property

@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
-from runners.datasets.imagefolder import IMAGE_SUFFIXES, scan, split_indices
-from runners.datasets.splits import SplitName
+from runners.trial.data.imagefolder import IMAGE_SUFFIXES, scan, split_indices
+from runners.trial.data.splits import SplitName
 
 if TYPE_CHECKING:
-    from runners.data import DataConfig
+    from runners.spec.data import DataConfig
 
 STATS_SAMPLE = 256  # images whose pixels give the normalisation stats
 EVAL_RESIZE = 256 / 224  # resize the short side to this times the crop, then center-crop
@@ -90,7 +90,7 @@ class StreamedSplits:
 
     def _sample_stats(self, seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel pixel mean/std over a seeded sample of training images."""
-        from runners.datasets.splits import channel_stats
+        from runners.trial.data.splits import channel_stats
 
         g = torch.Generator().manual_seed(seed)
         count = min(STATS_SAMPLE, len(self.train_plain))
