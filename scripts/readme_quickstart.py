@@ -1,38 +1,73 @@
-"""Regenerate the README's quickstart block and its figure from what the commands print.
+"""Regenerate the quickstart's results in the README and the docs from what the commands print.
 
-Runs the README's commands (`selab run experiments/quickstart.yaml`, `selab report quickstart`,
-then `selab analyze quickstart --trials "r=16 seed=0"`) in a fresh temporary folder, then
-rewrites the block between the `quickstart:begin` and `quickstart:end` markers of README.md and
-its figures in docs/images/, so that the README's table, plots, recommendation and excitation
-figures cannot drift from what the same commands print.
+Runs the quickstart's commands (`selab run experiments/quickstart.yaml`, `selab report
+quickstart`, then `selab analyze quickstart --trials "r=16 seed=0"`) in a fresh temporary
+folder, then rewrites the block between the `quickstart:begin` and `quickstart:end` markers of
+two pages, and the figures in docs/images/, so that neither page can drift from what the same
+commands print:
 
-    python scripts/readme_quickstart.py            # run, then rewrite README and image
-    python scripts/readme_quickstart.py --check    # run, print the block, change nothing
+- README.md: the short block (the run time, the recommendation, the table, the accuracy plot);
+- docs/quickstart.md: the whole block (the same, plus the excitation analysis, the storage
+  footprint and the decision rule).
+
+    python scripts/readme_quickstart.py            # run, then rewrite both pages and the images
+    python scripts/readme_quickstart.py --check    # run, print both blocks, change nothing
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-IMAGE = ROOT / "docs" / "images" / "quickstart_acc_vs_r.png"
-EXCITATION_IMAGES = {"per_class.png": ROOT / "docs" / "images" / "quickstart_excitation.png",
-                     "summary.png": ROOT / "docs" / "images" / "quickstart_excitation_summary.png"}
+QUICKSTART_PAGE = ROOT / "docs" / "quickstart.md"
+IMAGES = ROOT / "docs" / "images"
+ACC_IMAGE = "quickstart_acc_vs_r.png"
+# The analysis' figures, by the name `selab analyze` gives them -> the name in docs/images/.
+EXCITATION_IMAGES = {
+    "per_class.png": "quickstart_excitation.png",
+    "summary.png": "quickstart_excitation_summary.png",
+}
 ANALYZED = "r=16 seed=0"
 SPEC = ROOT / "experiments" / "quickstart.yaml"
 BEGIN = re.compile(r"<!-- quickstart:begin[^>]*-->")
 END = "<!-- quickstart:end -->"
-# Columns of the report's table that the README keeps (the paper's columns stay in the report).
-KEEP = ("reduction r", "setting", "seeds", "top-1 err (%) [95% CI]", "params (k)",
-        "Δparams vs no SE", "MFLOPs", "Δ top-1 err vs no SE (pp)", "p Holm (p, test)")
+# Columns of the report's table that the pages keep (the paper's columns stay in the report).
+KEEP = (
+    "reduction r",
+    "setting",
+    "seeds",
+    "top-1 err (%) [95% CI]",
+    "params (k)",
+    "Δparams vs no SE",
+    "MFLOPs",
+    "Δ top-1 err vs no SE (pp)",
+    "p Holm (p, test)",
+)
+# The lines of the report's printed recommendation that the pages quote.
+QUOTED = ("Which configuration", "Does SE help", "Seeds were raced", "Stopped early")
+
+
+@dataclass
+class Results:
+    """What the commands printed and wrote, as the two blocks need it."""
+
+    report_out: str  # what `selab report quickstart` printed
+    table: str  # the varied axis' table, trimmed to KEEP
+    run_s: float  # wall time of `selab run`
+    spec_text: str  # experiments/quickstart.yaml
+    summary_csv: str  # `selab analyze`'s summary.csv of the analysed trial
+    storage_mb: float  # size of the sweep's storage folder
 
 
 def run(args: list[str], cwd: Path) -> tuple[str, float]:
@@ -48,110 +83,160 @@ def trimmed_table(markdown: str) -> str:
     cells = [[c.strip() for c in row.strip("|").split(" | ")] for row in rows]
     header = cells[0]
     keep = [header.index(c) for c in KEEP if c in header]
-    out = ["| " + " | ".join(header[i] for i in keep) + " |",
-           "|" + "|".join("---" for _ in keep) + "|"]
+    out = [
+        "| " + " | ".join(header[i] for i in keep) + " |",
+        "|" + "|".join("---" for _ in keep) + "|",
+    ]
     out += ["| " + " | ".join(row[i] for i in keep) + " |" for row in cells[2:]]
     return "\n".join(out)
-
-
-def excitation_text(summary_csv: str, storage_mb: float) -> str:
-    """The analysis paragraph: what `selab analyze` measured per block, and the footprint."""
-    import csv
-    import io
-
-    rows = list(csv.DictReader(io.StringIO(summary_csv)))
-    lines = ["| block | channels | mean excitation | spread across classes | near 1 (share) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['block']} | {r['channels']} | {float(r['mean']):.3f} | "
-              f"{float(r['class_spread']):.3f} | {float(r['saturated_high']):.2f} |"
-              for r in rows]
-    table = "\n".join(lines)
-    return f"""`selab analyze quickstart --trials "{ANALYZED}"` (the paper's Sec. 7.2 on the
-trained r=16 network; the last gated unit of each stage, over the validation split):
-
-{table}
-
-![per-class mean excitations](docs/images/quickstart_excitation.png)
-![class spread and saturation per block](docs/images/quickstart_excitation_summary.png)
-
-The sweep's storage folder (`selab_runs/quickstart`: Ray's state and one final checkpoint per
-finished trial, which holds its trained network) takes {storage_mb:.1f} MB."""
 
 
 def folder_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
 
-def block(report_out: str, table: str, run_s: float, spec_text: str, analysis: str) -> str:
-    lines = [line for line in report_out.splitlines()
-             if line.startswith(("Which configuration", "Does SE help", "Seeds were raced",
-                                 "Stopped early"))]
-    rule_lines = report_out[report_out.index("Decision rule"):].splitlines()
-    rule = "\n".join(line for line in rule_lines
-                     if line.startswith("Decision rule") or re.match(r"\d\. ", line))
-    seeds = re.search(r"^seeds:.*$", spec_text, re.M)
-    epochs = re.search(r"^\s*epochs:\s*(\d+)", spec_text, re.M)
-    quoted = "\n".join(f"> {line}\n>" for line in lines).rstrip(">\n")
+def recommendation(results: Results) -> str:
+    """The report's printed recommendation, as a Markdown quote."""
+    lines = [line for line in results.report_out.splitlines() if line.startswith(QUOTED)]
+    return "\n".join(f"> {line}\n>" for line in lines).rstrip(">\n")
+
+
+def decision_rule(results: Results) -> str:
+    out = results.report_out
+    lines = out[out.index("Decision rule") :].splitlines()
+    return "\n".join(
+        line for line in lines if line.startswith("Decision rule") or re.match(r"\d\. ", line)
+    )
+
+
+def run_settings(results: Results) -> str:
+    """'8 epochs per trial with `seeds: {...}`', read from the spec."""
+    seeds = re.search(r"^seeds:.*$", results.spec_text, re.M)
+    epochs = re.search(r"^\s*epochs:\s*(\d+)", results.spec_text, re.M)
     seeds_text = seeds.group(0).split("#")[0].strip() if seeds else "seeds"
-    epochs_text = epochs.group(1) if epochs else "?"
-    return f"""`selab run` prints Ray Tune's progress table and ends with a summary;
-`selab report quickstart` writes `selab_reports/quickstart/` (`report.html`, PNG plots, CSV
-and Markdown tables, `recommendation.md`) and logs the same files under `report/` of the
-sweep's parent run. The quickstart trains {epochs_text} epochs per trial with `{seeds_text}`;
-`selab run` took {run_s:.0f} s here (2 CPU cores). The table for the varied axis (from
-`table_arch_se_reduction.md`, trimmed to the measured columns):
+    return f"{epochs.group(1) if epochs else '?'} epochs per trial with `{seeds_text}`"
+
+
+def excitation_text(results: Results, images: str) -> str:
+    """The analysis paragraph: what `selab analyze` measured per block, and the footprint."""
+    rows = list(csv.DictReader(io.StringIO(results.summary_csv)))
+    lines = [
+        "| block | channels | mean excitation | spread across classes | near 1 (share) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['block']} | {r['channels']} | {float(r['mean']):.3f} | "
+        f"{float(r['class_spread']):.3f} | {float(r['saturated_high']):.2f} |"
+        for r in rows
+    ]
+    table = "\n".join(lines)
+    return f"""`selab analyze quickstart --trials "{ANALYZED}"` (the paper's Sec. 7.2 on the
+trained r=16 network; the last gated unit of each stage, over the validation split):
 
 {table}
 
+![per-class mean excitations]({images}{EXCITATION_IMAGES["per_class.png"]})
+![class spread and saturation per block]({images}{EXCITATION_IMAGES["summary.png"]})
+
+The sweep's storage folder (`selab_runs/quickstart`: Ray's state and one final checkpoint per
+finished trial, which holds its trained network) takes {results.storage_mb:.1f} MB."""
+
+
+def docs_block(results: Results, images: str = "images/") -> str:
+    """The whole block, for docs/quickstart.md."""
+    return f"""`selab run` prints Ray Tune's progress table and ends with a summary;
+`selab report quickstart` writes `selab_reports/quickstart/` (`report.html`, PNG plots, CSV
+and Markdown tables, `recommendation.md`) and logs the same files under `report/` of the
+sweep's parent run. The quickstart trains {run_settings(results)};
+`selab run` took {results.run_s:.0f} s here (2 CPU cores). The table for the varied axis (from
+`table_arch_se_reduction.md`, trimmed to the measured columns):
+
+{results.table}
+
 The recommendation, as `selab report quickstart` prints it:
 
-{quoted}
+{recommendation(results)}
 
-![accuracy vs r](docs/images/quickstart_acc_vs_r.png)
+![accuracy vs r]({images}{ACC_IMAGE})
 
-{analysis}
+{excitation_text(results, images)}
 
 How the report decides (printed with every report):
 
 ```text
-{rule}
+{decision_rule(results)}
 ```
 
 This block, the tables and the figures are written by `python scripts/readme_quickstart.py`
 from what the commands print."""
 
 
+def readme_block(results: Results, images: str = "docs/images/") -> str:
+    """The short block, for README.md: the answer, the table, the plot."""
+    return f"""The quickstart trains {run_settings(results)};
+`selab run` took {results.run_s:.0f} s here (2 CPU cores). `selab report quickstart` writes
+`selab_reports/quickstart/` (`report.html`, PNG plots, CSV and Markdown tables) and prints
+its answer:
+
+{recommendation(results)}
+
+{results.table}
+
+![accuracy vs r]({images}{ACC_IMAGE})
+
+Written by `python scripts/readme_quickstart.py` from what the commands print."""
+
+
+def replace_block(page: Path, text: str) -> None:
+    """Put text between the page's quickstart:begin and quickstart:end markers."""
+    content = page.read_text(encoding="utf-8")
+    begin = BEGIN.search(content)
+    end = content.find(END)
+    if begin is None or end < begin.end():
+        sys.exit(f"{page} has no quickstart:begin ... quickstart:end block")
+    page.write_text(content[: begin.end()] + "\n" + text + "\n" + content[end:], encoding="utf-8")
+
+
+def run_quickstart(work: Path) -> tuple[Results, dict[Path, Path]]:
+    """Run the three commands in work; the results and {figure made: its docs/images/ path}."""
+    selab = shutil.which("selab") or sys.exit("selab is not installed (pip install -e .)")
+    shutil.copytree(ROOT / "experiments", work / "experiments")
+    _, run_s = run([selab, "run", "experiments/quickstart.yaml"], work)
+    report_out, _ = run([selab, "report", "quickstart"], work)
+    run([selab, "analyze", "quickstart", "--trials", ANALYZED], work)
+    out = work / "selab_reports" / "quickstart"
+    analyzed = out / "excitation" / ANALYZED.replace("=", "").replace(" ", "_")
+    results = Results(
+        report_out=report_out,
+        table=trimmed_table((out / "table_arch_se_reduction.md").read_text(encoding="utf-8")),
+        run_s=run_s,
+        spec_text=SPEC.read_text(encoding="utf-8"),
+        summary_csv=(analyzed / "summary.csv").read_text(encoding="utf-8"),
+        storage_mb=folder_mb(work / "selab_runs" / "quickstart"),
+    )
+    figures = {out / "acc_vs_r.png": IMAGES / ACC_IMAGE}
+    figures.update({analyzed / made: IMAGES / kept for made, kept in EXCITATION_IMAGES.items()})
+    return results, figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="print the block, change nothing")
+    parser.add_argument("--check", action="store_true", help="print the blocks, change nothing")
     args = parser.parse_args()
-    selab = shutil.which("selab") or sys.exit("selab is not installed (pip install -e .)")
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        shutil.copytree(ROOT / "experiments", work / "experiments")
-        _, run_s = run([selab, "run", "experiments/quickstart.yaml"], work)
-        report_out, _ = run([selab, "report", "quickstart"], work)
-        run([selab, "analyze", "quickstart", "--trials", ANALYZED], work)
-        out = work / "selab_reports" / "quickstart"
-        analyzed = out / "excitation" / ANALYZED.replace("=", "").replace(" ", "_")
-        table = trimmed_table((out / "table_arch_se_reduction.md").read_text(encoding="utf-8"))
-        analysis = excitation_text((analyzed / "summary.csv").read_text(encoding="utf-8"),
-                                   folder_mb(work / "selab_runs" / "quickstart"))
-        text = block(report_out, table, run_s, SPEC.read_text(encoding="utf-8"), analysis)
+        results, figures = run_quickstart(Path(tmp))
         if args.check:
-            print(text)
+            print(
+                f"README.md:\n\n{readme_block(results)}\n\n"
+                f"docs/quickstart.md:\n\n{docs_block(results)}"
+            )
             return 0
-        IMAGE.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "acc_vs_r.png", IMAGE)
-        for name, target in EXCITATION_IMAGES.items():
-            shutil.copyfile(analyzed / name, target)
-    readme = README.read_text(encoding="utf-8")
-    begin = BEGIN.search(readme)
-    end = readme.index(END)
-    if begin is None or end < begin.end():
-        sys.exit("README.md has no quickstart:begin ... quickstart:end block")
-    README.write_text(readme[:begin.end()] + "\n" + text + "\n" + readme[end:], encoding="utf-8")
-    print(f"rewrote the quickstart block of {README} and {IMAGE}")
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        for made, kept in figures.items():
+            shutil.copyfile(made, kept)
+    replace_block(README, readme_block(results))
+    replace_block(QUICKSTART_PAGE, docs_block(results))
+    print(f"rewrote the quickstart blocks of {README} and {QUICKSTART_PAGE}, and {IMAGES}")
     return 0
 
 
