@@ -1,6 +1,6 @@
 """How long a user waits for each `selab` command that does not train, median of several runs.
 
-    python benchmarks/cli_latency.py [--repeats 5]
+    python -m benchmarks.cli_latency [--repeats 5]
 
 Each command runs as a fresh process, as a user types it, from the repository root. The
 reference column is what the same command took before start-up was made lazy (the same kind of

@@ -7,7 +7,7 @@
 - consumed: training steps of SE-ResNet-56 at 32 px and SE-ResNet-50 at 224 px on the same
   device (forward, backward, SGD step), the rate a data path must sustain.
 
-    python benchmarks/data_throughput.py [--images 768] [--rounds 3] [--workers 1 2 4]
+    python -m benchmarks.data_throughput [--images 768] [--rounds 3] [--workers 1 2 4]
         [--device cuda] [--json]
 
 Each rate is the median over rounds, with its spread (min-max). A worker's streamed rate

@@ -12,7 +12,8 @@ steps each after a warm-up (which also pays for cuDNN's autotuning and for compi
 time is printed), with CUDA events around each round; the SE/plain ratio is taken per round
 and its median and range printed, so clock drift hits both sides alike.
 
-    python -m benchmarks.gpu_throughput [--batch-size 256] [--rounds 5] [--steps 10] [--json OUT]
+    python -m benchmarks.gpu_throughput [--batch-size 256] [--rounds 5] [--steps 10]
+        [--rows selab,timm] [--modes eager,compiled] [--json OUT]
 
 On a CPU (for trying it out) it runs the same code at `--batch-size 2 --image-size 64`.
 """
@@ -132,7 +133,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rows", default="selab,timm", help="selab, timm or both")
-    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--modes", default="eager,compiled",
+                        help="eager, compiled or both (comma-separated)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
@@ -147,7 +149,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    modes = [False] if args.no_compile else [False, True]
+    modes = [mode == "compiled" for mode in args.modes.split(",")]
     rows = {}
     for source in args.rows.split(","):
         for compiled in modes:

@@ -7,7 +7,7 @@ step by step in alternation, and prints per network the median step time and the
 number of minor page faults per step (memory the allocator gave back to the OS and the step
 maps again, zeroed by the kernel).
 
-    python benchmarks/page_faults.py [--steps 7] [--threads 2]
+    python -m benchmarks.page_faults [--steps 7] [--threads 2]
 
 A fresh process per setting, because glibc's thresholds cannot be put back once set; so the
 two settings' times are from different processes, the ratios within one process are paired.

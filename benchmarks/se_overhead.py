@@ -7,7 +7,7 @@ every side alike.
 - inference: batch 1 at 224x224, eval mode, no autograd;
 - training step: batch 8 at 224x224, forward + backward + SGD step.
 
-    python benchmarks/se_overhead.py [--rounds 15] [--train-rounds 7] [--allocator both] [--json]
+    python -m benchmarks.se_overhead [--rounds 15] [--train-rounds 7] [--allocator both] [--json]
 
 Rows: every squeeze kind at the standard placement, every placement with the avg squeeze,
 the same network with both sides channels-last, and timm's `seresnet50` against its

@@ -9,7 +9,7 @@ the gate) and the whole block - on a warm cache and on a cold one (a buffer twic
 the last-level cache written before each call), to show what the network's convs between two
 SE blocks do to them.
 
-    python benchmarks/se_profile.py [--rounds 30] [--train-rounds 9] [--keep-freed-memory]
+    python -m benchmarks.se_profile [--rounds 30] [--train-rounds 9] [--keep-freed-memory]
 
 It also counts the minor page faults of each step: memory the allocator gave back to the OS
 and the step maps again (see runners/trial/memory.py).

@@ -11,7 +11,7 @@ Prints the ratio of wall times (sweep / bare) and where the sweep's fixed cost g
 per-trial setup (network build, fvcore cost, dataset load; reported by the trials themselves),
 time inside a trial not spent in epochs (checkpoints, reporting), and the driver's share.
 
-    python benchmarks/sweep_overhead.py [--trials 4] [--epochs 6] [--concurrency 2]
+    python -m benchmarks.sweep_overhead [--trials 4] [--epochs 6] [--concurrency 2]
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 ALL = "all"  # the per_class rows over every image
-SATURATION_BAND = 0.05  # as runners.analysis measures it
+SATURATION_BAND = 0.05  # as search_space.excitation_analysis measures it
 
 
 def plot_per_class(per_class: pd.DataFrame, out: Path, title: str, max_classes: int = 10) -> Path:

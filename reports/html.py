@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import paper, verdict
 from .recommend import Recommendation
-from .tables import TABLE_NOTE, axis_title, format_table
+from .tables import TABLE_NOTE, axis_title, format_table, row_notes
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -149,6 +149,7 @@ def _tables_section(tables: dict[str, pd.DataFrame], dataset: str) -> list[str]:
         parts.append(f"<h3>{escape(axis_title(axis))} <code>{escape(axis)}</code></h3>")
         classes = ["base" if b else "" for b in table["baseline"]]
         parts.append(_table_html(format_table(table), classes))
+        parts += [f"<p class='note'>{escape(line)}</p>" for line in row_notes(table)]
     if tables:
         parts.append(f"<p class='note'>{escape(TABLE_NOTE)} Paper source: "
                      f"{escape(paper.PAPER_SOURCE)}.</p>")
@@ -161,18 +162,37 @@ def _fronts_section(fronts: dict[str, pd.DataFrame]) -> list[str]:
              "and at most as costly (and strictly better in one). Equal points are both "
              "kept and marked as ties.</p>"]
     for cost, front in fronts.items():
-        cols = [c for c in ("label", "n", "acc_mean", "acc_ci_low", "acc_ci_high", "flops",
-                            "params", "pareto_tie") if c in front]
+        cols = [c for c in dict.fromkeys(("label", "n", "acc_mean", "acc_ci_low",
+                                          "acc_ci_high", "flops", "params", cost,
+                                          "pareto_tie")) if c in front]
         show = front[cols].copy()
         for c in ("acc_mean", "acc_ci_low", "acc_ci_high"):
             show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}")
         for c in ("flops", "params"):
             if c in show:
                 show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
+        if cost not in ("flops", "params"):  # measured time (reports.cost)
+            show[cost] = show[cost].map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
         show = show.rename(columns={"n": "seeds", "acc_mean": "accuracy (%)",
                                     "acc_ci_low": "95% CI low", "acc_ci_high": "95% CI high",
                                     "pareto_tie": "tie"})
         parts.append(f"<h3>accuracy vs {escape(cost)}</h3>{_table_html(show)}")
+    return parts
+
+
+def _cost_section(view: Any) -> list[str]:
+    """FLOPs against measured time (reports.cost), in total and per stage."""
+    from .cost import STAGE_NOTE, TIME_NOTE, display
+
+    if view is None or not view.available:
+        return []
+    parts = ["<h2>What SE costs: FLOPs vs measured time</h2>",
+             _table_html(display(view.totals), ["base" if b else "" for b in
+                                                view.totals["baseline"]]),
+             f"<p class='note'>{escape(TIME_NOTE)}</p>"]
+    if not view.stages.empty:
+        parts += ["<h3>Per stage: FLOPs share and time share</h3>",
+                  _table_html(display(view.stages)), f"<p class='note'>{escape(STAGE_NOTE)}</p>"]
     return parts
 
 
@@ -235,6 +255,7 @@ def render(
     dataset: str,
     excitation: dict[str, Path] | None = None,
     diagnostics: Any = None,
+    cost: Any = None,
 ) -> str:
     """The whole page as a string (no external resources)."""
     parts = _header(name, meta, status_counts, running)
@@ -243,6 +264,7 @@ def render(
     parts.append("<h2>Plots</h2>")
     parts += [f"<h3>{escape(title)}</h3>{_img(path, title)}" for title, path in plots.items()]
     parts += _fronts_section(fronts)
+    parts += _cost_section(cost)
     if diagnostics is not None:
         parts += _diagnostics_section(diagnostics)
     if excitation:

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox, offset_copy
 
+from .cost import axis_label, cost_name, stage_shares
 from .frame import FINISHED
 from .metrics import SPLIT
 from .pareto import pareto_front
@@ -43,10 +44,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _cost_axis(cost_col: str, values: list[float]) -> tuple[float, str]:
-    div, prefix = scale_for(values)
-    if cost_col == "flops":
-        return div, f"FLOPs per image ({prefix}FLOPs, multiply-add = 1)"
-    return div, f"parameters ({prefix})" if prefix else "parameters (count)"
+    return axis_label(cost_col, values)
 
 
 def place_labels(
@@ -222,8 +220,12 @@ def plot_pareto(
     singles = 100 * pd.to_numeric(done[acc_col], errors="coerce").dropna() if (
         acc_col in done and "point_key" in done) else pd.Series(dtype=float)
     bars = interval_yerr(pts)
-    _set_limits(ax, xs, [*(ys - bars[0]), *(ys + bars[1]), *singles], x_pad=0.12, y_pad=0.15)
-    ax.set_title(title or f"Accuracy vs {'FLOPs' if cost_col == 'flops' else 'parameters'}",
+    # A measured cost (latency) differs from trial to trial: their x counts too.
+    single_x = pd.to_numeric(done[cost_col], errors="coerce").dropna() / div if (
+        cost_col in done and "point_key" in done) else pd.Series(dtype=float)
+    _set_limits(ax, [*xs, *single_x], [*(ys - bars[0]), *(ys + bars[1]), *singles],
+                x_pad=0.12, y_pad=0.15)
+    ax.set_title(title or f"Accuracy vs {cost_name(cost_col)}",
                  fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     notes = [INTERVAL_NOTE]
@@ -428,6 +430,43 @@ def plot_stage_view(
     return _save(fig, path)
 
 
+def plot_time_shares(trials: pd.DataFrame, path: Path, title: str = "") -> Path | None:
+    """Per stage, its share of the network's FLOPs against its share of the time, and what SE
+    adds to it in FLOPs against in time, for the SE configuration that adds the most FLOPs."""
+    table = stage_shares(trials)
+    if table.empty:
+        return None
+    se_flops = pd.to_numeric(trials["se_flops"], errors="coerce").groupby(
+        trials["point_key"]).median().reindex(table["point_key"].unique())
+    rows = table[table["point_key"] == se_flops.idxmax()]
+    fig, _ = _figure(11.0, 4.4)
+    axes = fig.subplots(1, 2)
+    x = np.arange(len(rows))
+    panels = ((axes[0], ("FLOPs share %", "time share %"), "share of the network (%)",
+               "Where the network's FLOPs and time go"),
+              (axes[1], ("SE +FLOPs % of stage", "SE +time % of stage"),
+               "added by SE (% of the plain stage)", "What SE adds: FLOPs vs time"))
+    for ax, (flops_col, time_col), ylabel, panel_title in panels:
+        ax.bar(x - 0.2, rows[flops_col].fillna(0.0), 0.4, label="FLOPs (fvcore)",
+               color=POINT_COLOR)
+        ax.bar(x + 0.2, rows[time_col].fillna(0.0), 0.4, label="time (measured)",
+               color=FRONT_COLOR)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(x, [f"stage {s}" for s in rows["stage"]])
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title, fontsize=10.5)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
+    label = rows["configuration"].iloc[0]
+    fig.suptitle(title or f"FLOPs vs measured time per stage ({label})", fontsize=11)
+    fig.text(0.01, -0.02, f"{label}: the SE configuration that adds the most FLOPs. Time: the "
+             "deployment batch's forward, SE network and plain network in alternating rounds, "
+             "medians (stage_time_shares.csv has every configuration).", fontsize=8,
+             color="0.35", ha="left", va="top")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def make_plots(
     points: pd.DataFrame,
     trials: pd.DataFrame,
@@ -435,16 +474,20 @@ def make_plots(
     out_dir: str | Path,
     name: str = "",
     acc_col: str = "val_acc",
+    cost_col: str = "flops",
 ) -> dict[str, Path]:
-    """All figures that apply to this sweep, as ``{title: path}``."""
+    """All figures that apply to this sweep, as ``{title: path}``: accuracy against FLOPs,
+    parameters, measured latency where the trials measured it, and ``cost_col``."""
     out = Path(out_dir)
     figs: dict[str, Path | None] = {}
     prefix = f"{name}: " if name else ""
-    figs["Accuracy vs FLOPs"] = plot_pareto(points, trials, "flops", out / "acc_vs_flops.png",
-                                            f"{prefix}accuracy vs FLOPs", acc_col)
-    figs["Accuracy vs parameters"] = plot_pareto(points, trials, "params",
-                                                 out / "acc_vs_params.png",
-                                                 f"{prefix}accuracy vs parameters", acc_col)
+    costs = dict.fromkeys(["flops", "params", "latency_b1_ms", cost_col])
+    for col in costs:
+        if col in points:
+            what = cost_name(col)
+            figs[f"Accuracy vs {what}"] = plot_pareto(
+                points, trials, col, out / f"acc_vs_{col}.png".replace("_b1_ms", ""),
+                f"{prefix}accuracy vs {what}", acc_col)
     if "arch.se.reduction" in varied:
         figs["Accuracy vs reduction r"] = plot_acc_vs_r(points, out / "acc_vs_r.png",
                                                         f"{prefix}accuracy vs reduction ratio r")
@@ -452,4 +495,5 @@ def make_plots(
     figs["SE cost per stage"] = plot_stage_view(
         points, trials, out / "stages.png", stages_varied,
         f"{prefix}what SE adds per stage" + (" and what it gains" if stages_varied else ""))
+    figs["FLOPs vs measured time per stage"] = plot_time_shares(trials, out / "time_shares.png")
     return {k: v for k, v in figs.items() if v is not None}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as m
+from .cost import measured_columns
 from .decide import Arm
 from .frame import FINISHED
 from .stats import MeanCI, mean_ci
@@ -87,6 +88,8 @@ def _summarise(group: pd.DataFrame, acc_col: str, level: float, floors: dict[str
     for col in COST_COLS:
         if col in group:  # cost does not depend on training: every trial that logged it
             row[col] = pd.to_numeric(group[col], errors="coerce").mean()
+    for col in measured_columns(group):  # measured time: the median of the workers' figures
+        row[col] = pd.to_numeric(group[col], errors="coerce").median()
     if m.IMAGES_PER_S in done:
         row[m.IMAGES_PER_S] = pd.to_numeric(done[m.IMAGES_PER_S], errors="coerce").mean()
     return row

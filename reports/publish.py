@@ -9,9 +9,10 @@
   and interval, costs, verdict and p-values), shown as a table by MLflow's artifact view and
   replaced, not appended to, when the report runs again;
 - a shared view of the sweep's experiment (experiment tag `mlflow.sharedViewState.selab`): the
-  runs table with the trials ordered by accuracy and their accuracy, FLOPs, varied knobs, seed
-  and status as columns. :func:`view_url` is its address; the parent run's own page
-  (:func:`run_url`) shows the description, the ``sweep.*`` metrics and the table.
+  runs table with the trials ordered by accuracy and their accuracy, FLOPs, varied knobs (the
+  trial runs' tags `selab.knob.*`) and status as columns (the run names hold label and seed).
+  :func:`view_url` is its address; the parent run's own page (:func:`run_url`) shows the
+  description, the ``sweep.*`` metrics and the table.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ RUNS_VIEW = "#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 MAX_TAG = 8000  # MLflow's limit on a tag value, the description's too
 METRIC_PREFIX = "sweep."
 TABLE_DIR, TABLE_FILE = "report", "configurations.json"
+KNOB_TAG_PREFIX = "selab.knob."  # a trial run's varied knob, short (docs/mlflow-schema.md)
 STATUS_METRICS = ("finished", "failed", "stopped_early", "diverged", "running")
 
 
@@ -73,9 +75,12 @@ def summary_tags(rec: Recommendation | None) -> dict[str, str]:
     what MLflow's runs table shows of it."""
     if rec is None:
         return {"selab.verdict": "no recommendation: no SE configuration has a finished trial"}
+    # The verdict as plain text on the first line: the runs table's Description column shows
+    # that line as it is (Markdown marks and all).
+    description = rec.as_markdown().replace(f"**{rec.text}**", rec.text, 1)
     return {"selab.pick": rec.pick.label, "selab.best": rec.best.label,
             "selab.decided": str(rec.decided).lower(), "selab.verdict": rec.text[:MAX_TAG],
-            "mlflow.note.content": clip(rec.as_markdown(), MAX_TAG)}
+            "mlflow.note.content": clip(description, MAX_TAG)}
 
 
 def clip(text: str, limit: int) -> str:
@@ -121,19 +126,34 @@ def log_table(client: Any, run_id: str, table: pd.DataFrame, artifact_file: str)
         client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*logged, entry]))
 
 
-def view_state(sweep: Sweep) -> dict[str, Any]:
-    """The runs table MLflow's UI shows for :func:`view_url`: the sweep's parent run expanded,
-    its trials ordered by accuracy, the knobs that vary and the numbers that matter as
-    columns. Column keys as MLflow's UI writes them (``params.`name```)."""
-    knobs = [k for k in sweep.varied if k != "arch.se.enabled"]
-    # MLflow groups columns by kind (metrics before params): few metrics keep the knobs on
-    # screen beside them.
+def knob_columns(client: Any, sweep: Sweep) -> list[str]:
+    """The view's columns for the varied knobs: the trial runs' tags ``selab.knob.*`` (short,
+    and "—" where a trial does not have the knob, as the no-SE baseline has no r), else, for a
+    sweep of an earlier selab, the params of the varied keys."""
+    if not sweep.trials.empty:
+        tags = client.get_run(str(sweep.trials["run_id"].iloc[0])).data.tags
+        knobs = sorted(k for k in tags if k.startswith(KNOB_TAG_PREFIX))
+        if knobs:
+            return [f"tags.`{k}`" for k in knobs]
+    return [f"params.`{k}`" for k in sweep.varied if k != "arch.se.enabled"]
+
+
+def view_state(sweep: Sweep, knobs: list[str] | None = None) -> dict[str, Any]:
+    """The runs table MLflow's UI shows for :func:`view_url`: the trials ordered by accuracy
+    with the knobs that vary (``knobs``: column keys, :func:`knob_columns`) and the numbers
+    that matter as columns, the parent run's verdict as its description. Column keys as
+    MLflow's UI writes them (``params.`name```)."""
+    if knobs is None:
+        knobs = [f"params.`{k}`" for k in sweep.varied if k != "arch.se.enabled"]
     metric = m.selection_metric(sweep.objectives)
-    columns = [*(f"metrics.`{k}`" for k in (metric, "flops")),
-               *(f"params.`{k}`" for k in [*knobs, "seed"]), "tags.`selab.status`"]
+    # In this order (columnOrder), and no wide attribute column (Models, Description) nor the
+    # seed (the run name has it): beside the run names, the accuracy and the knobs fit a
+    # laptop's window with MLflow's assistant panel open.
+    columns = list(dict.fromkeys([*(f"metrics.`{k}`" for k in (metric, "flops")), *knobs,
+                                  "tags.`selab.status`"]))
     return {"searchFilter": "", "orderByKey": f"metrics.`{metric}`",
             "orderByAsc": False, "lifecycleFilter": "Active", "datasetsFilter": [],
-            "selectedColumns": list(dict.fromkeys(columns)),
+            "selectedColumns": columns, "columnOrder": columns,
             "runsExpanded": {sweep.run_id: True}, "runsPinned": [sweep.run_id],
             "runsHidden": [], "runsHiddenMode": "SHOW_ALL"}
 
@@ -146,7 +166,8 @@ def view_url(address: str, experiment_id: str) -> str:
 
 def run_url(address: str, experiment_id: str, run_id: str) -> str:
     """The parent run's page: the answer (description), its metrics and the report files."""
-    return address.rstrip("/") + f"/#/experiments/{experiment_id}/runs/{run_id}"
+    return (address.rstrip("/") + f"/#/experiments/{experiment_id}/runs/{run_id}"
+            + "?workflowType=machine_learning")  # MLflow 3 would open its GenAI side
 
 
 def publish_summary(client: Any, sweep: Sweep, rec: Recommendation | None) -> Published:
@@ -162,5 +183,23 @@ def publish_summary(client: Any, sweep: Sweep, rec: Recommendation | None) -> Pu
     if rec is not None:
         table = f"{TABLE_DIR}/{TABLE_FILE}"
         log_table(client, sweep.run_id, configurations_table(rec), table)
-    client.set_experiment_tag(sweep.experiment_id, VIEW_TAG, json.dumps(view_state(sweep)))
+    client.set_experiment_tag(sweep.experiment_id, VIEW_TAG,
+                              json.dumps(view_state(sweep, knob_columns(client, sweep))))
     return Published(tags, values, table, VIEW_TAG)
+
+
+def publish_answer(sweep: Sweep, margin: float, alpha: float | None = None
+                   ) -> Recommendation | None:
+    """The answer without the report's files: the recommendation at ``margin`` (accuracy as a
+    fraction; `selab report` uses the raced sweep's own, else 1 point), published to the parent
+    run and its experiment. What `selab run` does when its sweep ends, so that the MLflow UI
+    has the answer before any report is written; `selab report` later writes the same answer
+    with the rest."""
+    from mlflow import MlflowClient
+
+    from .decide import DEFAULT_ALPHA
+    from .recommend import recommend
+
+    rec = recommend(sweep, alpha=alpha or DEFAULT_ALPHA, margin=margin)
+    publish_summary(MlflowClient(sweep.tracking_uri), sweep, rec)
+    return rec

@@ -213,12 +213,15 @@ def _candidates(points: pd.DataFrame, choice: Choice) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _configs(points: pd.DataFrame, varied: list[str]) -> dict[str, verdict.Config]:
+def _configs(points: pd.DataFrame, varied: list[str],
+             cost_col: str = "flops") -> dict[str, verdict.Config]:
     out = {}
     for _, row in points[points["n"] > 0].iterrows():
         pick = _pick(row, varied)
-        out[pick.point_key] = verdict.Config(pick.point_key, pick.label, pick.acc_text(),
-                                             {"flops": pick.flops, "params": pick.params})
+        # The cost the pick was made on (measured latency, say) is the one its words name.
+        cost = {"flops": pick.flops, "params": pick.params,
+                cost_col: float(row.get(cost_col, math.nan))}
+        out[pick.point_key] = verdict.Config(pick.point_key, pick.label, pick.acc_text(), cost)
     return out
 
 
@@ -262,7 +265,7 @@ def recommend(
     by_key = {str(row["point_key"]): row for _, row in points.iterrows()}
     pick, best = _pick(by_key[choice.pick.key], varied), _pick(by_key[choice.best.key], varied)
     cost_cols = (cost_col, "params" if cost_col == "flops" else "flops")
-    words = _configs(points, varied)
+    words = _configs(points, varied, cost_col)
     candidates = _candidates(points, choice)
     notes = [n for n in (_stopped_note(points),) if n]
     budget = None

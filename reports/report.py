@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from . import html
+from .cost import DEFAULT_COST, cost_column, cost_view, write_cost_tables
 from .curves import EarlyVsFinal, early_vs_final, epoch_histories
 from .decide import DEFAULT_ALPHA, DEFAULT_MARGIN
 from .excitation import analyzed_figures
@@ -159,10 +160,13 @@ def write_report(
     acc_col: str | None = None,
     alpha: float = DEFAULT_ALPHA,
     margin: float | None = None,
+    cost: str = DEFAULT_COST,
 ) -> Report:
     """Write report.html, PNGs and CSV/Markdown tables to ``out_dir``; log them to MLflow.
 
-    ``margin`` (accuracy as a fraction) defaults to the raced sweep's, else 1 point. Works on
+    ``margin`` (accuracy as a fraction) defaults to the raced sweep's, else 1 point. ``cost``
+    (reports.cost.COSTS: flops, params, latency, latency_ratio) orders the configurations for
+    the pick; FLOPs where the trials did not measure the one asked for. Works on
     whatever has finished: a running or partly failed sweep gets a report of its finished
     trials, with the others listed and counted.
     """
@@ -177,18 +181,23 @@ def write_report(
     trials = sweep.trials
     points = point_summary(trials, acc_col=acc_col, varied=sweep.varied)
     tables = ablation_tables(trials, sweep.varied, acc_col=acc_col)
-    rec = recommend(trials, acc_col=acc_col, alpha=alpha, margin=margin,
+    cost_col, cost_note = cost_column(cost, points)
+    rec = recommend(trials, acc_col=acc_col, alpha=alpha, margin=margin, cost_col=cost_col,
                     budget_flops=budget_flops, budget_params=budget_params, varied=sweep.varied)
+    if rec is not None and cost_note:
+        rec.notes.append(cost_note)
     if rec is not None and (note := race_note(sweep, race)):
         rec.notes.append(note)
     found = diagnose(sweep, spec_text, acc_col, out)
     if rec is not None:
         rec.notes += found.lines()
-    fronts = {cost: pareto_front(points, "acc_mean", cost)
-              for cost in ("flops", "params") if not points.empty and cost in points}
-    plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col) if len(
-        points) else {}
-    files = [*plots.values(), *write_tables(tables, out),
+    fronts = {c: pareto_front(points, "acc_mean", c)
+              for c in dict.fromkeys(("flops", "params", "latency_b1_ms", cost_col))
+              if not points.empty and c in points}
+    plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col,
+                       cost_col) if len(points) else {}
+    timing = cost_view(trials)
+    files = [*plots.values(), *write_tables(tables, out), *write_cost_tables(timing, out),
              *_write_frames(out, trials, points, fronts), *found.files]
     if rec is not None:
         (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
@@ -200,7 +209,7 @@ def write_report(
             fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
             dataset=sweep.dataset,
             excitation=analyzed_figures(sweep.tracking_uri, trials, Path(figures)),
-            diagnostics=found,
+            diagnostics=found, cost=timing,
         )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")

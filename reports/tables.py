@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import paper
+from . import notes, paper
 from .frame import Sweep
 from .points import point_summary
 from .stats import compare, format_p, holm
@@ -84,6 +84,24 @@ def _configs(trials: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return {str(key): row.to_dict() for key, row in first.iterrows()}
 
 
+def _chance_note(config: dict[str, Any], accuracy: float, floor: float, rows: int) -> str:
+    """The note beside a row that trained at chance (reports.notes), "" for any other row or
+    when the validation images (1 / the resolution) or the classes are not known."""
+    classes = pd.to_numeric(pd.Series([config.get("arch.num_classes")]), errors="coerce")[0]
+    if not floor > 0 or not pd.notna(accuracy) or not pd.notna(classes) or classes < 2:
+        return ""
+    return notes.row_note(config, float(accuracy), round(1 / floor), int(classes),
+                          rows=rows) or ""
+
+
+def row_notes(table: pd.DataFrame) -> list[str]:
+    """``setting: note`` for each row of a table that has a note, to print under it."""
+    if "note" not in table:
+        return []
+    return [f"{setting}: {note}" for setting, note in zip(table["setting"], table["note"],
+                                                          strict=True) if note]
+
+
 def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Series | None,
                        floor: float) -> pd.DataFrame:
     """Two-sided t-test of each row against the baseline, Holm-adjusted over the table's rows."""
@@ -118,6 +136,7 @@ def ablation_table(
     # Other varied keys that differ between rows are shown so that rows can be told apart.
     shown = [k for k in varied if k != axis and k in rows and _distinct(rows[k]) >= 2]
     ordered = pd.concat([base_pts.iloc[:1], rows]) if base is not None else rows
+    floor = float(points.attrs.get("resolution", 0.0))
     out = []
     for _, pt in ordered.iterrows():
         is_base = bool(pt["baseline"])
@@ -131,8 +150,8 @@ def ablation_table(
                     for col in ("params", "flops", "se_params", "se_flops", "images_per_s")})
         _cost_increase(rec, base)
         config = (configs or {}).get(pt["point_key"]) or {k: pt.get(k) for k in varied}
+        rec["note"] = _chance_note(config, pt["acc_mean"], floor, rows=len(ordered))
         out.append(rec | paper.row_columns(config, axis))
-    floor = float(points.attrs.get("resolution", 0.0))
     return _tests_vs_baseline(pd.DataFrame(out), ordered, base, floor)
 
 
@@ -308,7 +327,9 @@ def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> list[P
         stem = out / table_filename(axis)
         table.to_csv(stem.with_suffix(".csv"), index=False)
         body = to_markdown(format_table(table))
-        md = f"## {axis_title(axis)} (`{axis}`)\n\n{body}\n{TABLE_NOTE}\n"
+        flagged = "".join(f"- {line}\n" for line in row_notes(table))
+        flagged = f"\n{flagged}" if flagged else ""
+        md = f"## {axis_title(axis)} (`{axis}`)\n\n{body}{flagged}\n{TABLE_NOTE}\n"
         stem.with_suffix(".md").write_text(md, encoding="utf-8")
         written += [stem.with_suffix(".csv"), stem.with_suffix(".md")]
     return written

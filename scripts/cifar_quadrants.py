@@ -6,7 +6,7 @@ pixel noise. A class is an arrangement of the four (10 of the 24, named by the q
 top-left, top-right, bottom-left, bottom-right: ``hvcf``). Colours carry no class, and every
 class has the same textures in the same amounts: a block that only sees small neighbourhoods
 averages to the same statistics for every class, and only a network that relates positions can
-tell the classes apart. It is the test set of the README's excitation analysis
+tell the classes apart. It is the test set of the excitation analysis in docs/excitation.md
 (experiments/paper/cpu/excitation_quadrants.yaml): where class information only exists at a
 large scale, do the excitations turn class-specific only in the later stages?
 

@@ -54,8 +54,8 @@ KEEP = (
     "Δ top-1 err vs no SE (pp)",
     "p Holm (p, test)",
 )
-# The lines of the report's printed recommendation that the pages quote.
-QUOTED = ("Which configuration", "Does SE help", "Seeds were raced", "Stopped early")
+# The claims of recommendation.md that the pages quote after its verdict and decision table.
+QUOTED = ("Does SE help", "Seeds were raced", "Stopped early")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class Results:
     """What the commands printed and wrote, as the two blocks need it."""
 
     report_out: str  # what `selab report quickstart` printed
+    recommendation_md: str  # the report's recommendation.md
     table: str  # the varied axis' table, trimmed to KEEP
     run_s: float  # wall time of `selab run`
     spec_text: str  # experiments/quickstart.yaml
@@ -96,9 +97,19 @@ def folder_mb(folder: Path) -> float:
 
 
 def recommendation(results: Results) -> str:
-    """The report's printed recommendation, as a Markdown quote."""
-    lines = [line for line in results.report_out.splitlines() if line.startswith(QUOTED)]
-    return "\n".join(f"> {line}\n>" for line in lines).rstrip(">\n")
+    """The report's answer as a Markdown quote: the verdict of recommendation.md (its bold
+    line), its decision table, then the claims in QUOTED."""
+    lines = results.recommendation_md.splitlines()
+    verdict = next((line.strip("*") for line in lines
+                    if line.startswith("**") and line.endswith("**")), None)
+    if verdict is None:
+        sys.exit("recommendation.md has no verdict (a **bold** line): has its layout changed?")
+    table = [line for line in lines if line.startswith("|")]
+    claims = [line[2:] for line in lines if line.startswith("- ") and line[2:].startswith(QUOTED)]
+    quoted = [f"> {verdict}", ">", *(f"> {row}" for row in table)]
+    for claim in claims:
+        quoted += [">", f"> {claim}"]
+    return "\n".join(quoted)
 
 
 def decision_rule(results: Results) -> str:
@@ -153,7 +164,8 @@ sweep's parent run. The quickstart trains {run_settings(results)};
 
 {results.table}
 
-The recommendation, as `selab report quickstart` prints it:
+The recommendation, as `selab report quickstart` prints it (and writes it to
+`recommendation.md`):
 
 {recommendation(results)}
 
@@ -208,6 +220,7 @@ def run_quickstart(work: Path) -> tuple[Results, dict[Path, Path]]:
     analyzed = out / "excitation" / ANALYZED.replace("=", "").replace(" ", "_")
     results = Results(
         report_out=report_out,
+        recommendation_md=(out / "recommendation.md").read_text(encoding="utf-8"),
         table=trimmed_table((out / "table_arch_se_reduction.md").read_text(encoding="utf-8")),
         run_s=run_s,
         spec_text=SPEC.read_text(encoding="utf-8"),

@@ -2,58 +2,26 @@
 
 The network builders and the config validation both read these plans, so a width is written
 down once. A plan is pure Python (no torch), cheap enough to compute for every point of a sweep.
+Its types (StagePlan, NetworkPlan, the unit kinds) are in plan_types.py, and importable from
+here too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-BASIC = "basic"
-BOTTLENECK = "bottleneck"
-INVERTED = "inverted"  # MobileNetV2's inverted residual
-CONV = "conv"  # VGG's conv-bn-relu: no residual
-# The other networks of the SENet paper (plans in paper_plans.py, modules in inception.py,
-# mobile.py and senet154.py).
-INCEPTION = "inception"  # a BN-Inception module: parallel branches, concatenated, no residual
-INCEPTION_RESNET = "inception_resnet"  # Inception-ResNet-v2; a stage opens with a reduction
-DW_SEPARABLE = "dw_separable"  # MobileNet v1: depthwise 3x3 - pointwise 1x1, no residual
-SHUFFLE = "shuffle"  # ShuffleNet v1 unit: stride 2 concatenates an avg-pooled shortcut
-SENET_BOTTLENECK = "senet_bottleneck"  # SENet-154: the first 1x1 at half the 3x3's width
-
-
-@dataclass(frozen=True)
-class StagePlan:
-    """One stage: `blocks` units of one kind; the first may change width and stride."""
-
-    block: str
-    blocks: int
-    in_channels: int  # input width of the stage's first unit
-    out_channels: int  # output width of every unit
-    mid_channels: int  # width of the 3x3 (bottleneck) or depthwise (inverted) conv
-    stride: int
-    groups: int = 1  # ResNeXt cardinality on the 3x3 conv
-    expansion: int = 1  # MobileNetV2 expansion ratio t
-    unit_out: tuple[int, ...] = ()  # per-unit output widths where units differ (Inception)
-
-
-@dataclass(frozen=True)
-class NetworkPlan:
-    family: str
-    depth: int | None
-    stem: str  # "imagenet" (7x7/2 + maxpool), "cifar" (3x3), "mobilenet" (3x3/2), "none"
-    stem_channels: int
-    stages: tuple[StagePlan, ...]
-    head_channels: int  # width entering the classifier
-    min_input: int = 8  # smallest input_size the network takes
-    input_multiple: int = 1  # input_size must be a multiple of this (concats must line up)
-    # Pre-activation units (He et al. 2016, "Identity Mappings"): BN-ReLU before each conv,
-    # nothing after the addition, one BN-ReLU before the head.
-    preact: bool = False
-
-    @property
-    def has_bottleneck(self) -> bool:
-        return any(s.block in (BOTTLENECK, INVERTED) for s in self.stages)
-
+from .paper_plans import paper_plan
+from .plan_types import (
+    BASIC,
+    BOTTLENECK,
+    CONV,
+    DW_SEPARABLE,
+    INCEPTION,
+    INCEPTION_RESNET,
+    INVERTED,
+    NetworkPlan,
+    StagePlan,
+)
+from .plan_types import SENET_BOTTLENECK as SENET_BOTTLENECK  # re-exported for placement.py
+from .plan_types import SHUFFLE as SHUFFLE
 
 # family -> allowed depths; None means the family has one fixed depth.
 RESNET_DEPTHS = {18: (BASIC, (2, 2, 2, 2)), 34: (BASIC, (3, 4, 6, 3)),
@@ -104,8 +72,6 @@ def plan_network(family: str, depth: int | None, in_channels: int = 3) -> Networ
     if family == "vgg":
         return _vgg_plan(depth, in_channels)
     if family in PAPER_FAMILIES:
-        from .paper_plans import paper_plan  # it builds on the StagePlan defined here
-
         return paper_plan(family)
     raise ValueError(f"unknown family {family!r}")
 

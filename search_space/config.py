@@ -103,11 +103,17 @@ class SEConfig(BaseModel):
     @field_validator("stages", mode="before")
     @classmethod
     def _parse_stages(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() == "all":
+        if not isinstance(value, str):
+            return value
+        if value.strip().lower() == "all":
             return None
-        if isinstance(value, str) and "," not in value:  # a one-stage mask such as "1"
-            value = value + ","
-        return _csv_to_tuple(value, bool)
+        items = [v.strip() for v in value.split(",") if v.strip()]  # "1,0,1"; "1": one stage
+        wrong = [v for v in items if v not in ("0", "1")]
+        if wrong or not items:
+            bad = f" ({allowed(map(repr, wrong))} is not 0 or 1)" if wrong else ""
+            raise ValueError(f"got {value!r}{bad}; a mask is one 0 or 1 per stage, comma"
+                             " separated; allowed: 0, 1 (e.g. 1,0,1), or all")
+        return tuple(v == "1" for v in items)
 
     def reduction_for(self, stage: int) -> int:
         return self.reduction[stage] if isinstance(self.reduction, tuple) else self.reduction
@@ -217,7 +223,7 @@ class ArchConfig(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise from_validation_error(err, prefix) from None
+            raise from_validation_error(err, prefix, cls) from None
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .backbones import (
+from .plan_types import (
     DW_SEPARABLE,
     INCEPTION,
     INCEPTION_RESNET,

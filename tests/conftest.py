@@ -73,9 +73,17 @@ _SLOW = re.compile("|".join(f"(?:{pattern})" for pattern in SLOW_TESTS))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    no_gpu = None
     for item in items:
         if _SLOW.match(item.nodeid):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("gpu") is not None:
+            if no_gpu is None:  # torch only when a gpu test is collected
+                import torch
+
+                no_gpu = not torch.cuda.is_available()
+            if no_gpu:  # `gpu` tests run wherever a CUDA device exists, and only there
+                item.add_marker(pytest.mark.skipif(True, reason="needs a CUDA device"))
 
 
 @pytest.fixture(scope="session")

@@ -137,7 +137,7 @@ def test_bad_storage_and_names_are_refused_and_overwrite_spares_other_folders(
     refused(capsys, ["run", spec, "--storage", str(tmp_path / "file" / "runs")],
             "storage (or --storage)", "is a file")
     long = write_spec(tmp_path / "long.yaml", tiny_spec(name="n" * 300))
-    refused(capsys, ["run", long], "name: String should have at most 100 characters")
+    refused(capsys, ["run", long], "name: too long: 300 characters, at most 100 allowed")
     # --overwrite never removes a folder that a selab run did not make.
     precious = tmp_path / "runs" / "s"
     precious.mkdir(parents=True)

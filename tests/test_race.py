@@ -1,9 +1,11 @@
 """Racing seeds (runners/sweep/race.py): by simulation against running every seed everywhere, and
 as a real sweep on the local Ray with trials whose accuracy distribution is known (no
-training)."""
+training). The race decides with the report's own rule (reports.best.compare_with_best), so
+where a race stops, the report on its seeds has nothing open."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,43 @@ def test_racing_reaches_the_full_decision_with_far_fewer_trials():
     assert trials / (sims * len(means) * race.max) <= 0.6  # at least 40% fewer trials
 
 
+def test_where_a_race_stops_the_report_on_its_seeds_has_nothing_open():
+    """Same rule, same seeds: a race that ends before its maximum has every configuration
+    shown equivalent to the best or shown worse by the report's decision on what it ran, and
+    the report's pick on those seeds is then decided."""
+    rng = np.random.default_rng(1)
+    race = SeedRace(initial=3, max=10, margin=1.0)
+    means = np.array([0.95, 0.965, 0.97, 0.97, 0.972])[:, None]  # some close calls
+    points = [{"c": i} for i in range(len(means))]
+    stopped_early = 0
+    for _ in range(100):
+        values = np.round(rng.normal(means, 0.004, (len(means), race.max)) * N_VAL) / N_VAL
+        searcher = SeedRaceSearcher(points, race, "val_acc")
+        run_race(searcher, values)
+        if max(len(r) for r in searcher.results.values()) == race.max:
+            continue  # ran out of seeds: the race may leave configurations open
+        stopped_early += 1
+        arms = [Arm(f"c{i}", f"c{i}", tuple(r[s] for s in sorted(r)), tuple(sorted(r)),
+                    cost=(float(i),)) for i, r in searcher.results.items()]
+        choice = choose(arms, race.alpha, race.margin / 100, RES)
+        assert {c.verdict for c in choice.contenders} <= {"equivalent", "worse"}
+        assert choice.decided
+    assert stopped_early >= 50  # the claim is about races that stopped: most of them here
+
+
+def test_importing_the_race_brings_no_pandas_matplotlib_or_mlflow_from_reports():
+    """The driver imports the race (and through it reports.best); reports stays lazy."""
+    code = ("import sys; import reports, reports.best, reports.metrics; "
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'mlflow', 'statsmodels') "
+            "if m in sys.modules)); import runners.sweep.race; "
+            "print(sorted(m for m in ('matplotlib', 'mlflow', 'statsmodels') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1]).stdout.split("\n")
+    assert out[0] == "[]"  # reports' rule: numpy and scipy only
+    assert out[1] == "[]"  # the race adds Ray (which brings pandas itself), nothing of reports'
+
+
 def test_the_race_state_survives_save_and_restore(tmp_path):
     race = SeedRace(initial=2, max=4)
     searcher = SeedRaceSearcher([{"c": 0}, {"c": 1}], race, "val_acc")
@@ -89,7 +128,7 @@ def test_racing_and_asha_on_several_seeds_are_refused(tiny_spec):
         parse_spec(tiny_spec(seeds=[0, 1], scheduler={"kind": "asha"}))
     with pytest.raises(ConfigError, match="ASHA on a grid with several seeds"):
         parse_spec(tiny_spec(seeds={"initial": 2, "max": 4}, scheduler={"kind": "asha"}))
-    with pytest.raises(ConfigError, match="seeds.race: initial"):
+    with pytest.raises(ConfigError, match=r"seeds: initial \(5\) must be at most max \(4\)"):
         parse_spec(tiny_spec(seeds={"initial": 5, "max": 4}))
     spec = parse_spec(tiny_spec(seeds={"initial": 2, "max": 4}))
     assert spec.seeds == [0, 1, 2, 3] and spec.race == SeedRace(initial=2, max=4)
@@ -132,7 +171,7 @@ def test_a_raced_sweep_on_ray_decides_and_stops_early_where_the_gap_is_large(
     rc = main(["report", "race", "--tracking-uri", tracking_uri, "--no-log"])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "Which configuration: use r=16" in out  # the cheapest of three equal ones
+    assert "\nPick r=16: " in out, out[-3000:]  # the cheapest of three equal ones
     assert f"{len(trials)} trials instead of 32 for every seed everywhere" in out
     rec = reports.recommend(reports.load_sweep(tracking_uri, "race"))
     assert rec.decided and rec.pick.label == "r=16"

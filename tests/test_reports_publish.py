@@ -85,9 +85,10 @@ def test_the_parent_run_carries_the_answer(server, tmp_path):
     assert tags["selab.decided"] == "true"
     assert tags["selab.verdict"] == rec.text
     assert rec.text.startswith("Pick r=16: within ±1.00 pp of the best (r=4) by TOST")
-    # the description: the verdict first (what the runs table shows), then its table
+    # the description: the verdict first, plain (the runs table's Description column shows
+    # that line as it is), then its table
     note = tags["mlflow.note.content"]
-    assert note.startswith(f"**{rec.text}**")
+    assert note.startswith(f"{rec.text}\n") and "**" not in note.splitlines()[0]
     assert "| r=16 | 3 |" in note and "within ±1.00 pp <- pick" in note
 
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
@@ -119,7 +120,9 @@ def test_the_parent_run_carries_the_answer(server, tmp_path):
     exp = rest(server, "/api/2.0/mlflow/experiments/get",
                experiment_id=sweep.experiment_id)["experiment"]
     view = json.loads({t["key"]: t["value"] for t in exp["tags"]}[VIEW_TAG])
+    # trial runs without selab.knob.* tags (an earlier selab's): the varied params instead
     assert "params.`arch.se.reduction`" in view["selectedColumns"]
+    assert view["orderByKey"] == "metrics.`val_acc`" and not view["orderByAsc"]
     assert "metrics.`val_acc`" in view["selectedColumns"]
     assert view["runsExpanded"] == {parent: True}
     assert view_url("http://127.0.0.1:5000/", sweep.experiment_id).endswith(

@@ -150,7 +150,7 @@ def test_search_space_values_are_validated(tiny_spec) -> None:
 
 
 def test_mask_space_covers_every_stage_mask(tiny_spec) -> None:
-    spec = parse_spec(tiny_spec(search={"kind": "nsga2", "grid": {}, "num_samples": 3,
+    spec = parse_spec(tiny_spec(search={"kind": "tpe", "grid": {}, "num_samples": 3,
                                         "space": {"arch.se.stages": {"mask": True}}}))
     assert validate(spec) == []
     assert count_trials(spec) == 3

@@ -168,6 +168,7 @@ def test_grid_sweep_records_every_trial(
         assert tags["selab.role"] == "trial" and tags["selab.sweep"] == "grid"
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["selab.status"] == "finished" and run.info.status == "FINISHED"
+        assert tags["selab.device"] == "cpu"  # where it trained
         assert json.loads(tags["selab.point"]) == points[label]
         assert tags["selab.baseline"] == ("true" if label == "no SE" else "false")
         assert "selab.error" not in tags

@@ -15,11 +15,13 @@ from mlflow import MlflowClient
 
 from runners.cli.commands.ui import port_in_use
 from tests.support import free_port, selab, start_selab
+from tests.support.stores import sqlite_store
 
 
-def make_store(tmp_path: Path) -> tuple[str, str]:
-    """A SQLite store with one sweep's parent run; returns (uri, experiment id)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def make_store(tmp_path: Path, uri: str | None = None) -> tuple[str, str]:
+    """A SQLite store (``uri``, else a new one in tmp_path) with one sweep's parent run;
+    returns (uri, experiment id)."""
+    uri = uri or f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("demo", artifact_location=str(tmp_path / "art"))
     run = client.create_run(experiment_id, tags={"selab.role": "sweep", "selab.sweep": "demo"})
@@ -50,7 +52,9 @@ def test_ui_serves_the_store_prints_the_runs_page_and_dies_with_its_process(tmp_
         assert "mlflow" in page.lower()
         runs_view = (f"http://127.0.0.1:{port}/#/experiments/{experiment_id}"
                      "/runs?workflowType=machine_learning")
-        assert f"sweep demo: {runs_view}" in log.read_text()
+        # no answer published on this sweep yet: its runs page, and how to publish it
+        assert (f"sweep demo: no answer published yet (run `selab report demo`); its runs: "
+                f"{runs_view}") in log.read_text()
         # The experiment the page points at is served by this server.
         api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id="
         assert '"demo"' in wait_for_page(api + experiment_id, proc)
@@ -80,3 +84,45 @@ def test_ui_refuses_a_port_in_use_and_a_server_uri(tmp_path):
 def test_ui_help_lists_its_flags(flag, tmp_path):
     result = selab(["ui", "--help"], cwd=tmp_path, timeout=60)
     assert flag in result.stdout
+
+
+def test_ui_says_which_page_holds_the_answer_and_which_the_trials(tmp_path,
+                                                                  tmp_path_factory):
+    """A sweep whose answer is published: its parent run's page first, then the saved runs
+    view; a sweep without: its runs page and the command that publishes the answer."""
+    import reports
+    from reports.publish import publish_summary
+    from runners.cli.commands.ui import sweep_pages
+    from runners.storage.models import log_model
+    from tests.test_reports_publish import NAME, log_sweep
+
+    uri, demo_experiment = make_store(tmp_path, sqlite_store(tmp_path, tmp_path_factory))
+    client = MlflowClient(uri)
+    parent = log_sweep(client)
+    sweep = reports.load_sweep(uri, NAME)
+    publish_summary(client, sweep, reports.recommend(sweep))
+    address = "http://127.0.0.1:5000/"
+    pages = {p.name: p for p in sweep_pages(uri, address, None)}
+    assert set(pages) == {"demo", NAME}
+    answer = (f"{address}#/experiments/{sweep.experiment_id}/runs/{parent}"
+              "?workflowType=machine_learning")
+    view = (f"{address}#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
+            "&viewStateShareKey=selab")
+    assert pages[NAME].lines() == [
+        f"  sweep {NAME}:",
+        f"    open the answer (verdict, decision table, sweep.* numbers): {answer}",
+        f"    then its trials ranked by accuracy, with the varied knobs: {view}"]
+    # once a network is kept as a logged model, the Models view that lists it
+    run = client.search_runs([sweep.experiment_id], "tags.`selab.label` = 'r=16'")[0]
+    network = tmp_path / "model.pt"
+    network.write_bytes(b"a kept network")
+    log_model(client, run.info.run_id, network)
+    page = sweep_pages(uri, address, NAME)[0]
+    assert page.lines()[-1] == (f"    its kept networks (MLflow's Models view): {address}"
+                                f"#/experiments/{sweep.experiment_id}/models"
+                                "?workflowType=machine_learning")
+    assert pages["demo"].answer is None and not pages["demo"].saved_view
+    assert pages["demo"].trials.endswith(f"#/experiments/{demo_experiment}/runs"
+                                         "?workflowType=machine_learning")
+    assert [p.name for p in sweep_pages(uri, address, "demo")] == ["demo"]
+

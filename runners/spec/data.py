@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from runners.spec.limits import seed_problem
 from runners.spec.section import ConfigModel
 from search_space.errors import allowed
 
@@ -44,6 +45,13 @@ class DataConfig(ConfigModel):
     # imagefolder: decoded into memory (uint8) up to this size, streamed from disk above it.
     memory_budget_mb: int = Field(4096, ge=0)
     loader_workers: int | None = Field(None, ge=0)  # streamed: DataLoader processes (None: CPUs)
+
+    @field_validator("split_seed")
+    @classmethod
+    def _a_seed(cls, value: int) -> int:
+        if problem := seed_problem(value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("image_size")
     @classmethod

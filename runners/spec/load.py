@@ -1,7 +1,10 @@
-"""Reading a sweep spec: a YAML file, `--set KEY=VALUE` overrides, errors naming the field.
+"""Reading a sweep spec: a YAML file, `--set KEY=VALUE` overrides, every problem in one pass.
 
-A spec read here has the right shape (runners.spec.sweep); that every point it expands to is a
-valid trial is checked by runners.spec.points.validate.
+The file is read by runners.spec.yaml_input (size, duplicate keys and alias expansion checked
+while parsing). `parse_spec` then collects every problem of the spec at once, each named by its
+field: the shape of every section (runners.spec.sweep), the fixed architecture, and every point
+the spec expands to (runners.spec.points.validate), so a spec with mistakes in three sections
+is refused once, listing the three.
 """
 
 from __future__ import annotations
@@ -13,22 +16,90 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from runners.spec.points import check_key, point_problems, static_shape
 from runners.spec.sweep import SweepSpec
+from runners.spec.yaml_input import parse_yaml, read_text_file
+from search_space import ArchConfig
 from search_space.errors import ConfigError, from_validation_error
 
 
-def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
+def parse_spec(data: Any, source: str = "spec", points: bool = True) -> SweepSpec:
+    """The spec `data` describes; ConfigError listing every problem otherwise. With `points`,
+    the points it expands to are checked too (at the dataset's shape where the spec's settings
+    say it; preflight checks them again at the shape the files have)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(f"{source}: expected a mapping of sections (name, data, arch, ...), "
+                          f"got {type(data).__name__}")
+    problems: list[str] = []
+    spec = None
     try:
-        return SweepSpec.model_validate(data)
+        spec = SweepSpec.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(f"{source}:\n{from_validation_error(err)}") from None
+        problems += str(from_validation_error(err, model=SweepSpec)).splitlines()
+    except ConfigError as err:  # a limit's environment variable
+        problems += str(err).splitlines()
+    if spec is None:  # what can still be checked on its own: the fixed arch, the varied keys
+        problems += _fixed_arch_problems(data, problems) + _varied_key_problems(data)
+    elif points:
+        problems += point_problems(spec, inspect=False)
+    if problems:
+        raise ConfigError(problem_list(source, problems))
+    return spec
+
+
+def problem_list(source: str, problems: list[str]) -> str:
+    """`source` and its problems, one per line ("- "), as the CLI prints them."""
+    count = f" {len(problems)} problems" if len(problems) > 1 else ""
+    listed = "\n".join(f"  - {problem}" for problem in problems)
+    return f"{source}:{count}\n{listed}"
+
+
+def _fixed_arch_problems(data: dict[str, Any], found: list[str]) -> list[str]:
+    """The fixed `arch:` section's problems, when the spec's shape failed elsewhere (the points
+    need a valid spec; the architecture alone does not)."""
+    arch = data.get("arch")
+    if not isinstance(arch, dict) or any(p.startswith("arch") for p in found):
+        return []
+    section = data.get("data")
+    shape = None
+    if isinstance(section, dict):
+        from runners.spec.data import DataConfig
+
+        try:
+            shape = static_shape(DataConfig.model_validate(section))
+        except ConfigError:
+            shape = None
+    if shape is not None:
+        keys = ("num_classes", "in_channels", "input_size")
+        arch = {**dict(zip(keys, shape, strict=True)), **arch}
+    try:
+        ArchConfig.parse(arch, prefix="arch.")
+    except ConfigError as err:
+        return str(err).splitlines()
+    except (TypeError, ValueError) as err:  # input no model expects (a list as a key, say)
+        return [f"arch: {err}"]
+    return []
+
+
+def _varied_key_problems(data: dict[str, Any]) -> list[str]:
+    """The problems of the dotted keys `search.grid` or `search.space` varies."""
+    search = data.get("search")
+    keys = []
+    for part in ("grid", "space"):
+        varied = search.get(part) if isinstance(search, dict) else None
+        keys += [key for key in varied if isinstance(key, str)] if isinstance(varied, dict) else []
+    problems = []
+    for key in keys:
+        try:
+            check_key(key)
+        except ConfigError as err:
+            problems.append(str(err))
+    return problems
 
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
-    """Read and validate the shape of a spec file (not yet its points: see runners.spec.points),
-    with `--set KEY=VALUE` overrides applied first."""
+    """Read and check a spec file (its points too), with `--set KEY=VALUE` overrides applied
+    first."""
     return load_spec_with_text(path, overrides)[0]
 
 
@@ -37,17 +108,8 @@ def load_spec_with_text(
 ) -> tuple[SweepSpec, str]:
     """(the spec, the YAML text that ran): the file as written, or with overrides applied."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the spec ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte "
-                          f"{err.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    text = read_text_file(path, "spec")
+    data = parse_yaml(text, str(path))
     if overrides:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections, got "
@@ -67,10 +129,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {item}: expected KEY=VALUE with a dotted KEY, e.g. "
                               "--set resources.gpus_per_trial=0")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {key}: the value is not valid YAML: {err}") from None
+        value = parse_yaml(raw, f"--set {key}: the value") if raw.strip() else ""
         node = merged
         *parents, leaf = key.split(".")
         for depth, part in enumerate(parents):

@@ -29,7 +29,7 @@ from runners.spec.data import DataConfig
 from runners.spec.sweep import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
 from runners.spec.train import TrainConfig
 from search_space import ArchConfig
-from search_space.errors import ConfigError, allowed
+from search_space.errors import ConfigError, allowed, nearest
 
 SECTIONS: dict[str, type[BaseModel]] = {
     "arch": ArchConfig, "train": TrainConfig, "data": DataConfig,
@@ -50,8 +50,10 @@ def check_key(key: str) -> None:
     """Raise ConfigError unless `key` names a field of the trial config (arch./train./data.)."""
     section, *path = key.split(".")
     if section not in SECTIONS or not path:
+        guess = nearest(section, SECTIONS)
+        hint = f" (did you mean `{guess}.{'.'.join(path)}`?)" if guess and path else ""
         raise ConfigError(
-            f"{key}: unknown key; keys start with {allowed(s + '.' for s in SECTIONS)} "
+            f"{key}: unknown key{hint}; keys start with {allowed(s + '.' for s in SECTIONS)} "
             f"followed by a field, e.g. arch.se.reduction or train.lr"
         )
     model: type[BaseModel] | None = SECTIONS[section]
@@ -59,8 +61,11 @@ def check_key(key: str) -> None:
     for part in path:
         if model is None or part not in model.model_fields:
             fields = allowed(model.model_fields) if model is not None else "(no sub-fields)"
+            guess = nearest(part, model.model_fields) if model is not None else None
+            hint = f"; did you mean `{walked}.{guess}`?" if guess else ""
             raise ConfigError(
-                f"{key}: unknown key: {walked} has no field {part!r}; it has: {fields}"
+                f"{key}: unknown key: {walked} has no field {part!r}{hint} ({walked} has: "
+                f"{fields})"
             )
         model = _submodel(model.model_fields[part].annotation)
         walked = f"{walked}.{part}"
@@ -68,7 +73,9 @@ def check_key(key: str) -> None:
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model a field holds (also inside `X | None`), else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    # Generic aliases (tuple[int, ...]) pass isinstance(..., type) on Python 3.10 only.
+    if (isinstance(annotation, type) and typing.get_origin(annotation) is None
+            and issubclass(annotation, BaseModel)):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         models = [a for a in typing.get_args(annotation) if _submodel(a) is not None]
@@ -142,9 +149,8 @@ def grid_points(spec: SweepSpec) -> list[Point]:
 
 
 def count_trials(spec: SweepSpec) -> int:
-    if spec.is_grid:
-        return len(grid_points(spec)) * len(spec.seeds)
-    return spec.search.num_samples
+    """The trials of the sweep (at most, for a race), counted without expanding the grid."""
+    return spec.planned_trials()
 
 
 def decode_point(spec: SweepSpec, raw: dict[str, Any]) -> dict[str, Any]:
@@ -205,6 +211,16 @@ def flatten(tree: dict[str, Any], prefix: str) -> dict[str, str]:
     return flat
 
 
+def static_shape(data: DataConfig) -> tuple[int, int, int] | None:
+    """The dataset's (num_classes, in_channels, image size) when its settings say it (digits,
+    CIFAR, synthetic); None when only its files do (imagefolder)."""
+    if data.name in KNOWN_SHAPES:
+        return KNOWN_SHAPES[data.name]
+    if data.name == "synthetic":
+        return data.num_classes, data.channels, data.resolved_image_size()
+    return None
+
+
 def dataset_shape(data: DataConfig) -> tuple[int, int, int]:
     """(num_classes, in_channels, image size) of the dataset, read from its files' listing and
     headers (runners.trial.data.load.inspect_dataset), never by loading it; fixed for digits and
@@ -218,10 +234,12 @@ def dataset_shape(data: DataConfig) -> tuple[int, int, int]:
     return info.num_classes, info.in_channels, info.image_size
 
 
-def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int) -> TrialSettings:
+def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int,
+                  inspect: bool = True) -> TrialSettings:
     """The validated settings of one trial: the spec's fixed part with `overrides` applied.
 
-    arch.num_classes / in_channels / input_size default to the dataset's shape.
+    arch.num_classes / in_channels / input_size default to the dataset's shape; without
+    `inspect`, only to a shape known without reading files (else to ArchConfig's defaults).
     """
     tree = {
         "arch": copy.deepcopy(spec.arch),
@@ -234,8 +252,10 @@ def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int) -> Tria
     data = DataConfig.model_validate(tree["data"])
     train = TrainConfig.model_validate(tree["train"])
     arch_dict = tree["arch"]
-    if not all(k in arch_dict for k in ("num_classes", "in_channels", "input_size")):
-        num_classes, channels, size = dataset_shape(data)
+    shape = dataset_shape(data) if inspect else static_shape(data)
+    if shape is not None and not all(
+            k in arch_dict for k in ("num_classes", "in_channels", "input_size")):
+        num_classes, channels, size = shape
         arch_dict = {"num_classes": num_classes, "in_channels": channels, "input_size": size,
                      **arch_dict}
     arch = ArchConfig.parse(arch_dict, prefix="arch.")
@@ -280,31 +300,71 @@ class TrialRecord:
                    int(event["seed"]), event["params"])
 
 
-def fixed_settings(spec: SweepSpec) -> TrialSettings:
-    return resolve_trial(spec, {}, spec.seeds[0])
+def fixed_settings(spec: SweepSpec, inspect: bool = True) -> TrialSettings:
+    return resolve_trial(spec, {}, spec.seeds[0], inspect)
 
 
 # ----------------------------------------------------------------------------- validation
 
+MAX_LISTED = 10  # bad points listed one by one; beyond that, how many more
 
-def validate(spec: SweepSpec) -> list[Point]:
+
+def validate(spec: SweepSpec, inspect: bool = True) -> list[Point]:
     """Check every point the spec can run; returns the grid's points ([] for a search).
 
-    Raises ConfigError naming the point and the field at the first bad one.
+    Raises ConfigError listing every problem: the fixed part's, else each bad point's (its
+    label and the field). Without `inspect`, a dataset's shape only where its settings say it.
     """
+    problems = point_problems(spec, inspect)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return grid_points(spec) if spec.is_grid else []
+
+
+def point_problems(spec: SweepSpec, inspect: bool = True) -> list[str]:
+    """Every problem of the spec's points, one line (or an indented block) each."""
+    problems = []
     for key in spec.search.varied_keys:
-        check_key(key)
-    _check(spec, {}, "the fixed spec")
+        problems += _problem(check_key, key)
+    if problems:  # every point would repeat them
+        return problems
+    fixed = _problem(resolve_trial, spec, {}, spec.seeds[0], inspect)
+    if fixed:  # every point would repeat them too
+        return fixed
     if spec.is_grid:
-        points = grid_points(spec)
-        for point in points:
-            for seed in spec.seeds:
-                _check(spec, point.overrides, f"grid point {point.label} {point.as_json()}", seed)
-        return points
-    for key, dim in spec.search.space.items():
-        for value in _values_to_check(spec, key, dim):
-            _check(spec, {key: value}, f"search.space {key} value {format_value(value)}")
+        checks = [(f"grid point {p.label} {p.as_json()}", p.overrides) for p in grid_points(spec)]
+    else:
+        checks = []
+        for key, dim in spec.search.space.items():
+            try:
+                values = _values_to_check(spec, key, dim)
+            except ConfigError as err:
+                problems.append(str(err))
+                continue
+            checks += [(f"search.space {key} value {format_value(v)}", {key: v}) for v in values]
+    bad = []
+    for what, overrides in checks:
+        lines = _problem(resolve_trial, spec, overrides, spec.seeds[0], inspect)
+        if lines:
+            bad.append(_headed(what, lines))
+    if len(bad) > MAX_LISTED:
+        bad = bad[:MAX_LISTED] + [f"... and {len(bad) - MAX_LISTED} more points like these"]
+    return problems + bad
+
+
+def _problem(check: Any, *args: Any) -> list[str]:
+    """The lines of the ConfigError `check(*args)` raises ([] when it passes)."""
+    try:
+        check(*args)
+    except ConfigError as err:
+        return str(err).splitlines()
     return []
+
+
+def _headed(what: str, lines: list[str]) -> str:
+    if len(lines) == 1:
+        return f"{what}: {lines[0]}"
+    return f"{what}:\n" + "\n".join(f"    {line}" for line in lines)
 
 
 def _values_to_check(spec: SweepSpec, key: str, dim: Any) -> list[Any]:
@@ -315,12 +375,5 @@ def _values_to_check(spec: SweepSpec, key: str, dim: Any) -> list[Any]:
     if isinstance(dim, MaskDim):
         if key != "arch.se.stages":
             raise ConfigError(f"search.space.{key}: mask applies to arch.se.stages only")
-        return stage_masks(fixed_settings(spec).arch.num_stages)
+        return stage_masks(fixed_settings(spec, inspect=False).arch.num_stages)
     raise AssertionError(dim)
-
-
-def _check(spec: SweepSpec, overrides: dict[str, Any], what: str, seed: int | None = None) -> None:
-    try:
-        resolve_trial(spec, overrides, spec.seeds[0] if seed is None else seed)
-    except ConfigError as err:
-        raise ConfigError(f"{what}:\n{err}") from None

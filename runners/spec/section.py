@@ -26,4 +26,4 @@ class ConfigModel(BaseModel):
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as err:
-            raise from_validation_error(err, f"{cls.section}.") from None
+            raise from_validation_error(err, f"{cls.section}.", cls) from None

@@ -8,6 +8,7 @@ trial before anything runs.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -23,10 +24,15 @@ from pydantic import (
 
 from runners.spec.data import DataConfig
 from runners.spec.defaults import DEFAULT_STORAGE
+from runners.spec.limits import limit, raise_hint, seed_problem
+from runners.spec.timing import TimingConfig
 from runners.spec.train import TrainConfig
 from search_space.errors import allowed
 
 SearchKind = Literal["grid", "tpe", "nsga2"]
+# The sweep's name is its folder and its MLflow experiment: short, and safe in both.
+MAX_NAME = 100
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 # What a trial reports and an objective may name. Per-stage cost metrics (stage2.flops, ...)
 # are allowed too, see _is_known_metric.
@@ -68,6 +74,17 @@ def _is_known_metric(name: str) -> bool:
 
 class ChoiceDim(StrictModel):
     choice: list[Any] = Field(min_length=1)
+
+    @field_validator("choice")
+    @classmethod
+    def _bounded(cls, values: list[Any]) -> list[Any]:
+        most = limit("SELAB_MAX_TRIALS")
+        if len(values) > most:
+            raise ValueError(
+                f"{len(values):,} values, more than the {most:,} a choice may list "
+                "(SELAB_MAX_TRIALS); give a range instead ({int: [lo, hi]} or {float: [lo, hi]})"
+                f"; if the list is meant, {raise_hint('SELAB_MAX_TRIALS', len(values))}")
+        return values
 
 
 class IntDim(StrictModel):
@@ -143,6 +160,23 @@ class Search(StrictModel):
     )
     sampler_seed: int | None = None  # tpe/nsga2: makes the suggestions reproducible
 
+    @field_validator("sampler_seed")
+    @classmethod
+    def _a_seed(cls, value: int | None) -> int | None:
+        if value is not None and (problem := seed_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("num_samples")
+    @classmethod
+    def _bounded_samples(cls, value: int) -> int:
+        most = limit("SELAB_MAX_TRIALS")
+        if value > most:
+            raise ValueError(f"{value:,} trials, more than the {most:,} a sweep may have "
+                             f"(SELAB_MAX_TRIALS); if it is meant, "
+                             f"{raise_hint('SELAB_MAX_TRIALS', value)}")
+        return value
+
     @field_validator("grid")
     @classmethod
     def _non_empty_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -167,7 +201,19 @@ class Search(StrictModel):
         metrics = [o.metric for o in self.objectives]
         if len(set(metrics)) != len(metrics):
             raise ValueError(f"objectives: each metric once, got {metrics}")
+        if self.kind == "nsga2" and len(metrics) < 2:
+            raise ValueError(
+                f"objectives: nsga2 is a multi-objective method and needs at least 2 "
+                f"objectives, got {len(metrics)} ({allowed(metrics)}); add one, e.g. "
+                "{metric: flops, mode: min}, or use kind: tpe for a single objective")
         return self
+
+    def grid_points(self) -> int:
+        """The points a grid expands to, counted without expanding it."""
+        count = 1
+        for values in self.grid.values():
+            count *= len(values)
+        return count + int(self.baseline)
 
     @property
     def varied_keys(self) -> list[str]:
@@ -212,6 +258,16 @@ class SeedRace(StrictModel):
     margin: float = Field(1.0, gt=0, lt=100)
     alpha: float = Field(0.05, gt=0, lt=1)
 
+    @field_validator("max")
+    @classmethod
+    def _bounded(cls, value: int) -> int:
+        most = limit("SELAB_MAX_TRIALS")
+        if value > most:
+            raise ValueError(f"{value:,} seeds, more than the {most:,} trials a sweep may have "
+                             f"(SELAB_MAX_TRIALS); if it is meant, "
+                             f"{raise_hint('SELAB_MAX_TRIALS', value)}")
+        return value
+
     @model_validator(mode="after")
     def _initial_within_max(self) -> SeedRace:
         if self.initial > self.max:
@@ -227,7 +283,7 @@ Seeds = Annotated[
 
 class SweepSpec(StrictModel):
     # Also the Ray folder name and the MLflow experiment: short enough for both.
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    name: str
     description: str = ""
     data: DataConfig
     arch: dict[str, Any]
@@ -241,14 +297,34 @@ class SweepSpec(StrictModel):
     resources: Resources = Field(default_factory=Resources)
     failure: Failure = Field(default_factory=Failure)
     tracking: Tracking = Field(default_factory=Tracking)
+    timing: TimingConfig = Field(default_factory=TimingConfig)
     storage: str = DEFAULT_STORAGE
+
+    @field_validator("name")
+    @classmethod
+    def _usable_name(cls, name: str) -> str:
+        if len(name) > MAX_NAME:
+            raise ValueError(
+                f"too long: {len(name)} characters, at most {MAX_NAME} allowed (the name is the "
+                f"sweep's folder and its MLflow experiment); shorten it, e.g. {name[:24]!r}")
+        if not NAME_PATTERN.match(name):
+            raise ValueError(
+                f"got {name!r}; allowed: letters, digits and _ . - (starting with a letter or "
+                "digit), e.g. se-ablation_1")
+        return name
 
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int] | SeedRace) -> list[int] | SeedRace:
-        if isinstance(seeds, list) and not seeds:
-            raise ValueError("give at least one seed")
-        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
+        if isinstance(seeds, SeedRace):
+            return seeds
+        if not seeds:
+            raise ValueError("the list is empty; a sweep needs at least one seed, e.g. seeds: "
+                             "[0] (or seeds: {initial: 3, max: 10} to race them)")
+        for seed in seeds:
+            if problem := seed_problem(seed):
+                raise ValueError(problem)
+        if len(set(seeds)) != len(seeds):
             raise ValueError(f"each seed once, got {seeds}")
         return seeds
 
@@ -286,6 +362,30 @@ class SweepSpec(StrictModel):
                 "(early-stopped trials would enter the Pareto front as if finished)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _within_trial_limit(self) -> SweepSpec:
+        """Counted before anything is expanded: a grid of a thousand values on each of three
+        keys is refused here, not after a billion points have been built."""
+        most = limit("SELAB_MAX_TRIALS")
+        trials = self.planned_trials()
+        if self.is_grid and trials > most:
+            lengths = " x ".join(f"{len(v):,}" for v in self.search.grid.values()) or "1"
+            points = f"{lengths}{' + 1 (the baseline)' if self.search.baseline else ''}"
+            seeds = (f"{self.race.max} seeds (race max)" if self.race else
+                     f"{len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}")
+            raise ValueError(
+                f"search.grid: {points} = {self.search.grid_points():,} points x {seeds} = "
+                f"{trials:,} trials, more than the {most:,} a sweep may have (SELAB_MAX_TRIALS); "
+                "vary fewer values, or sample the space (kind: tpe, num_samples); if it is "
+                f"meant, {raise_hint('SELAB_MAX_TRIALS', trials)}")
+        return self
+
+    def planned_trials(self) -> int:
+        """The trials the sweep runs (at most, for a race), computed without expanding it."""
+        if not self.is_grid:
+            return self.search.num_samples
+        return self.search.grid_points() * len(self.seeds)
 
     @property
     def is_grid(self) -> bool:

@@ -2,36 +2,100 @@
 
 A trial that finishes writes its final weights and the config that builds them as `model.pt`
 (search_space.serialize) into its last checkpoint, in the sweep's storage folder; the trial's
-MLflow run records that path in the tag `selab.model`. Which models are also logged to MLflow,
-as the artifact `model/model.pt` of their trial run, is the spec's `tracking.models`:
+MLflow run records that path in the tag `selab.model`. Which models are also logged to MLflow
+is the spec's `tracking.models`:
 - `recommended` (default): `selab report` logs the models of the recommended configuration and
   of the accuracy/FLOPs Pareto front (every seed of each); the rest stay in storage only;
 - `all`: the driver logs every finished trial's model when the trial ends;
 - `none`: none is logged (all stay in storage).
+
+A model logged to MLflow is one of MLflow 3's logged models: `model.pt` is its artifact, its
+source run is the trial's run (linked as the run's output, so the runs table's Models column
+names it), its params are the trial's varied knobs and seed, and the trial's final accuracy
+and cost are linked to it, so the experiment's Models view lists every kept network with its
+numbers. Runs of an earlier selab hold the file as their artifact `model/model.pt` instead;
+both are read.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from runners.storage.paths import check_remote_storage, is_uri, split_location
+from runners.tracking.knobs import KNOB_TAG_PREFIX
 from search_space.errors import ConfigError
 
 MODEL_FILE = "model.pt"
-MODEL_ARTIFACT_DIR = "model"
+MODEL_ARTIFACT_DIR = "model"  # the run artifact folder an earlier selab logged the file to
 MODEL_TAG = "selab.model"
+MODEL_TYPE = "selab"  # the logged models' model_type: selab's own file (search_space.serialize)
+LINKED_METRICS = ("val_acc", "best_val_acc", "test_acc", "flops", "params")
 
 
-def logged_model(client: Any, run_id: str) -> bool:
+def _legacy_artifact(client: Any, run_id: str) -> bool:
+    """An earlier selab logged the file as an artifact of the trial's run."""
     return any(a.path == f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"
                for a in client.list_artifacts(run_id, MODEL_ARTIFACT_DIR))
 
 
-def log_model(client: Any, run_id: str, path: str | Path) -> None:
-    client.log_artifact(run_id, str(path), MODEL_ARTIFACT_DIR)
+def kept_model(client: Any, run: Any) -> Any | None:
+    """The logged model (MLflow's LoggedModel) whose source is this trial's run, if any."""
+    found = client.search_logged_models(
+        [run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'", max_results=10)
+    ready = [m for m in found if m.model_type == MODEL_TYPE and str(m.status) == "READY"]
+    return ready[0] if ready else None
+
+
+def logged_model(client: Any, run_id: str) -> bool:
+    """The trial's model is in MLflow (a logged model, or an earlier selab's artifact)."""
+    return (kept_model(client, client.get_run(run_id)) is not None
+            or _legacy_artifact(client, run_id))
+
+
+def model_name(run: Any) -> str:
+    """``r8_seed1``: the trial's label and seed, as `selab export` names the file, without the
+    characters MLflow refuses in a model's name (``lr=0.05`` gives ``lr0-05``)."""
+    label = run.data.tags.get("selab.label") or run.info.run_name or run.info.run_id
+    name = f"{label.replace(' ', '_').replace('=', '')}_seed{run.data.params.get('seed', '')}"
+    return re.sub(r"[^A-Za-z0-9_,+-]", "-", name)
+
+
+def log_model(client: Any, run_id: str, path: str | Path) -> str:
+    """Log the model file of a trial as a logged model of its run (see the module), unless
+    the run has one already (a journal sent again); returns its model id."""
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric
+
+    run = client.get_run(run_id)
+    if (kept := kept_model(client, run)) is not None:
+        return kept.model_id
+    tags = run.data.tags
+    knobs = {k.removeprefix(KNOB_TAG_PREFIX): v for k, v in tags.items()
+             if k.startswith(KNOB_TAG_PREFIX)}
+    model = client.create_logged_model(
+        run.info.experiment_id, name=model_name(run), source_run_id=run_id,
+        params={**knobs, "seed": run.data.params.get("seed", "")},
+        tags={k: tags[k] for k in ("selab.sweep", "selab.label", "selab.trial_id") if k in tags},
+        model_type=MODEL_TYPE)
+    client.log_model_artifact(model.model_id, str(path))
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    # The numbers the Models view shows beside it: the run's final values, linked to the model.
+    now = int(time.time() * 1000)
+    linked = [Metric(key, value, now, _last_step(client, run_id, key), model_id=model.model_id)
+              for key, value in run.data.metrics.items() if key in LINKED_METRICS]
+    if linked:
+        client.log_batch(run_id, metrics=linked)
+    return model.model_id
+
+
+def _last_step(client: Any, run_id: str, key: str) -> int:
+    return max((m.step for m in client.get_metric_history(run_id, key)), default=0)
 
 
 def stored_model(run: Any) -> Path | None:
@@ -81,7 +145,7 @@ def keep_models(client: Any, runs: list[Any]) -> list[str]:
     """Log the stored model of each run that has none in MLflow yet; returns their run ids."""
     logged = []
     for run in runs:
-        if logged_model(client, run.info.run_id):
+        if kept_model(client, run) is not None or _legacy_artifact(client, run.info.run_id):
             continue
         path = stored_model(run)
         if path is not None:
@@ -91,11 +155,18 @@ def keep_models(client: Any, runs: list[Any]) -> list[str]:
 
 
 def fetch_model(client: Any, run: Any, folder: str | Path | None = None) -> Path:
-    """A local copy of the trial's model: the MLflow artifact, else the file in storage."""
-    if logged_model(client, run.info.run_id):
+    """A local copy of the trial's model: from MLflow (its logged model, or an earlier
+    selab's run artifact), else the file in storage."""
+    model = kept_model(client, run)
+    if model is not None or _legacy_artifact(client, run.info.run_id):
         folder = folder or tempfile.mkdtemp(prefix="selab-model-")
-        return Path(client.download_artifacts(
-            run.info.run_id, f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}", str(folder)))
+        if model is None:
+            return Path(client.download_artifacts(
+                run.info.run_id, f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}", str(folder)))
+        from mlflow.artifacts import download_artifacts
+
+        return Path(download_artifacts(artifact_uri=f"{model.artifact_location}/{MODEL_FILE}",
+                                       dst_path=str(folder), tracking_uri=client.tracking_uri))
     path = stored_model(run)
     if path is None:
         label = run.data.tags.get("selab.label", run.info.run_id)

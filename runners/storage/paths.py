@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # The files a sweep's folder holds besides Ray's (runners.storage.saved_sweep reads them).
 SWEEP_META_FILE = "selab_sweep.json"  # the MLflow parent run
 SWEEP_SPEC_FILE = "selab_spec.yaml"  # the spec as the trials see it
+# Written before the MLflow parent run is created: a sweep whose driver was killed before it
+# recorded its parent is still a sweep (resume adopts the parent, --overwrite closes it).
+SWEEP_START_FILE = "selab_start.json"
 SWEEP_DONE_FILE = "selab_done.json"  # every trial ended as the spec allows
 TUNER_FILE = "tuner.pkl"  # Ray's saved Tuner: a sweep Ray can restore
 # How often Ray copies its sweep state to storage behind a URI (Ray's default is 300 s): what a
@@ -147,8 +150,15 @@ class SweepFolder:
         return self._info(relative).type == pyarrow.fs.FileType.File
 
     def is_sweep(self) -> bool:
-        """A folder a selab run made (its metadata file is there)."""
-        return self.has(SWEEP_META_FILE)
+        """A folder a selab run made: its parent run is recorded, or its start is."""
+        return self.has(SWEEP_META_FILE) or self.has(SWEEP_START_FILE)
+
+    def entries(self) -> list[str]:
+        """Names of everything in the folder, files and folders (none if it is not there)."""
+        import pyarrow.fs
+
+        selector = pyarrow.fs.FileSelector(self.path, allow_not_found=True)
+        return sorted(info.base_name for info in self.fs.get_file_info(selector))
 
     def write_text(self, relative: str, text: str) -> None:
         self.write_bytes(relative, text.encode())
@@ -193,8 +203,8 @@ class SweepFolder:
         return sorted(
             e.base_name for e in entries
             if e.type == pyarrow.fs.FileType.Directory
-            and self.fs.get_file_info(f"{e.path}/{SWEEP_META_FILE}").type
-            == pyarrow.fs.FileType.File
+            and any(self.fs.get_file_info(f"{e.path}/{marker}").type == pyarrow.fs.FileType.File
+                    for marker in (SWEEP_META_FILE, SWEEP_START_FILE))
         )
 
 

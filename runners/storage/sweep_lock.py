@@ -32,6 +32,8 @@ from runners.storage.paths import SweepFolder, is_uri, join_location, split_loca
 from search_space.errors import ConfigError
 
 LOCK_FILE = "selab.lock"
+ATTEMPTS = 5  # locks of a file removed under us before the lock is given up
+HOLDER_WAIT_S = 1.0  # how long a refused driver waits for the holder to write its name
 LEASES_FOLDER = ".selab_locks"
 HEARTBEAT_S = 10.0
 LEASE_S = 60.0  # a lease not rewritten for this long belongs to a driver that is gone
@@ -50,18 +52,30 @@ class SweepLock:
         self.name = name
         self.lease = RemoteLease(location, name) if location and is_uri(location) else None
         self._fd: int | None = None
+        # What taking the lock made (the lock file, folders), for `remove_made` to take back.
+        self.made_file = False
+        self.made_dirs: list[Path] = []
 
     def acquire(self) -> SweepLock:
-        fd = self._open()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
+        for _ in range(ATTEMPTS):
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise SweepLocked(
+                    f"sweep {self.name!r} is being run by another driver ({holder}); "
+                    f"wait for it to end or stop it first (lock: {self.path})"
+                ) from None
+            if _is_current(fd, self.path):
+                break
+            # Locked a file its holder removed as it let go (a start that stopped before its
+            # sweep existed): the next attempt locks the path's file, made anew if need be.
             os.close(fd)
-            raise SweepLocked(
-                f"sweep {self.name!r} is being run by another driver ({holder}); "
-                f"wait for it to end or stop it first (lock: {self.path})"
-            ) from None
+        else:
+            raise ConfigError(f"storage: cannot lock {self.path}: the file keeps being replaced "
+                              "(another driver starting and stopping?); try again")
         holder = _me()
         with contextlib.suppress(OSError):  # read-only storage: the lock itself still holds
             self.path.write_text(json.dumps(holder))
@@ -69,6 +83,11 @@ class SweepLock:
         if self.lease is not None:
             try:
                 self.lease.acquire()
+            except OSError as err:  # the bucket cannot be reached: bad input, not a crash
+                self.release()
+                reason = " ".join(str(err).split())
+                raise ConfigError(f"storage (or --storage): cannot take the sweep's lease at "
+                                  f"{self.lease} ({reason})") from None
             except BaseException:
                 self.release()
                 raise
@@ -77,14 +96,29 @@ class SweepLock:
     def _open(self) -> int:
         """A read-only descriptor to lock (flock needs no write access, and a file held open
         for writing would keep the storage from being remounted read-only)."""
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        self.made_file = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch(exist_ok=True)
+            self.made_dirs = [p for p in missing if p.is_dir()] or self.made_dirs  # deepest first
+            if not self.path.exists():
+                self.path.touch(exist_ok=True)
+                self.made_file = True
+            return os.open(self.path, os.O_RDONLY)
         except OSError as err:
-            if not self.path.is_file():
-                raise ConfigError(
-                    f"storage: cannot create {self.path} ({err.strerror or err})") from None
-        return os.open(self.path, os.O_RDONLY)
+            raise ConfigError(
+                f"storage: cannot create {self.path} ({err.strerror or err})") from None
+
+    def remove_made(self) -> None:
+        """Take back what taking the lock made (the lock file, then the folders it made, if
+        they are empty), while the lock is still held: a driver that stops before its sweep
+        exists leaves nothing behind. A driver that meets the file gone takes a new one."""
+        if self.made_file:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        for folder in self.made_dirs:
+            with contextlib.suppress(OSError):  # not empty: something else lives there now
+                folder.rmdir()
 
     def release(self) -> None:
         if self.lease is not None:
@@ -205,8 +239,26 @@ def _describe(holder: dict[str, Any]) -> str:
     return text
 
 
-def _read_holder(fd: int) -> str:
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether the locked descriptor is still the file at `path` (not one removed since)."""
     try:
-        return _describe(json.loads(os.pread(fd, 4096, 0) or b"{}"))
-    except (OSError, ValueError):
-        return "holder unknown"
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _read_holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it right after taking it (waited for briefly:
+    two drivers started at once may ask before the first has written its name)."""
+    deadline = time.monotonic() + HOLDER_WAIT_S
+    while True:
+        try:
+            text = os.pread(fd, 4096, 0)
+            if text:
+                return _describe(json.loads(text))
+        except (OSError, ValueError):
+            pass  # being written right now
+        if time.monotonic() > deadline:
+            return "holder unknown"
+        time.sleep(0.05)

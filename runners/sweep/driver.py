@@ -1,7 +1,9 @@
 """What one sweep driver holds while it runs: the sweep's lock, its journal and MLflow writer.
 
-`selab run` and `selab resume` open a `SweepDriver` right after their checks. It refuses a
-second driver of the same sweep at once, hands Tune the callback that writes the journal,
+`selab run` and `selab resume` open a `SweepDriver` before anything else, their checks
+included. It refuses a second driver of the same sweep at once, records the sweep's start and
+its parent run in the folder (and takes all of it back if the driver stops before its parent
+run was recorded, killing aside), hands Tune the callback that writes the journal,
 sends the journal to MLflow in the background, and closes the parent run through the same
 writer: FINISHED or FAILED as the sweep ended, FAILED when the driver stops on an exception
 (Ctrl-C included), never left RUNNING by a driver that is gone, except by SIGKILL, which
@@ -21,8 +23,15 @@ from typing import Any
 from runners.spec.points import TrialRecord
 from runners.spec.sweep import SweepSpec
 from runners.storage.local_state import local_state_dir, register_driver, unregister_driver
-from runners.storage.paths import SWEEP_META_FILE, SweepFolder, shell_arg
-from runners.storage.saved_sweep import read_parent
+from runners.storage.paths import SWEEP_START_FILE, SweepFolder, shell_arg
+from runners.storage.saved_sweep import (
+    SweepStart,
+    forget_start,
+    read_parent,
+    read_start,
+    record_parent,
+    save_start,
+)
 from runners.storage.sweep_lock import LOCK_FILE, SweepLock
 from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, Journal
 from runners.tracking.journal_mirror import JournalMirror
@@ -42,6 +51,8 @@ class SweepDriver:
         self.spec: SweepSpec | None = None
         self.state_dir = local_state_dir(folder.location)
         self.lock = SweepLock(self.state_dir, name, folder.location).acquire()
+        self.started: SweepStart | None = None  # the start this driver wrote
+        self.recorded = False  # whether the sweep's parent run is recorded in its folder
         register_driver(name, str(self.state_dir), folder.location)
         self.writer: MlflowWriter | None = None
         # Storage behind a URI: the journal comes from there (this machine may not have run
@@ -55,6 +66,17 @@ class SweepDriver:
             raise
 
     # --- the sweep's life
+
+    def mark_started(self, spec: SweepSpec, spec_yaml: str, tracking_uri: str,
+                     experiment: str) -> SweepStart:
+        """Make the folder a sweep (its spec and start) before its parent run is created."""
+        self.started = save_start(self.folder, spec, spec_yaml, tracking_uri, experiment)
+        return self.started
+
+    def record(self, parent: ParentRun) -> None:
+        """Write the sweep's parent run into its folder, as soon as it exists."""
+        record_parent(self.folder, parent)
+        self.recorded = True
 
     def start(self, spec: SweepSpec, parent: ParentRun) -> None:
         """Start sending the journal to `parent`'s runs; mark the sweep running (again)."""
@@ -103,13 +125,23 @@ class SweepDriver:
         if self.writer is not None:  # stopped before finish(): keep what is sent so far
             self.writer.close(0)
         self.mirror.push_quietly()
+        if not self.recorded:
+            self._take_back()
         unregister_driver(self.name)
         self.lock.release()
-        local = self.state_dir == Path(self.folder.location)
-        if local and not (self.state_dir / SWEEP_META_FILE).exists():
-            # Stopped before the sweep existed (its parent run could not be opened): leave
-            # no folder behind that would block the next `selab run`.
-            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _take_back(self) -> None:
+        """Stopped before its parent run was recorded (a check refused the sweep, or the run
+        could not be made): leave nothing that would block the next `selab run`: the start
+        this driver wrote (and a parent run it made, closed), the lock file and folders that
+        taking the lock made. Done while the lock is held; a sweep that was there stays."""
+        if self.started is not None:
+            from runners.sweep.parent_run import close_unrecorded
+
+            close_unrecorded(self.started, self.folder.location)
+            forget_start(self.folder)
+        if self.state_dir == Path(self.folder.location) and not self.folder.is_sweep():
+            self.lock.remove_made()
 
     def __enter__(self) -> SweepDriver:
         return self
@@ -121,8 +153,15 @@ class SweepDriver:
 
     def clear(self) -> None:
         """Remove the sweep's earlier state (not the lock this driver holds), and close the
-        earlier parent run so that it is not left RUNNING with no driver."""
+        earlier parent run (recorded, or made by a start that never recorded it) so that it
+        is not left RUNNING with no driver."""
         self._close_earlier_parent()
+        if self.folder.has(SWEEP_START_FILE):
+            from runners.sweep.parent_run import close_unrecorded
+
+            # A start file that cannot be read names no run to close.
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                close_unrecorded(read_start(self.folder), self.folder.location)
         Journal.of(self.state_dir).unwritten.clear()
         if self.state_dir == Path(self.folder.location):
             for entry in self.state_dir.iterdir():

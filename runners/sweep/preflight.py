@@ -1,5 +1,6 @@
 """Checks a sweep must pass before any Ray folder or MLflow run exists (`selab validate`, and the
-start of `selab run` and `selab resume`).
+start of `selab run` and `selab resume`, right after they take the sweep's lock). The checks
+create nothing: no folder, no MLflow store, no Ray instance.
 
 Each check answers in seconds and turns a problem into a ConfigError naming the spec field: the
 data is there and readable, every distinct network runs a forward pass at the data's real
@@ -14,7 +15,7 @@ import os
 import random
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,26 @@ from runners.spec.points import (
 )
 from runners.spec.sweep import ChoiceDim, FloatDim, IntDim, MaskDim, SweepSpec
 from runners.storage.paths import (
+    SWEEP_META_FILE,
+    SWEEP_SPEC_FILE,
+    SWEEP_START_FILE,
     SweepFolder,
     check_remote_storage,
     is_uri,
     shell_arg,
     with_absolute_paths,
 )
+from runners.storage.sweep_lock import LOCK_FILE
 from runners.tracking.store import choose_tracking_uri
 from runners.trial.data.load import inspect_dataset
 from runners.trial.data.splits import DatasetInfo
 from search_space.errors import ConfigError
+from search_space.identity_path import identity_path_note
 
 TRACKING_TIMEOUT_S = 5.0
 MAX_COMBINATIONS = 4096  # search-space combinations checked; a seeded sample beyond that
+# What a start killed before its folder became a sweep leaves: a folder `selab run` may use.
+START_REMNANTS = {LOCK_FILE, SWEEP_SPEC_FILE}
 
 
 @dataclass
@@ -56,6 +64,8 @@ class Checked:
     tracking_uri: str
     folder: SweepFolder
     nodes: list[dict[str, float]]  # CPU/GPU of each node of the cluster the trials run on
+    # What is worth knowing but not an error, e.g. search_space.identity_path's note.
+    notes: list[str] = field(default_factory=list)
 
 
 def preflight(
@@ -82,13 +92,26 @@ def preflight(
     points: list[Point] | None = None
     if dataset is not None or spec.data.name in KNOWN_SHAPES:  # the networks need its shape
         points = _collect(errors, validate, spec)
+    labelled = None
     if points is not None:
-        settings = _collect(errors, _settings_to_build, spec, points)
-        if settings:
-            _collect(errors, check_forward, settings, spec.data.name)
+        labelled = _collect(errors, _settings_to_build, spec, points)
+        if labelled:
+            _collect(errors, check_forward, [s for _, s in labelled], spec.data.name)
     if errors:
         raise ConfigError("\n\n".join(errors))
-    return Checked(_with_data_shape(spec, dataset), points, dataset, uri, folder, nodes)
+    return Checked(_with_data_shape(spec, dataset), points, dataset, uri, folder, nodes,
+                   identity_notes(labelled or []))
+
+
+def identity_notes(labelled: list[tuple[str, TrialSettings]]) -> list[str]:
+    """search_space.identity_path's note for every network of the sweep that needs one, each
+    text once; prefixed by the points it concerns when the fixed spec does not."""
+    concerns: dict[str, list[str]] = {}
+    for label, settings in labelled:
+        if note := identity_path_note(settings.arch):
+            concerns.setdefault(note, []).append(label)
+    return [note if FIXED in labels else f"{', '.join(labels)}: {note}"
+            for note, labels in concerns.items()]
 
 
 def _collect(errors: list[str], check: Any, *args: Any, **kwargs: Any) -> Any:
@@ -120,16 +143,21 @@ def _with_data_shape(spec: SweepSpec, info: DatasetInfo) -> SweepSpec:
 # ----------------------------------------------------------------------------- networks
 
 
-def _settings_to_build(spec: SweepSpec, points: list[Point]) -> list[TrialSettings]:
-    """The fixed spec, every grid point, or every search combination (numeric extremes)."""
+FIXED = "the fixed spec"
+
+
+def _settings_to_build(spec: SweepSpec, points: list[Point]) -> list[tuple[str, TrialSettings]]:
+    """(a label, the settings) of the fixed spec, every grid point, or every search
+    combination (numeric extremes)."""
     if spec.is_grid:
-        return [fixed_settings(spec)] + [
-            resolve_trial(spec, p.overrides, spec.seeds[0]) for p in points
+        return [(FIXED, fixed_settings(spec))] + [
+            (f"grid point {p.label}", resolve_trial(spec, p.overrides, spec.seeds[0]))
+            for p in points
         ]
-    return [fixed_settings(spec)] + check_search_combinations(spec)
+    return [(FIXED, fixed_settings(spec))] + check_search_combinations(spec)
 
 
-def check_search_combinations(spec: SweepSpec) -> list[TrialSettings]:
+def check_search_combinations(spec: SweepSpec) -> list[tuple[str, TrialSettings]]:
     """Every combination of the space's categorical values with the numeric bounds must build
     (each dimension may be valid alone and a pair not: after_3x3 with a basic-block depth).
     Beyond MAX_COMBINATIONS, a seeded sample of them."""
@@ -146,10 +174,11 @@ def check_search_combinations(spec: SweepSpec) -> list[TrialSettings]:
     settings = []
     for combo in combos:
         overrides = dict(zip(keys, combo, strict=True))
+        shown = ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items())
         try:
-            settings.append(resolve_trial(spec, overrides, spec.seeds[0]))
+            settings.append((f"search combination {shown}",
+                             resolve_trial(spec, overrides, spec.seeds[0])))
         except ConfigError as err:
-            shown = ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items())
             raise ConfigError(
                 f"search.space: the combination {shown} cannot build, although each value is "
                 f"valid alone:\n{err}\nRemove one of the values, or split the search into "
@@ -317,7 +346,7 @@ def _check_scheme(uri: str, where: str) -> None:
     if not compat.has_tracking_store(uri):
         raise ConfigError(
             f"{where}: unknown scheme; MLflow stores are "
-            f"{', '.join(compat.tracking_store_schemes())} "
+            f"{', '.join(s for s in compat.tracking_store_schemes() if s)} "
             "(e.g. sqlite:///mlflow.db, http://host:5000, a folder)"
         )
 
@@ -350,11 +379,14 @@ def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool,
     try:
         if not must_be_free or not folder.exists():
             return
+        if not folder.is_sweep() and set(folder.entries()) <= START_REMNANTS:
+            return  # the lock this driver holds, a spec a killed start wrote: no sweep yet
     except OSError as err:  # a bucket that cannot be reached, bad credentials
         raise ConfigError(f"{where}: cannot be reached ({err})") from None
     if not folder.is_sweep():
         raise ConfigError(
-            f"{where}: {folder} exists and is not a selab sweep (no selab_sweep.json); nothing "
+            f"{where}: {folder} exists and is not a selab sweep (it has no {SWEEP_META_FILE} or "
+            f"{SWEEP_START_FILE}); nothing "
             "is removed. Choose another storage folder or sweep name."
         )
     if not overwrite:

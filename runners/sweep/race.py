@@ -1,15 +1,17 @@
 """Racing seeds: spend seeds only where the decision between configurations is still open.
 
-Every configuration of the grid starts with `initial` seeds. After each round, the configuration
-with the highest mean is the reference, and every other one is tested against it as the report
-does: shown worse (one-sided t-test, H1: reference > it) or shown equivalent within ±margin
-(TOST), each family Holm-corrected over the comparisons. A configuration that is either gets no
-more seeds; the others, and the reference while any of them is open, get one more seed per
-round, up to `max`. It is a Ray Tune searcher, so it runs on a cluster like any search and its
-state is saved with the experiment (`selab resume` continues the race).
+Every configuration of the grid starts with `initial` seeds. After each round, the seeds so far
+go through the report's own rule, `reports.best.compare_with_best` (the one function
+`selab report` decides with, so the race and the report cannot drift apart): each
+configuration is shown equivalent to the best within ±margin, shown worse than the best, or
+open. A configuration that is shown either gets no more seeds; the open ones, and the best
+while any is open, get one more seed per round, up to `max`. The spread of a difference is
+floored at the metric's resolution (one evaluation image), as in the report. It is a Ray Tune
+searcher, so it runs on a cluster like any search and its state is saved with the experiment
+(`selab resume` continues the race).
 
-The tests mirror reports/decide.py (runners do not import reports); both floor the spread of a
-difference at the metric's resolution, one evaluation image.
+`reports.best` and `reports.metrics` need only numpy and scipy: importing them brings no
+pandas, matplotlib or MLflow into the driver.
 """
 
 from __future__ import annotations
@@ -17,14 +19,12 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-from fractions import Fraction
-from math import lcm
 from typing import Any
 
-import numpy as np
 from ray.tune.search import Searcher
-from scipy import stats as sps
 
+from reports.best import compare_with_best
+from reports.metrics import accuracy_resolution
 from runners.spec.outcome import outcome
 from runners.spec.sweep import SeedRace
 
@@ -32,62 +32,17 @@ FRACTIONS = ("val_acc", "best_val_acc", "val_top5")
 Results = dict[int, dict[int, float]]  # configuration index -> seed -> metric value
 
 
-def resolution(values: list[float], most: int = 1_000_000, least: int = 50) -> float:
-    """1/n for values that are all hits/n of the same n evaluation images, else 0."""
-    denominator = 1
-    for value in values:
-        frac = Fraction(value).limit_denominator(most)
-        if abs(float(frac) - value) > 1e-9:
-            return 0.0
-        denominator = lcm(denominator, frac.denominator)
-        if denominator > most:
-            return 0.0
-    return 1.0 / denominator if denominator >= least else 0.0
-
-
-def _paired(ref: dict[int, float], other: dict[int, float], floor: float
-            ) -> tuple[float, float, int] | None:
-    """(mean difference ref - other, its standard error, dof) over the seeds both finished."""
-    seeds = sorted(set(ref) & set(other))
-    if len(seeds) < 2:
-        return None
-    d = np.array([ref[s] - other[s] for s in seeds])
-    sd = max(float(d.std(ddof=1)), floor)
-    if sd == 0:
-        return None
-    return float(d.mean()), sd / math.sqrt(d.size), d.size - 1
-
-
-def _holm(p: list[float]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels' multipletests gives the same, but collects
-    garbage on every call)."""
-    order = sorted(range(len(p)), key=lambda i: p[i])
-    out, running = [0.0] * len(p), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, p[i] * (len(p) - rank)))
-        out[i] = running
-    return out
-
-
 def still_open(results: Results, alpha: float, margin: float, sign: float = 1.0) -> set[int]:
-    """Configurations whose comparison with the reference is open (plus the reference, while
-    any is). ``sign`` is -1 for a metric to minimise."""
-    scored = {i: {s: sign * v for s, v in r.items()} for i, r in results.items() if r}
+    """The configurations that get another seed: those whose comparison with the best is
+    still open by the report's rule (reports.best.compare_with_best), plus the best while any
+    is. With fewer than 2 configurations holding values, those (nothing to compare yet).
+    ``sign`` is -1 for a metric to minimise."""
+    scored = {i: r for i, r in results.items() if r}
     if len(scored) < 2:
         return set(scored)
-    floor = resolution([v for r in results.values() for v in r.values()])
-    best = max(scored, key=lambda i: float(np.mean(list(scored[i].values()))))
-    others = [i for i in scored if i != best]
-    diffs = {i: _paired(scored[best], scored[i], floor) for i in others}
-    tested = [i for i in others if diffs[i] is not None]
-    p_worse = _holm([float(sps.t.sf(d / se, dof)) for d, se, dof in map(diffs.get, tested)])
-    p_same = _holm([max(float(sps.t.sf((margin - d) / se, dof)),
-                        float(sps.t.sf((margin + d) / se, dof)))
-                    for d, se, dof in map(diffs.get, tested)])
-    decided = {i for i, pw, ps in zip(tested, p_worse, p_same, strict=True)
-               if pw < alpha or ps < alpha}
-    open_ones = set(others) - decided
-    return open_ones | {best} if open_ones else set()
+    floor = accuracy_resolution([v for r in scored.values() for v in r.values()]) or 0.0
+    judged = compare_with_best(scored, alpha, margin, floor, sign)
+    return judged.still_open() if judged is not None else set()
 
 
 class SeedRaceSearcher(Searcher):

@@ -1,9 +1,19 @@
-"""Run or resume a sweep: check everything, open the MLflow parent run, hand the trials to Tune.
+"""Run or resume a sweep: lock it, check everything, open the MLflow parent run, hand the trials
+to Tune.
 
-The sweep's Ray folder (<storage>/<name>) also keeps the spec and the MLflow parent run, which
-is all `selab resume NAME` needs (runners.storage.saved_sweep). Nothing is created (no Ray
-folder, no MLflow run) until runners.sweep.preflight has passed, and the parent run is never
-left RUNNING when the driver stops, unless the process is killed.
+The start, in this order, so that a driver killed at any moment leaves something `selab resume`
+or `selab run --overwrite` accepts (runners.sweep.kill_points names the moments):
+1. the sweep's lock (a second driver is refused at once, naming the first);
+2. every check (runners.sweep.preflight), which creates nothing; a refusal takes back the lock
+   file and the folders taking it made;
+3. the folder becomes a sweep: the spec and its start (runners.storage.saved_sweep);
+4. the MLflow parent run is created and recorded in the folder at once (a parent created but
+   not recorded is found again by runners.sweep.parent_run: resume adopts it, --overwrite
+   closes it);
+5. Ray, and the trials.
+The sweep's Ray folder (<storage>/<name>) then keeps the spec and the MLflow parent run, which is
+all `selab resume NAME` needs. The parent run is never left RUNNING when the driver stops,
+unless the process is killed.
 
 Each trial is resolved (its label, baseline flag, overrides and MLflow params) once, by the
 driver's journal callback when the trial starts (runners.tracking.journal_logger); the MLflow
@@ -17,17 +27,22 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runners import compat
 from runners.spec.points import TrialRecord, decode_point, make_point
 from runners.spec.sweep import SweepSpec
-from runners.storage.paths import TUNER_FILE, SweepFolder
-from runners.storage.saved_sweep import SavedSweep, mark_done, open_saved_sweep, save_sweep
+from runners.storage.paths import TUNER_FILE, SweepFolder, with_absolute_paths
+from runners.storage.saved_sweep import SavedSweep, mark_done, open_saved_sweep
+from runners.storage.sweep_lock import SweepLocked
+from runners.sweep import kill_points
 from runners.sweep.cluster import connect_ray
 from runners.sweep.driver import SweepDriver
-from runners.sweep.preflight import preflight
+from runners.sweep.preflight import Checked, preflight
 from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runners.tracking.schema import ParentRun
 
 TrialFunction = Callable[..., None]  # train_trial's signature: (config, spec)
 
@@ -61,25 +76,55 @@ def run_sweep(
     trial_function: TrialFunction | None = None,
 ) -> SweepResult:
     """Run `spec` as a new sweep. `trial_function` replaces train_trial (tests inject faults)."""
-    from runners.tracking.schema import open_parent_run
-
-    checked = preflight(spec, address=address, tracking_uri=tracking_uri, storage=storage,
-                        overwrite=overwrite)
-    spec, folder = checked.spec, checked.folder
     spec_yaml = spec_yaml or spec.to_yaml()
-    # The sweep's lock first: a second driver is refused before it touches anything.
-    with SweepDriver(spec.name, folder) as driver:
+    folder = SweepFolder(with_absolute_paths(spec, storage).storage, spec.name)
+    checks = {"address": address, "tracking_uri": tracking_uri, "storage": storage,
+              "overwrite": overwrite}
+    with _locked(spec, folder, checks) as driver:
+        kill_points.reached("locked")
+        checked = preflight(spec, **checks)
+        _print_notes(checked)
+        spec = checked.spec
         if folder.is_sweep():  # --overwrite, of a selab sweep (checked), after every check
             driver.clear()
-        parent = _mlflow_call(checked.tracking_uri, open_parent_run, spec, spec_yaml,
-                              checked.tracking_uri, str(folder))
+        parent = _open_parent(driver, spec, spec_yaml, checked.tracking_uri)
         driver.start(spec, parent)
         with driver.failing_on_error():
-            # The spec as the trials see it (absolute paths): resume needs nothing else.
-            save_sweep(folder, spec, parent)
+            kill_points.reached("ray")
             connect_ray(address)
             tuner = _new_tuner(spec, folder, driver, trial_function)
         return _fit(tuner, spec, SavedSweep(folder, spec, parent), driver)
+
+
+def _locked(spec: SweepSpec, folder: SweepFolder, checks: dict[str, Any]) -> SweepDriver:
+    """The sweep's driver, its lock taken before anything is checked or created. Storage that
+    cannot hold the lock (a file in the way, a bucket that does not answer) is reported with
+    every other problem the checks find."""
+    try:
+        return SweepDriver(spec.name, folder)
+    except SweepLocked:
+        raise
+    except ConfigError:
+        preflight(spec, **checks)  # raises, naming every problem
+        raise
+
+
+def _open_parent(driver: SweepDriver, spec: SweepSpec, spec_yaml: str, uri: str) -> ParentRun:
+    """The folder made a sweep, then its MLflow parent run created and recorded at once."""
+    from runners.tracking.schema import experiment_name, open_parent_run
+
+    driver.mark_started(spec, spec_yaml, uri, experiment_name(spec))
+    kill_points.reached("folder")
+    parent = _mlflow_call(uri, open_parent_run, spec, spec_yaml, uri, driver.folder.location)
+    kill_points.reached("parent")
+    driver.record(parent)
+    return parent
+
+
+def _print_notes(checked: Checked) -> None:
+    """What the checks noticed that is not an error (the identity-path note)."""
+    for note in checked.notes:
+        print(f"note: {note}", flush=True)
 
 
 def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
@@ -136,21 +181,33 @@ def resume_sweep(
 ) -> SweepResult:
     """Continue a sweep whose driver stopped: finished trials stay as they are (in Ray and in
     MLflow), unfinished ones continue from their last checkpoint in their own MLflow run."""
-    saved = open_saved_sweep(name, storage, "resume")
+    saved = open_saved_sweep(name, storage, "resume", unrecorded_parent=True)
     folder = saved.folder
     done = saved.done_statuses()
     if done is not None:
         print(f"sweep {name} has finished: nothing to resume")
         return _result(name, saved, done, complete=True)
     with SweepDriver(name, folder) as driver:
-        checked = preflight(saved.spec, address=address, tracking_uri=saved.parent.tracking_uri,
+        checked = preflight(saved.spec, address=address, tracking_uri=saved.tracking_uri,
                             storage=folder.storage, folder_must_be_free=False)
+        _print_notes(checked)
         spec = checked.spec
-        driver.start(spec, saved.parent)  # the parent run is RUNNING again
+        parent = saved.parent or _adopted_parent(driver, spec, saved)
+        driver.start(spec, parent)  # the parent run is RUNNING again
         with driver.failing_on_error():
             connect_ray(address)
             tuner = _restored_tuner(spec, folder, driver, trial_function)
-        return _fit(tuner, spec, SavedSweep(folder, spec, saved.parent), driver)
+        return _fit(tuner, spec, SavedSweep(folder, spec, parent), driver)
+
+
+def _adopted_parent(driver: SweepDriver, spec: SweepSpec, saved: SavedSweep) -> ParentRun:
+    """The parent run of a sweep whose driver was killed before it recorded one: the one its
+    start created, or a new one; recorded now."""
+    from runners.sweep.parent_run import open_or_adopt
+
+    parent = _mlflow_call(saved.tracking_uri, open_or_adopt, spec, saved.folder, saved.start)
+    driver.record(parent)
+    return parent
 
 
 def _restored_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,

@@ -53,15 +53,19 @@ class EarlyStopAwareOptunaSearch(OptunaSearch):
 
     Ray's OptunaSearch reports the last result of every trial that ends as COMPLETE, so a
     trial ASHA stopped after one epoch would count as a finished point (and, with several
-    objectives, could enter the Pareto front). Diverged trials report NaN, which Optuna
-    records as failed.
+    objectives, could enter the Pareto front). A diverged trial is told FAILED: its NaN told
+    as a COMPLETE value is refused by Optuna, which OptunaSearch prints as a warning and which
+    would leave the trial RUNNING in the study.
     """
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if result and not error and outcome(result) == "stopped_early":
+        ended = outcome(result) if result and not error else None
+        if ended == "stopped_early":
             result = None  # no values: OptunaSearch tells PRUNED
+        elif ended == "diverged":
+            result, error = None, True  # no values, an error: OptunaSearch tells FAIL
         super().on_trial_complete(trial_id, result=result, error=error)
 
 

@@ -128,6 +128,7 @@ class JournalLogger(Callback):
             best_val_acc=float(best) if isinstance(best, (int, float)) else None,
             error=error, traceback=trace,
             model=_model_path(trial, self.location) if status == "finished" else "",
+            device=str(result.get("device", "")),
         )
 
 

@@ -240,6 +240,8 @@ class MlflowWriter:
             kept = stored_model_at(event["model"]) if self.spec.tracking.models == "all" else None
             if kept is not None:  # a local copy when the storage is behind a URI
                 log_model(self.client, trial.run_id, kept)
+        if event.get("device"):  # where it trained: "cpu", "cuda:0 <GPU name>"
+            tags.append(RunTag("selab.device", event["device"]))
         if event.get("error"):
             tags.append(RunTag("selab.error", event["error"][:5000]))
         self.client.log_batch(trial.run_id, metrics=metrics, tags=tags)
@@ -323,6 +325,7 @@ class MlflowWriter:
         return trial.end_steps
 
     def _create_run(self, event: Event, record: TrialRecord) -> _TrialState:
+        from runners.tracking.knobs import knob_tags
         from runners.tracking.schema import PARENT_RUN_TAG, keep_one_run
 
         tags = {
@@ -335,6 +338,8 @@ class MlflowWriter:
             "selab.baseline": str(record.baseline).lower(),
             "selab.status": "running",
         }
+        # The varied knobs as short tags: columns of the runs view `selab report` saves.
+        tags |= knob_tags(self.spec.search.varied_keys, record.overrides, record.params)
         run = self.client.create_run(self.parent.experiment_id, tags=tags,
                                      run_name=record.run_name, start_time=event["time"])
         same_trial = (f"tags.`{PARENT_RUN_TAG}` = '{self.parent.run_id}' "

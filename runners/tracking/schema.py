@@ -116,8 +116,11 @@ def is_number(value: Any) -> bool:
 
 
 def is_cost_metric(key: str) -> bool:
+    """What a network costs, logged once at step 0: FLOPs and params (search_space.cost) and
+    measured time, whose names hold `latency` or `throughput` (search_space.timing)."""
     base = key.rsplit(".", 1)[-1]
-    return base in ("flops", "params", "se_flops", "se_params") and (
+    measured = "latency" in base or "throughput" in base
+    return (measured or base in ("flops", "params", "se_flops", "se_params")) and (
         "." not in key or key.startswith("stage")
     )
 

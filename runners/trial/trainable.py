@@ -1,4 +1,4 @@
-"""One Ray Tune trial: build the network, count its cost, train it, report every epoch.
+"""One Ray Tune trial: build the network, count its cost, time it, train it, report every epoch.
 
 A function trainable, as in Ray Tune's own examples. It checkpoints after every epoch and
 starts from `tune.get_checkpoint()` when there is one, so ASHA pauses, retries after a failure
@@ -22,10 +22,13 @@ from ray import tune
 from runners.spec.data import DataConfig
 from runners.spec.points import decode_point, resolve_trial
 from runners.spec.sweep import SweepSpec
+from runners.spec.timing import TimingConfig
 from runners.storage.models import MODEL_FILE
+from runners.storage.paths import SweepFolder
 from runners.trial.data.load import load_splits
 from runners.trial.data.splits import DataSplits
 from runners.trial.memory import keep_freed_memory
+from runners.trial.timing import trial_timing
 from runners.trial.training import Trainer
 from search_space import ArchConfig, build_model
 from search_space.cost import count_cost
@@ -37,19 +40,23 @@ CHECKPOINT_FILE = "trainer.pt"
 FINAL_FILE = "final.json"
 
 # With reuse_actors one process runs many trials: keep what they share (the dataset, the cost
-# of an architecture another seed already counted) instead of redoing it per trial.
+# of an architecture another seed already counted; its measured time: runners.trial.timing)
+# instead of redoing it per trial.
 _last_splits: tuple[str, Any] | None = None  # (key, DataSplits or StreamedSplits)
 _cost_cache: dict[str, dict[str, float]] = {}
 
 
 def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     """The Tune entry point; `config` is {"point": {dotted key: value}, "seed": int}."""
+    # When this trial's function started (unix seconds; benchmarks/sweep_efficiency.py sets it
+    # against the driver's trial_start to see what starting a trial on a worker costs).
+    timings: dict[str, float] = {"setup.entered_at": time.time()}
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # no line per checkpoint
     settings = resolve_trial(spec, decode_point(spec, config["point"]), int(config["seed"]))
     device = _trial_device()
+    device_name = _device_name(device)
     torch.set_num_threads(_trial_cpus())
     keep_freed_memory()  # no page faults per training step (runners/trial/memory.py)
-    timings: dict[str, float] = {}
 
     start = time.perf_counter()
     torch.manual_seed(settings.seed)
@@ -75,6 +82,13 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
         return
     best_val_acc = restored
 
+    start = time.perf_counter()
+    # A spec pickled by an earlier selab has no timing section: the defaults then.
+    timing_cfg = getattr(spec, "timing", None) or TimingConfig()
+    cost = cost | trial_timing(settings.arch, timing_cfg, trainer,
+                               SweepFolder(spec.storage, spec.name))
+    timings["setup.timing_s"] = time.perf_counter() - start
+
     while not trainer.done:
         epoch = trainer.run_epoch()
         if math.isfinite(epoch.val_acc):
@@ -86,6 +100,7 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
             "epochs_planned": settings.train.epochs,
             "best_val_acc": best_val_acc,
             "diverged": epoch.diverged,
+            "device": device_name,  # the run's tag selab.device
         }
         if timings:  # the setup cost, in the first report after (re)starting
             metrics.update(timings)
@@ -159,6 +174,14 @@ def _trial_resources() -> dict[str, float]:
 
 def _trial_cpus() -> int:
     return max(1, int(_trial_resources().get("CPU", 1)))
+
+
+def _device_name(device: torch.device) -> str:
+    """What the trial ran on, in words: "cpu", or "cuda:0 NVIDIA H200"."""
+    if device.type != "cuda":
+        return device.type
+    index = torch.cuda.current_device()
+    return f"cuda:{index} {torch.cuda.get_device_name(index)}"
 
 
 def _trial_device() -> torch.device:

@@ -69,3 +69,24 @@ def wait_for_kill_point(saved_statuses: Callable[[], dict[str, str]], uri: str,
             return
         time.sleep(0.1)
     pytest.fail("no trial finished while another was training:\n" + log.read_text()[-3000:])
+
+
+def wait_for_free_cpus(cpus: float, limit_s: float = 60) -> None:
+    """Ray ends the trial actors of a driver that died on its own; wait (bounded) until the
+    session's Ray has `cpus` free again."""
+    import ray
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and ray.available_resources().get("CPU", 0) < cpus:
+        time.sleep(0.5)
+
+
+def runs_by_role(uri: str, experiment: str) -> dict[str, list[Any]]:
+    """selab.role ("sweep", "trial") -> the active runs of an experiment with that role."""
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000) if exp is not None else []
+    roles: dict[str, list[Any]] = {}
+    for run in runs:
+        roles.setdefault(run.data.tags.get("selab.role", ""), []).append(run)
+    return roles

@@ -55,22 +55,36 @@ def handle(args: argparse.Namespace) -> int:
     blocks = args.blocks if args.blocks in ("last", "all") else args.blocks.split(",")
     out_root = Path(args.out) if args.out else Path("selab_reports") / args.sweep / ARTIFACT_DIR
     client = MlflowClient(uri)
-    done = 0
+    done = []
     for _, row in rows.iterrows():
-        folder = analyze_trial(client, spec, row, blocks, out_root, log=not args.no_log)
-        if folder is not None:
-            done += 1
-            print(f"{row['label']} seed {row['seed']}: {folder}")
+        summary = analyze_trial(client, spec, row, blocks, out_root, log=not args.no_log)
+        if summary is not None:
+            done.append((f"{row['label']} seed {row['seed']}", summary))
     if not done:
         raise ConfigError("--trials: none of the chosen trials has a network with a gate "
                           "(the no-SE baseline has none)")
+    print_summary(done, out_root, logged=not args.no_log)
     return 0
+
+
+def print_summary(done: list[tuple[str, Any]], out_root: Path, logged: bool) -> None:
+    """One row per analysed trial (how class-specific its blocks are, how saturated the last
+    gate is) and where the files are: one folder per trial under ``out_root``."""
+    from reports.excitation import summary_table
+    from reports.tables import to_text
+
+    print(f"Excitation analysis of {len(done)} trial(s); the paper (Sec. 7.2) finds early "
+          "blocks alike for every class, later ones class-specific, the last one saturated:")
+    print(to_text(summary_table(done)))
+    where = f" and under {ARTIFACT_DIR}/ of each trial's MLflow run" if logged else ""
+    print(f"Tables and figures: one folder per trial in {out_root}{where}.")
 
 
 def analyze_trial(
     client: Any, spec: Any, row: Any, blocks: Any, out_root: Path, log: bool
-) -> Path | None:
-    """Analyse one trial; None when its network has no gate (nothing to analyse)."""
+) -> Any | None:
+    """Analyse one trial (files in its folder under ``out_root``); returns its summary table,
+    None when its network has no gate (nothing to analyse)."""
     from reports.excitation import plot_per_class, plot_summary
     from runners.spec.points import resolve_trial
     from runners.storage.models import fetch_model
@@ -99,7 +113,7 @@ def analyze_trial(
     if log:
         for path in files:
             client.log_artifact(row["run_id"], str(path), ARTIFACT_DIR)
-    return folder
+    return tables.summary
 
 
 _splits_cache: dict[str, Any] = {}

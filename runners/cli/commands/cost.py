@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from search_space.errors import ConfigError
 
 
@@ -76,9 +74,11 @@ def arch_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _read_arch_file(path: Path) -> dict[str, Any]:
+    from runners.spec.yaml_input import read_yaml_file  # the one YAML reader of user input
+
     if not path.is_file():
         raise ConfigError(f"config: no such file {str(path)!r}")
-    data = yaml.safe_load(path.read_text()) or {}  # YAML reads JSON too
+    data = read_yaml_file(path, "config") or {}  # YAML reads JSON too
     if not isinstance(data, dict):
         raise ConfigError(f"config: {path} must hold a mapping (an architecture or a spec)")
     return dict(data["arch"]) if isinstance(data.get("arch"), dict) else data
@@ -86,10 +86,11 @@ def _read_arch_file(path: Path) -> dict[str, Any]:
 
 def run_cost(args: argparse.Namespace) -> int:
     from search_space import ArchConfig
-    from search_space.cost import count_cost
 
     data = arch_from_args(args)
     arch = ArchConfig.parse(data)
+    from search_space.cost import count_cost  # fvcore and torch: once the input is good
+
     cost = count_cost(arch)
     if args.json:
         print(json.dumps({"arch": arch.to_dict(), **cost.as_dict()}, indent=2))

@@ -1,4 +1,6 @@
-"""`selab report NAME`: tables, plots and a recommendation for one sweep, from MLflow."""
+"""`selab report NAME`: tables, plots and a recommendation for one sweep, from MLflow;
+`selab report A B C` (or `selab report A --by KEY`): its configurations compared across
+several tasks (reports.multi)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a sweep from MLflow and write report.html, PNG plots and CSV/Markdown "
         "tables; the files are also logged under report/ of the sweep's parent run.",
     )
-    p.add_argument("name", help="sweep name, or the spec file (.yaml/.yml) that ran it")
+    p.add_argument("name", nargs="+",
+                   help="sweep name, or the spec file (.yaml/.yml) that ran it; several names "
+                        "compare their configurations across the sweeps (tasks)")
+    p.add_argument("--by", default=None, metavar="KEY",
+                   help="compare configurations across the values of this varied key of one "
+                        "sweep (e.g. arch.backbone or data.name), each value a task")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: the spec's tracking.uri, else "
                         f"$MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current "
@@ -26,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="FLOP budget per image for the budget pick, e.g. 40M or 1.2G")
     p.add_argument("--budget-params", default=None,
                    help="parameter budget for the budget pick, e.g. 2.5M")
+    # reports.cost.COSTS, named here so that `selab report --help` imports no pandas
+    p.add_argument("--cost", choices=("flops", "params", "latency", "latency_ratio"),
+                   default="flops",
+                   help="the cost the Pareto pick minimises among equally accurate "
+                        "configurations: fvcore FLOPs (default), parameters, measured latency "
+                        "at batch 1, or latency / the plain network's (falls back to FLOPs "
+                        "when the trials measured no time)")
     p.add_argument("--margin", type=float, default=None,
                    help="equivalence margin in accuracy points: configurations within ±MARGIN "
                         "of the best count as equally good (default: the raced sweep's margin, "
@@ -39,19 +53,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _from_spec(path: Path) -> tuple[str, str | None, str | None]:
-    import yaml
+    from runners.spec.yaml_input import read_yaml_file  # the one YAML reader of user input
 
     if not path.is_file():
         raise ConfigError(f"spec file not found: {path}")
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    spec = read_yaml_file(path, "spec")
     if not isinstance(spec, dict) or not spec.get("name"):
         raise ConfigError(f"{path}: name: missing (the spec must name its sweep)")
     tracking = spec.get("tracking") or {}
     if not isinstance(tracking, dict):
         raise ConfigError(f"{path}: tracking: must be a mapping")
+    if not isinstance(tracking.get("uri") or "", str):
+        raise ConfigError(f"{path}: tracking.uri: must be a string, e.g. sqlite:///mlflow.db")
     return str(spec["name"]), tracking.get("uri"), tracking.get("experiment")
 
 
@@ -66,7 +79,35 @@ def _budget(text: str | None, flag: str) -> float | None:
         raise ConfigError(f"{flag}: {err}") from err
 
 
+def _check_uri(uri: str) -> None:
+    """A URI MLflow can read a sweep from, before MLflow opens it (its errors for a malformed
+    one are tracebacks): a server, a SQLite file, a store folder, or a scheme it knows."""
+    from urllib.parse import urlsplit
+
+    from runners import compat
+
+    where = f"--tracking-uri (or the spec's tracking.uri, $MLFLOW_TRACKING_URI): {uri}"
+    examples = "e.g. sqlite:///mlflow.db or http://127.0.0.1:5000"
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError as err:
+        raise ConfigError(f"{where}: not a valid URI ({err}); {examples}") from None
+    scheme = parts.scheme.lower() if "://" in uri else ""
+    if scheme in ("http", "https") and not host:
+        raise ConfigError(f"{where}: names no host; {examples}")
+    if scheme in ("", "file") and not Path(parts.path if scheme else uri).is_dir():
+        raise ConfigError(f"{where}: neither a tracking URI nor an MLflow store folder; "
+                          f"{examples}")
+    if scheme not in ("", "file", "http", "https", "sqlite") and not \
+            compat.has_tracking_store(uri):
+        raise ConfigError(f"{where}: unknown scheme; MLflow stores are "
+                          f"{', '.join(s for s in compat.tracking_store_schemes() if s)} "
+                          f"({examples})")
+
+
 def _check_store(uri: str) -> None:
+    _check_uri(uri)
     # Opening a missing SQLite file would silently create an empty store; say so instead.
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
@@ -95,18 +136,29 @@ def _keep_models(uri: str, sweep: Any, report: Any) -> int:
     return len(keep_models(client, [client.get_run(r) for r in chosen["run_id"]]))
 
 
-def handle(args: argparse.Namespace) -> int:
-    name, spec_uri, experiment = args.name, None, None
-    if name.lower().endswith((".yaml", ".yml")):
-        name, spec_uri, experiment = _from_spec(Path(args.name))
-    uri = choose_tracking_uri(args.tracking_uri, spec_uri)
-    budget_flops = _budget(args.budget_flops, "--budget-flops")
-    budget_params = _budget(args.budget_params, "--budget-params")
-    _check_store(uri)
+def _sweep_name(text: str) -> tuple[str, str | None, str | None]:
+    """(sweep name, the spec's tracking.uri, its tracking.experiment) of a name or spec file."""
+    if text.lower().endswith((".yaml", ".yml")):
+        return _from_spec(Path(text))
+    return text, None, None
+
+
+def _check_levels(args: argparse.Namespace) -> None:
     if args.margin is not None and not 0 < args.margin < 100:
         raise ConfigError(f"--margin: accuracy points between 0 and 100, got {args.margin}")
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha: a probability between 0 and 1, got {args.alpha}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    if len(args.name) > 1 or args.by is not None:
+        return handle_many(args)
+    name, spec_uri, experiment = _sweep_name(args.name[0])
+    uri = choose_tracking_uri(args.tracking_uri, spec_uri)
+    budget_flops = _budget(args.budget_flops, "--budget-flops")
+    budget_params = _budget(args.budget_params, "--budget-params")
+    _check_store(uri)
+    _check_levels(args)
     margin = args.margin / 100 if args.margin is not None else None
 
     import reports  # heavy (pandas, scipy, matplotlib, mlflow): only when the command runs
@@ -119,21 +171,59 @@ def handle(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("selab_reports") / name
     report = reports.write_report(sweep, out, budget_flops=budget_flops,
                                   budget_params=budget_params, log_to_mlflow=not args.no_log,
-                                  alpha=args.alpha, margin=margin)
+                                  alpha=args.alpha, margin=margin, cost=args.cost)
     counts = ", ".join(f"{n} {s}" for s, n in sweep.status_counts().items()) or "no trials"
     print(f"sweep {name}: {counts}")
     if report.recommendation is not None:
-        for line in report.recommendation.lines():
-            print(line)
-        print(report.recommendation.rule)
+        print(report.recommendation.as_text())
     else:
         print("No recommendation yet: no SE configuration has a finished trial.")
     if report.recommendation is not None and not args.no_log:
         kept = _keep_models(uri, sweep, report)
         if kept:
             print(f"models of the recommended configuration and the Pareto front: {kept} "
-                  "logged to MLflow (model/model.pt of their trial runs)")
+                  "logged to MLflow (the experiment's Models view; each is its trial run's "
+                  "model)")
     print(f"report: {report.html_path}")
     if report.logged:
         print(f"logged under {reports.report.ARTIFACT_DIR}/ of run {sweep.run_id}")
+    return 0
+
+
+def handle_many(args: argparse.Namespace) -> int:
+    """Configurations compared across sweeps, or across the values of one sweep's --by key."""
+    named = [_sweep_name(text) for text in args.name]
+    names = [name for name, _, _ in named]
+    if args.by is not None and len(names) != 1:
+        raise ConfigError(f"--by: splits one sweep into tasks; give one sweep name, got "
+                          f"{len(names)} ({', '.join(names)})")
+    if len(names) != len(set(names)):
+        raise ConfigError(f"name: a sweep is named twice ({', '.join(names)})")
+    for flag, value in (("--budget-flops", args.budget_flops),
+                        ("--budget-params", args.budget_params), ("--margin", args.margin)):
+        if value is not None:
+            raise ConfigError(f"{flag}: applies to the report of one sweep, not to a "
+                              "comparison across tasks")
+    uri = choose_tracking_uri(args.tracking_uri, next((u for _, u, _ in named if u), None))
+    _check_store(uri)
+    _check_levels(args)
+    stem = f"{names[0]}-by-{args.by}" if args.by else "-".join(names)
+    out = Path(args.out) if args.out else Path("selab_reports") / stem
+
+    import reports.multi
+
+    try:
+        comparison, files = reports.multi.report_many(uri, names, out, by=args.by,
+                                                      alpha=args.alpha)
+    except reports.SweepNotFound as err:
+        listing = "\n".join(f"  {s}" for s in err.available) or "  (none)"
+        raise ConfigError(f"name: no sweep {err.name!r} in {uri}; sweeps there:\n"
+                          f"{listing}") from err
+    except KeyError as err:
+        raise ConfigError(f"--by: {err.args[0]}") from None
+    except ValueError as err:
+        raise ConfigError(f"{'--by' if args.by else 'name'}: {err}") from None
+    for line in comparison.lines:
+        print(line)
+    print(f"files in {out}: {', '.join(path.name for path in files)}")
     return 0

@@ -53,9 +53,10 @@ def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from runners.spec.load import load_spec_with_text
-    from runners.sweep.run import run_sweep
 
     spec, text = load_spec_with_text(args.spec, args.overrides)
+    from runners.sweep.run import run_sweep  # Ray, MLflow, torch: once the spec is good
+
     result = run_sweep(
         spec,
         text,
@@ -96,10 +97,11 @@ def _print_result(result) -> int:
 def validate_command(args: argparse.Namespace) -> int:
     from runners.spec.load import load_spec
     from runners.spec.points import count_trials
-    from runners.sweep.preflight import preflight
 
     for path in args.spec:
         spec = load_spec(path, args.overrides)
+        from runners.sweep.preflight import preflight  # torch: once a spec is good
+
         checked = preflight(spec, address=args.address, folder_must_be_free=False)
         spec, points, total = checked.spec, checked.points, count_trials(spec)
         if spec.is_grid:
@@ -115,6 +117,8 @@ def validate_command(args: argparse.Namespace) -> int:
                   f"({objectives}) over {', '.join(spec.search.space)}")
         print(f"  data: {_describe_data(spec, checked.dataset)}")
         print(f"  storage: {checked.folder}; MLflow: {checked.tracking_uri}")
+        for note in checked.notes:  # worth knowing, not an error: the exit code stays 0
+            print(f"note: {note}")
     return 0
 
 
