@@ -235,9 +235,16 @@ def run_quickstart(work: Path) -> tuple[Results, dict[Path, Path]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print the blocks, change nothing")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this new folder and keep it (its runs, MLflow store and "
+                             "report), e.g. to browse them with `selab ui` there")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results, figures = run_quickstart(Path(tmp))
+        work = Path(tmp)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            work = args.keep.resolve()
+        results, figures = run_quickstart(work)
         if args.check:
             print(
                 f"README.md:\n\n{readme_block(results)}\n\n"
