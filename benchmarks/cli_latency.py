@@ -24,11 +24,17 @@ SELAB = [sys.executable, "-m", "runners.cli"]
 COMMANDS: list[tuple[str, list[str], float | None]] = [
     ("selab --help", ["--help"], 2.6),
     ("selab run --help", ["run", "--help"], None),
-    ("selab validate experiments/*.yaml", ["validate", *sorted(glob.glob("experiments/*.yaml"))],
-     3.0),
+    (
+        "selab validate experiments/*.yaml",
+        ["validate", *sorted(glob.glob("experiments/*.yaml"))],
+        3.0,
+    ),
     ("selab cost --backbone resnet50 --se", ["cost", "--backbone", "resnet50", "--se"], 7.6),
-    ("selab cost --backbone cifar_resnet20 --se", ["cost", "--backbone", "cifar_resnet20",
-                                                   "--se"], None),
+    (
+        "selab cost --backbone cifar_resnet20 --se",
+        ["cost", "--backbone", "cifar_resnet20", "--se"],
+        None,
+    ),
 ]
 
 
@@ -54,8 +60,10 @@ def main() -> None:
         ref = f"{before:.1f}" if before else "-"
         ratio = f"{median / before:.2f}" if before else "-"
         note = "" if code in (0, 2) else f"  (exit {code})"
-        print(f"{label:<44} {median:>9.2f} {quartiles[0]:>6.2f}-{quartiles[2]:<6.2f} "
-              f"{ref:>9} {ratio:>6}{note}")
+        print(
+            f"{label:<44} {median:>9.2f} {quartiles[0]:>6.2f}-{quartiles[2]:<6.2f} "
+            f"{ref:>9} {ratio:>6}{note}"
+        )
 
 
 if __name__ == "__main__":

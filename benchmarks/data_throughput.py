@@ -63,10 +63,18 @@ def in_memory(device: torch.device, rounds: int, batch: int = 128) -> tuple[floa
     n = 50_000
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
     splits = DataSplits(
-        train_x=x.to(device), train_y=torch.randint(0, 10, (n,)).to(device),
-        val_x=x[:10].to(device), val_y=torch.zeros(10, dtype=torch.int64, device=device),
-        num_classes=10, in_channels=3, image_size=32, classes=[str(i) for i in range(10)],
-        pad=4, flip=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
+        train_x=x.to(device),
+        train_y=torch.randint(0, 10, (n,)).to(device),
+        val_x=x[:10].to(device),
+        val_y=torch.zeros(10, dtype=torch.int64, device=device),
+        num_classes=10,
+        in_channels=3,
+        image_size=32,
+        classes=[str(i) for i in range(10)],
+        pad=4,
+        flip=True,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
     )
     gen = torch.Generator(device=device).manual_seed(0)
     return rate(lambda: drain(splits.train_batches(batch, gen, True), device), rounds)
@@ -84,19 +92,28 @@ def write_jpegs(root: Path, images: int, classes: int = 8) -> None:
         im.save(folder / f"{i}.jpg", quality=90)
 
 
-def streamed(root: Path, workers: int, device: torch.device, rounds: int,
-             batch: int = 64) -> tuple[float, float, float]:
-    cfg = DataConfig(name="imagefolder", root=str(root), image_size=224, memory_budget_mb=0,
-                     val_fraction=0.05, loader_workers=workers)
+def streamed(
+    root: Path, workers: int, device: torch.device, rounds: int, batch: int = 64
+) -> tuple[float, float, float]:
+    cfg = DataConfig(
+        name="imagefolder",
+        root=str(root),
+        image_size=224,
+        memory_budget_mb=0,
+        val_fraction=0.05,
+        loader_workers=workers,
+    )
     splits = load_splits(cfg, device)
     gen = torch.Generator(device=device).manual_seed(0)
     return rate(lambda: drain(splits.train_batches(batch, gen, True), device), rounds)
 
 
-def consumed(backbone: str, size: int, batch: int, device: torch.device,
-             rounds: int) -> tuple[float, float, float]:
-    arch = ArchConfig.parse({"backbone": backbone, "input_size": size,
-                             "num_classes": 10 if size <= 32 else 1000})
+def consumed(
+    backbone: str, size: int, batch: int, device: torch.device, rounds: int
+) -> tuple[float, float, float]:
+    arch = ArchConfig.parse(
+        {"backbone": backbone, "input_size": size, "num_classes": 10 if size <= 32 else 1000}
+    )
     model = build_model(arch).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, size, size, device=device)
@@ -106,8 +123,9 @@ def consumed(backbone: str, size: int, batch: int, device: torch.device,
 
     def run() -> int:
         for _ in range(steps):
-            with torch.autocast(device.type, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
+            with torch.autocast(
+                device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None
+            ):
                 loss = torch.nn.functional.cross_entropy(model(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -123,8 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=768, help="JPEGs in the streamed folder")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, nargs="+",
-                        default=sorted({1, 2, os.cpu_count() or 1}))
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=sorted({1, 2, os.cpu_count() or 1})
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -135,14 +154,20 @@ def main() -> None:
         write_jpegs(Path(tmp), args.images)
         for workers in args.workers:
             rows[f"streamed 224 px JPEG, {workers} worker(s), batch 64"] = streamed(
-                Path(tmp), workers, device, args.rounds)
+                Path(tmp), workers, device, args.rounds
+            )
     rows["consumed: SE-ResNet-56 train step, 32 px, batch 128"] = consumed(
-        "cifar_resnet56", 32, 128, device, args.rounds)
+        "cifar_resnet56", 32, 128, device, args.rounds
+    )
     rows["consumed: SE-ResNet-50 train step, 224 px, batch 32"] = consumed(
-        "resnet50", 224, 32 if device.type == "cuda" else 8, device, args.rounds)
+        "resnet50", 224, 32 if device.type == "cuda" else 8, device, args.rounds
+    )
     if args.json:
-        print(json.dumps({k: {"median": v[0], "min": v[1], "max": v[2]}
-                          for k, v in rows.items()}, indent=2))
+        print(
+            json.dumps(
+                {k: {"median": v[0], "min": v[1], "max": v[2]} for k, v in rows.items()}, indent=2
+            )
+        )
         return
     print(f"device: {device} ({torch.get_num_threads()} threads, {os.cpu_count()} cores)")
     print(f"| path | images/s (median over {args.rounds}) | min-max |\n|---|---|---|")
@@ -151,9 +176,11 @@ def main() -> None:
     one = rows[f"streamed 224 px JPEG, {min(args.workers)} worker(s), batch 64"][0]
     per_worker = one / min(args.workers)
     lo, hi = (round(r / per_worker) for r in A100_RESNET50_BF16)
-    print(f"\nAt {per_worker:,.0f} images/s per worker, an A100 training ResNet-50 in bf16 "
-          f"({A100_RESNET50_BF16[0]:,}-{A100_RESNET50_BF16[1]:,} images/s) needs about "
-          f"{lo}-{hi} such worker cores.")
+    print(
+        f"\nAt {per_worker:,.0f} images/s per worker, an A100 training ResNet-50 in bf16 "
+        f"({A100_RESNET50_BF16[0]:,}-{A100_RESNET50_BF16[1]:,} images/s) needs about "
+        f"{lo}-{hi} such worker cores."
+    )
 
 
 if __name__ == "__main__":

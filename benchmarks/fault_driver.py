@@ -20,15 +20,21 @@ class Driver:
     """A `selab` command (tests.support.selab_command), in a session of its own so that what
     it starts (a local Ray) can be found and waited for after a kill."""
 
-    def __init__(self, command: Sequence[str], *, cwd: Path, env: dict[str, str],
-                 log: Path) -> None:
+    def __init__(
+        self, command: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path
+    ) -> None:
         self.log = log
         self.end: float | None = None
         self.start = time.monotonic()
         with log.open("a") as out:
             self.process = subprocess.Popen(
-                list(command), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                list(command),
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         # The exit time is taken when it happens, not when the benchmark gets round to it.
         threading.Thread(target=self._reap, daemon=True).start()
 

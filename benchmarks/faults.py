@@ -65,8 +65,14 @@ from tests.support import selab_command
 from tests.support.mlflow_server import MlflowServer, retry_budget_s
 from tests.support.ray_nodes import LocalCluster, cluster_env, make_token
 
-LOCAL_FAULTS = ("outage", "outage-past-end", "driver-kill", "startup-kill", "worker-kill",
-                "read-only")
+LOCAL_FAULTS = (
+    "outage",
+    "outage-past-end",
+    "driver-kill",
+    "startup-kill",
+    "worker-kill",
+    "read-only",
+)
 CLUSTER_FAULTS = ("node-loss",)
 
 
@@ -95,8 +101,14 @@ class Bench:
             "name": name,
             "data": {"name": "digits"},
             "arch": {"backbone": "cifar_resnet20", "se": {"reduction": 16}},
-            "train": {"epochs": self.epochs, "batch_size": 8, "lr": 0.05,
-                      "schedule": "constant", "weight_decay": 0.0, "eval_batch_size": 512},
+            "train": {
+                "epochs": self.epochs,
+                "batch_size": 8,
+                "lr": 0.05,
+                "schedule": "constant",
+                "weight_decay": 0.0,
+                "eval_batch_size": 512,
+            },
             "seeds": [0, 1],
             "search": {"kind": "grid", "grid": {"arch.se.reduction": [4, 8, 16]}},
             "resources": {"cpus_per_trial": 1},
@@ -115,21 +127,33 @@ class Bench:
     def run_command(self, name: str, address: str | None = None) -> list[str]:
         spec_file = self.work / f"{name}.yaml"
         spec_file.write_text(yaml.safe_dump(self.spec_data(name)))
-        args = ["run", str(spec_file), "--tracking-uri", self.server.uri,
-                "--storage", str(self.storage(name))]
+        args = [
+            "run",
+            str(spec_file),
+            "--tracking-uri",
+            self.server.uri,
+            "--storage",
+            str(self.storage(name)),
+        ]
         return selab_command(*args, *(["--address", address] if address else []))
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> Driver:
-        driver = Driver(command, cwd=self.work, env=env or self.env,
-                        log=self.work / f"{name}.log")
+        driver = Driver(command, cwd=self.work, env=env or self.env, log=self.work / f"{name}.log")
         self.drivers.append(driver)
         return driver
 
     def resume(self, name: str) -> Driver:
         return self.start(name, selab_command("resume", name, "--storage", str(self.storage(name))))
 
-    def outcome(self, fault: str, name: str, drivers: list[Driver], exits: list[Any],
-                note: str = "", baseline: str = "local") -> Outcome:
+    def outcome(
+        self,
+        fault: str,
+        name: str,
+        drivers: list[Driver],
+        exits: list[Any],
+        note: str = "",
+        baseline: str = "local",
+    ) -> Outcome:
         """Counted once MLflow has all the journal holds: `selab sync` (timed) if the last
         driver left some of it unsent."""
         wall = sum(d.seconds for d in drivers)
@@ -137,8 +161,9 @@ class Bench:
             times = " + ".join(f"{d.seconds:.1f}" for d in drivers)
             note = f"{note}; the drivers ran {times} s".lstrip("; ")
         if unsent_bytes(self.folder(name)) > 0:
-            sync = self.start(name, selab_command("sync", name, "--storage",
-                                                  str(self.storage(name))))
+            sync = self.start(
+                name, selab_command("sync", name, "--storage", str(self.storage(name)))
+            )
             exits.append(f"sync {sync.wait()}")
             wall += sync.seconds
             note = f"{note}; selab sync sent what the driver left".lstrip("; ")
@@ -148,8 +173,9 @@ class Bench:
         training_s = (max(ends) - min(starts)) / 1000 if ends and starts else math.nan
         sent = self.folder(name) / SENT_FILE  # rewritten each time the driver sends events
         tail_s = sent.stat().st_mtime - max(ends) / 1000 if ends and sent.exists() else math.nan
-        return Outcome(fault, wall, tally, " / ".join(map(str, exits)), note, baseline,
-                       training_s, tail_s)
+        return Outcome(
+            fault, wall, tally, " / ".join(map(str, exits)), note, baseline, training_s, tail_s
+        )
 
     def stop_all(self) -> None:
         for driver in self.drivers:
@@ -160,8 +186,13 @@ class Bench:
 # ----------------------------------------------------------------------------- faults
 
 
-def fault_free(bench: Bench, name: str, address: str | None = None,
-               env: dict[str, str] | None = None, baseline: str = "local") -> Outcome:
+def fault_free(
+    bench: Bench,
+    name: str,
+    address: str | None = None,
+    env: dict[str, str] | None = None,
+    baseline: str = "local",
+) -> Outcome:
     driver = bench.start(name, bench.run_command(name, address), env)
     code = driver.wait()
     return bench.outcome("fault-free", name, [driver], [code], baseline=baseline)
@@ -186,13 +217,18 @@ def tracking_outage(bench: Bench, outage_s: float, past_end: bool = False) -> Ou
     code = driver.wait()
     trained = max(e["time"] for e in events(folder, "trial_end")) / 1000
     output = driver.log.read_text()
-    note = (f"server away {back - killed:.1f} s (retry budget {retry_budget_s():.0f} s), "
-            f"back {back - trained:+.1f} s after the last trial ended; MLflow had every result "
-            f"{sent - back:.1f} s after the server answered; the driver said 'does not answer' "
-            f"{output.count('does not answer')}x, 'MLflow is back' "
-            f"{output.count('MLflow is back')}x")
-    fault = ("tracking server away until after the last trial" if past_end
-             else "tracking server away mid-sweep")
+    note = (
+        f"server away {back - killed:.1f} s (retry budget {retry_budget_s():.0f} s), "
+        f"back {back - trained:+.1f} s after the last trial ended; MLflow had every result "
+        f"{sent - back:.1f} s after the server answered; the driver said 'does not answer' "
+        f"{output.count('does not answer')}x, 'MLflow is back' "
+        f"{output.count('MLflow is back')}x"
+    )
+    fault = (
+        "tracking server away until after the last trial"
+        if past_end
+        else "tracking server away mid-sweep"
+    )
     return bench.outcome(fault, name, [driver], [code], note)
 
 
@@ -210,23 +246,30 @@ def mlflow_epochs(uri: str, experiment: str) -> int:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return 0
-    return sum(len(client.get_metric_history(r.info.run_id, "val_acc"))
-               for r in client.search_runs([exp.experiment_id]))
+    return sum(
+        len(client.get_metric_history(r.info.run_id, "val_acc"))
+        for r in client.search_runs([exp.experiment_id])
+    )
 
 
 def driver_killed_mid_sweep(bench: Bench) -> Outcome:
     name = "driver-kill"
     folder = bench.folder(name)
     first = bench.start(name, bench.run_command(name))
-    first.wait_for(lambda: bool(events(folder, "trial_end") and training(folder)),
-                   "a trial ended while another trains")
-    note = (f"killed with {len(events(folder, 'trial_end'))} trial(s) ended, "
-            f"{len(training(folder))} training")
+    first.wait_for(
+        lambda: bool(events(folder, "trial_end") and training(folder)),
+        "a trial ended while another trains",
+    )
+    note = (
+        f"killed with {len(events(folder, 'trial_end'))} trial(s) ended, "
+        f"{len(training(folder))} training"
+    )
     first.kill()
     second = bench.resume(name)
     code = second.wait()
-    return bench.outcome("driver SIGKILLed mid-sweep, then resume", name, [first, second],
-                         ["killed", code], note)
+    return bench.outcome(
+        "driver SIGKILLed mid-sweep, then resume", name, [first, second], ["killed", code], note
+    )
 
 
 def driver_killed_at_ray_start(bench: Bench) -> Outcome:
@@ -239,8 +282,13 @@ def driver_killed_at_ray_start(bench: Bench) -> Outcome:
     second = bench.resume(name)
     code = second.wait()
     note = f"killed {first.seconds:.1f} s after start; Ray had {'' if saved else 'not '}saved it"
-    return bench.outcome("driver SIGKILLed while Ray starts, then resume", name,
-                         [first, second], ["killed", code], note)
+    return bench.outcome(
+        "driver SIGKILLed while Ray starts, then resume",
+        name,
+        [first, second],
+        ["killed", code],
+        note,
+    )
 
 
 def worker_killed(bench: Bench) -> Outcome:
@@ -278,13 +326,16 @@ def storage_read_only(bench: Bench) -> Outcome:
     script = f"mount --bind {storage} {storage} && exec {shlex.join(bench.run_command(name))}"
     first = bench.start(name, ["unshare", "-m", "--propagation", "private", "sh", "-c", script])
     first.wait_for(lambda: bool(events(folder, "result")), "a trial's first epoch")
-    subprocess.run(["nsenter", "-t", str(first.pid), "-m", "mount", "-o", "remount,ro,bind",
-                    str(storage)], check=True)
+    subprocess.run(
+        ["nsenter", "-t", str(first.pid), "-m", "mount", "-o", "remount,ro,bind", str(storage)],
+        check=True,
+    )
     code = first.wait()
     second = bench.resume(name)
     resumed = second.wait()
-    return bench.outcome("storage read-only mid-sweep, then resume", name, [first, second],
-                         [code, resumed])
+    return bench.outcome(
+        "storage read-only mid-sweep, then resume", name, [first, second], [code, resumed]
+    )
 
 
 def node_lost(bench: Bench, cluster: LocalCluster, env: dict[str, str]) -> Outcome:
@@ -294,8 +345,13 @@ def node_lost(bench: Bench, cluster: LocalCluster, env: dict[str, str]) -> Outco
     driver.wait_for(lambda: len(training(folder)) >= 2, "two trials training, one per node")
     cluster.nodes[1].kill()  # the worker node: raylet, workers, trial actors
     code = driver.wait()
-    return bench.outcome("worker node SIGKILLed mid-sweep (2-node cluster)", name, [driver],
-                         [code], baseline="cluster")
+    return bench.outcome(
+        "worker node SIGKILLed mid-sweep (2-node cluster)",
+        name,
+        [driver],
+        [code],
+        baseline="cluster",
+    )
 
 
 def on_cluster(bench: Bench, repeats: int) -> list[Outcome]:
@@ -307,16 +363,17 @@ def on_cluster(bench: Bench, repeats: int) -> list[Outcome]:
         cluster.start_head()
         cluster.start_worker()
         env = cluster_env(cluster.token_file, auth_mode=None)
-        outcomes = [fault_free(bench, f"cluster-fault-free-{i}", cluster.address, env,
-                               baseline="cluster") for i in range(repeats)]
+        outcomes = [
+            fault_free(bench, f"cluster-fault-free-{i}", cluster.address, env, baseline="cluster")
+            for i in range(repeats)
+        ]
         return [*outcomes, node_lost(bench, cluster, env)]
     finally:
         bench.stop_all()
         cluster.stop()
 
 
-def run_local(bench: Bench, faults: list[str], repeats: int,
-              outage_s: float) -> list[Outcome]:
+def run_local(bench: Bench, faults: list[str], repeats: int, outage_s: float) -> list[Outcome]:
     """The fault-free runs spread among the faults, so that drift shows in their spread."""
     actions: dict[str, Callable[[], Outcome]] = {
         "outage": lambda: tracking_outage(bench, outage_s),
@@ -327,8 +384,11 @@ def run_local(bench: Bench, faults: list[str], repeats: int,
         "read-only": lambda: storage_read_only(bench),
     }
     slots = [round(k * len(faults) / max(1, repeats - 1)) for k in range(repeats)]
-    order = [step for index in range(len(faults) + 1)
-             for step in ["fault-free"] * slots.count(index) + faults[index:index + 1]]
+    order = [
+        step
+        for index in range(len(faults) + 1)
+        for step in ["fault-free"] * slots.count(index) + faults[index : index + 1]
+    ]
     outcomes, free = [], 0
     for step in order:
         if step == "fault-free":
@@ -353,11 +413,15 @@ def spread(walls: list[float]) -> tuple[float, str]:
 
 def print_table(outcomes: list[Outcome], epochs: int) -> None:
     trials = outcomes[0].tally.expected if outcomes else 0
-    print(f"\n{trials} trials x {epochs} epochs (SE-ResNet-20 on digits, 1 CPU each), "
-          f"{os.cpu_count()} cores; MLflow client retry budget {retry_budget_s():.0f} s\n")
-    print("| fault | trials finished / expected | trials lost | duplicate MLflow runs | "
-          "missing epoch steps | duplicate epoch steps | parent run | exit | wall s | "
-          "wall - fault-free s |")
+    print(
+        f"\n{trials} trials x {epochs} epochs (SE-ResNet-20 on digits, 1 CPU each), "
+        f"{os.cpu_count()} cores; MLflow client retry budget {retry_budget_s():.0f} s\n"
+    )
+    print(
+        "| fault | trials finished / expected | trials lost | duplicate MLflow runs | "
+        "missing epoch steps | duplicate epoch steps | parent run | exit | wall s | "
+        "wall - fault-free s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     baselines: dict[str, float] = {}
     trainings: dict[str, float] = {}
@@ -370,8 +434,15 @@ def print_table(outcomes: list[Outcome], epochs: int) -> None:
         baselines[kind] = median
         trainings[kind] = statistics.median(o.training_s for o in free)
         tails[kind] = statistics.median(o.tail_s for o in free)
-        worst = max(free, key=lambda o: (o.tally.lost, o.tally.duplicate_runs,
-                                         o.tally.missing_steps, o.tally.duplicate_steps))
+        worst = max(
+            free,
+            key=lambda o: (
+                o.tally.lost,
+                o.tally.duplicate_runs,
+                o.tally.missing_steps,
+                o.tally.duplicate_steps,
+            ),
+        )
         label = "fault-free" + (", 2-node cluster" if kind == "cluster" else "")
         print(row(label, worst.tally, worst.exits, f"{median:.1f} ({text})", "0"))
     notes = []
@@ -379,41 +450,60 @@ def print_table(outcomes: list[Outcome], epochs: int) -> None:
         if outcome.fault == "fault-free":
             continue
         delta = outcome.wall_s - baselines.get(outcome.baseline, math.nan)
-        print(row(outcome.fault, outcome.tally, outcome.exits, f"{outcome.wall_s:.1f}",
-                  f"{delta:+.1f}"))
+        print(
+            row(
+                outcome.fault,
+                outcome.tally,
+                outcome.exits,
+                f"{outcome.wall_s:.1f}",
+                f"{delta:+.1f}",
+            )
+        )
         if outcome.fault.startswith("tracking"):  # the restarting server shares the cores
             outcome.note += (
                 f"; trials trained for {outcome.training_s:.1f} s (fault-free median "
                 f"{trainings[outcome.baseline]:.1f} s); MLflow was complete "
                 f"{outcome.tail_s:.1f} s after the last trial ended (fault-free median "
-                f"{tails[outcome.baseline]:.1f} s)")
+                f"{tails[outcome.baseline]:.1f} s)"
+            )
         if outcome.note:
             notes.append(f"- {outcome.fault}: {outcome.note}")
     print("\n" + "\n".join(notes))
 
 
 def row(label: str, tally: Tally, exits: str, wall: str, delta: str) -> str:
-    return (f"| {label} | {tally.finished} / {tally.expected} | {tally.lost} | "
-            f"{tally.duplicate_runs} | {tally.missing_steps} | {tally.duplicate_steps} | "
-            f"{tally.parent_status} | {exits} | {wall} | {delta} |")
+    return (
+        f"| {label} | {tally.finished} / {tally.expected} | {tally.lost} | "
+        f"{tally.duplicate_runs} | {tally.missing_steps} | {tally.duplicate_steps} | "
+        f"{tally.parent_status} | {exits} | {wall} | {delta} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3, help="fault-free runs (each setting)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--outage-s", type=float, default=2.0,
-                        help="how long the tracking server is away, before its start-up")
-    parser.add_argument("--faults", default=",".join(LOCAL_FAULTS + CLUSTER_FAULTS),
-                        help="which faults, comma-separated (default: all)")
-    parser.add_argument("--keep", metavar="FOLDER",
-                        help="work in FOLDER (new) and keep it: logs, sweeps, MLflow")
+    parser.add_argument(
+        "--outage-s",
+        type=float,
+        default=2.0,
+        help="how long the tracking server is away, before its start-up",
+    )
+    parser.add_argument(
+        "--faults",
+        default=",".join(LOCAL_FAULTS + CLUSTER_FAULTS),
+        help="which faults, comma-separated (default: all)",
+    )
+    parser.add_argument(
+        "--keep", metavar="FOLDER", help="work in FOLDER (new) and keep it: logs, sweeps, MLflow"
+    )
     args = parser.parse_args()
     faults = [f for f in args.faults.split(",") if f]
     unknown = set(faults) - set(LOCAL_FAULTS + CLUSTER_FAULTS)
     if unknown:
-        parser.error(f"unknown faults {sorted(unknown)}; known: "
-                     f"{', '.join(LOCAL_FAULTS + CLUSTER_FAULTS)}")
+        parser.error(
+            f"unknown faults {sorted(unknown)}; known: {', '.join(LOCAL_FAULTS + CLUSTER_FAULTS)}"
+        )
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     # The server shares the 2 cores with the trials: without MLflow's background job workers
     # (7 more processes, unused by tracking) a restart costs about 7 CPU-seconds, not 13.

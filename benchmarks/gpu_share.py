@@ -35,17 +35,30 @@ from runners.spec.load import parse_spec
 
 
 def spec_for(name: str, seeds: int, gpus: float, cpus: float, args: argparse.Namespace) -> Any:
-    return parse_spec({
-        "name": name,
-        "data": {"name": "synthetic", "image_size": 32, "num_classes": 10, "channels": 3,
-                 "train_size": args.train_size, "val_size": 2000},
-        "arch": {"backbone": "cifar_resnet56", "se": {"reduction": 16}},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1,
-                  "amp": "auto", "channels_last": "auto"},
-        "seeds": list(range(seeds)),
-        "search": {"kind": "grid", "grid": {"arch.se.enabled": [True, False]}},
-        "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
-    })
+    return parse_spec(
+        {
+            "name": name,
+            "data": {
+                "name": "synthetic",
+                "image_size": 32,
+                "num_classes": 10,
+                "channels": 3,
+                "train_size": args.train_size,
+                "val_size": 2000,
+            },
+            "arch": {"backbone": "cifar_resnet56", "se": {"reduction": 16}},
+            "train": {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "lr": 0.1,
+                "amp": "auto",
+                "channels_last": "auto",
+            },
+            "seeds": list(range(seeds)),
+            "search": {"kind": "grid", "grid": {"arch.se.enabled": [True, False]}},
+            "resources": {"cpus_per_trial": cpus, "gpus_per_trial": gpus},
+        }
+    )
 
 
 class Utilisation:
@@ -81,10 +94,13 @@ class Utilisation:
         """Mean and peak utilisation over the samples where the GPU did anything (the sweep's
         start-up and tear-down, with the GPU idle, left out), and peak memory in use."""
         busy = [u for _, u, _ in self.samples if u > 0] or [0]
-        return {"util_mean_busy": statistics.mean(busy), "util_max": max(busy),
-                "busy_fraction": len([u for _, u, _ in self.samples if u > 0])
-                / max(1, len(self.samples)),
-                "memory_max_gib": max((m for _, _, m in self.samples), default=0.0)}
+        return {
+            "util_mean_busy": statistics.mean(busy),
+            "util_max": max(busy),
+            "busy_fraction": len([u for _, u, _ in self.samples if u > 0])
+            / max(1, len(self.samples)),
+            "memory_max_gib": max((m for _, _, m in self.samples), default=0.0),
+        }
 
 
 class NoSampling(Utilisation):
@@ -121,13 +137,15 @@ def logged_timing(uri: str, experiment: str) -> dict[str, dict[str, float]]:
         if run.data.tags.get("selab.role") != "trial":
             continue
         label = run.data.tags.get("selab.label", "?")
-        timing[label] = {k: v for k, v in run.data.metrics.items()
-                         if "latency" in k or "throughput" in k}
+        timing[label] = {
+            k: v for k, v in run.data.metrics.items() if "latency" in k or "throughput" in k
+        }
     return timing
 
 
-def run_phase(label: str, seeds: int, gpus: float, args: argparse.Namespace,
-              tmp: str) -> dict[str, Any]:
+def run_phase(
+    label: str, seeds: int, gpus: float, args: argparse.Namespace, tmp: str
+) -> dict[str, Any]:
     from runners.sweep.run import run_sweep
 
     cpus = max(1, (os.cpu_count() or 2) // max(1, 2 * seeds)) if gpus < 1 else 2
@@ -137,9 +155,15 @@ def run_phase(label: str, seeds: int, gpus: float, args: argparse.Namespace,
     with NoSampling() if args.cpu else Utilisation() as util:
         result = run_sweep(spec, tracking_uri=uri, storage=f"{tmp}/runs")
     trials = per_trial(Path(result.folder))
-    return {"trials": trials, "gpus_per_trial": gpus, "cpus_per_trial": cpus,
-            "statuses": dict(result.statuses), "wall_s": time.perf_counter() - began,
-            "gpu": util.summary(), "timing": logged_timing(uri, spec.name)}
+    return {
+        "trials": trials,
+        "gpus_per_trial": gpus,
+        "cpus_per_trial": cpus,
+        "statuses": dict(result.statuses),
+        "wall_s": time.perf_counter() - began,
+        "gpu": util.summary(),
+        "timing": logged_timing(uri, spec.name),
+    }
 
 
 def describe(label: str, phase: dict[str, Any]) -> list[str]:
@@ -188,14 +212,18 @@ def main() -> None:
         phases["alone"] = run_phase("alone", 1, 1.0, args, tmp)
     ray.shutdown()
     where = "CPU" if args.cpu else torch.cuda.get_device_name()
-    print(f"\nSE-ResNet-56 vs ResNet-56, synthetic 3x32x32, batch {args.batch_size}, "
-          f"{args.epochs} epochs of {args.train_size} images, {where}")
+    print(
+        f"\nSE-ResNet-56 vs ResNet-56, synthetic 3x32x32, batch {args.batch_size}, "
+        f"{args.epochs} epochs of {args.train_size} images, {where}"
+    )
     for label, phase in phases.items():
         print("\n".join(describe(label, phase)))
     shared = sum(t["images_per_s"] for t in phases["shared"]["trials"])
     alone = statistics.mean(t["images_per_s"] for t in phases["alone"]["trials"])
-    print(f"total images/s, {args.shared_trials} x {args.share:g} GPU / one trial at 1 GPU: "
-          f"{shared / alone:.2f}")
+    print(
+        f"total images/s, {args.shared_trials} x {args.share:g} GPU / one trial at 1 GPU: "
+        f"{shared / alone:.2f}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps({"device": where, "phases": phases}, indent=2))
 

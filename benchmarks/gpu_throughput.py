@@ -37,9 +37,16 @@ def selab_pair(num_classes: int, image_size: int) -> tuple[nn.Module, nn.Module]
     from search_space import ArchConfig, build_model
 
     def net(se: bool) -> nn.Module:
-        return build_model(ArchConfig.parse({
-            "backbone": "resnet50", "num_classes": num_classes, "input_size": image_size,
-            "se": {"enabled": se, "reduction": 16}}))
+        return build_model(
+            ArchConfig.parse(
+                {
+                    "backbone": "resnet50",
+                    "num_classes": num_classes,
+                    "input_size": image_size,
+                    "se": {"enabled": se, "reduction": 16},
+                }
+            )
+        )
 
     return net(False), net(True)
 
@@ -47,12 +54,19 @@ def selab_pair(num_classes: int, image_size: int) -> tuple[nn.Module, nn.Module]
 def timm_pair(num_classes: int) -> tuple[nn.Module, nn.Module]:
     import timm
 
-    return (timm.create_model("resnet50", num_classes=num_classes),
-            timm.create_model("seresnet50", num_classes=num_classes))
+    return (
+        timm.create_model("resnet50", num_classes=num_classes),
+        timm.create_model("seresnet50", num_classes=num_classes),
+    )
 
 
-def train_step(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
-               device: torch.device, compiled: bool) -> Step:
+def train_step(
+    model: nn.Module,
+    batch: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    compiled: bool,
+) -> Step:
     """One SGD step of `model` (bf16 autocast, channels-last) as a closure."""
     model = model.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
@@ -91,8 +105,12 @@ def timed(step: Step, steps: int, device: torch.device) -> float:
     return time.perf_counter() - began
 
 
-def measure_pair(pair: tuple[nn.Module, nn.Module], args: argparse.Namespace,
-                 device: torch.device, compiled: bool) -> dict[str, Any]:
+def measure_pair(
+    pair: tuple[nn.Module, nn.Module],
+    args: argparse.Namespace,
+    device: torch.device,
+    compiled: bool,
+) -> dict[str, Any]:
     """Images/s of plain and SE, alternated round by round, and the SE/plain time ratio."""
     torch.manual_seed(0)
     batch = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
@@ -133,8 +151,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rows", default="selab,timm", help="selab, timm or both")
-    parser.add_argument("--modes", default="eager,compiled",
-                        help="eager, compiled or both (comma-separated)")
+    parser.add_argument(
+        "--modes", default="eager,compiled", help="eager, compiled or both (comma-separated)"
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
@@ -153,26 +172,42 @@ def main() -> None:
     rows = {}
     for source in args.rows.split(","):
         for compiled in modes:
-            pair = (selab_pair(args.num_classes, args.image_size) if source == "selab"
-                    else timm_pair(args.num_classes))
+            pair = (
+                selab_pair(args.num_classes, args.image_size)
+                if source == "selab"
+                else timm_pair(args.num_classes)
+            )
             label = f"{source} {'compiled' if compiled else 'eager'}"
             rows[label] = measure_pair(pair, args, device, compiled)
             r = rows[label]
-            print(f"{label:15s} plain {r['plain_img_s']:8,.0f} img/s ({r['plain_step_ms']:.1f} "
-                  f"ms/step)  SE {r['se_img_s']:8,.0f} img/s ({r['se_step_ms']:.1f} ms/step)  "
-                  f"SE/plain time {r['ratio_median']:.3f} [{r['ratio_min']:.3f}, "
-                  f"{r['ratio_max']:.3f}]  warm-up {r['warmup_s']['plain']:.0f} s / "
-                  f"{r['warmup_s']['se']:.0f} s", flush=True)
+            print(
+                f"{label:15s} plain {r['plain_img_s']:8,.0f} img/s ({r['plain_step_ms']:.1f} "
+                f"ms/step)  SE {r['se_img_s']:8,.0f} img/s ({r['se_step_ms']:.1f} ms/step)  "
+                f"SE/plain time {r['ratio_median']:.3f} [{r['ratio_min']:.3f}, "
+                f"{r['ratio_max']:.3f}]  warm-up {r['warmup_s']['plain']:.0f} s / "
+                f"{r['warmup_s']['se']:.0f} s",
+                flush=True,
+            )
             del pair
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    print(f"\n{where}, torch {torch.__version__}, batch {args.batch_size} at "
-          f"{args.image_size}x{args.image_size}, bf16 autocast, channels-last, SGD; "
-          f"paper: 209/190 ms = 1.100 (training, 8 Titan X)")
+    print(
+        f"\n{where}, torch {torch.__version__}, batch {args.batch_size} at "
+        f"{args.image_size}x{args.image_size}, bf16 autocast, channels-last, SGD; "
+        f"paper: 209/190 ms = 1.100 (training, 8 Titan X)"
+    )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"device": where, "torch": torch.__version__, "batch": args.batch_size,
-                       "rows": rows}, fh, indent=2)
+            json.dump(
+                {
+                    "device": where,
+                    "torch": torch.__version__,
+                    "batch": args.batch_size,
+                    "rows": rows,
+                },
+                fh,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -62,11 +62,14 @@ def plan_for(args: argparse.Namespace) -> TimingPlan:
     capability = torch.cuda.get_device_capability(device) if cuda else None
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and cuda)
     return TimingPlan(
-        device=device, batch_sizes=(1, args.batch) if args.batch > 1 else (1,),
+        device=device,
+        batch_sizes=(1, args.batch) if args.batch > 1 else (1,),
         train_batch_size=args.train_batch or None,
         autocast_dtype=autocast_dtype(device.type, capability) if amp else None,
         memory_format=torch.channels_last if channels_last else torch.contiguous_format,
-        budget_s=args.budget_s, max_rounds=args.rounds)
+        budget_s=args.budget_s,
+        max_rounds=args.rounds,
+    )
 
 
 def stage_rows(cost: dict[str, float], timing: dict[str, float]) -> list[dict[str, float]]:
@@ -77,46 +80,73 @@ def stage_rows(cost: dict[str, float], timing: dict[str, float]) -> list[dict[st
     for s in stages:
         flops, se_flops = cost[f"stage{s}.flops"], cost[f"stage{s}.se_flops"]
         ms, se_ms = timing[f"stage{s}.latency_ms"], timing[f"stage{s}.se_latency_ms"]
-        rows.append({"stage": s, "flops_share": flops / cost["flops"],
-                     "time_share": ms / total_ms,
-                     "se_flops_pct": 100 * se_flops / max(flops - se_flops, 1),
-                     "se_time_pct": 100 * se_ms / (ms - se_ms)})
+        rows.append(
+            {
+                "stage": s,
+                "flops_share": flops / cost["flops"],
+                "time_share": ms / total_ms,
+                "se_flops_pct": 100 * se_flops / max(flops - se_flops, 1),
+                "se_time_pct": 100 * se_ms / (ms - se_ms),
+            }
+        )
     return rows
 
 
 def report(arch: ArchConfig, plan: TimingPlan, timing: Timing) -> dict[str, Any]:
     cost = count_cost(arch).as_metrics()
     metrics = timing.as_metrics()
-    where = torch.cuda.get_device_name(plan.device) if plan.device.type == "cuda" else (
-        f"CPU, {torch.get_num_threads()} threads")
-    print(f"{arch.backbone}{arch.depth or ''} {arch.attention} r={arch.se.reduction} at "
-          f"{arch.input_size}px, "
-          f"{where}, dtype {plan.autocast_dtype or 'fp32'}, {plan.memory_format}, "
-          f"{timing.rounds} rounds in {timing.seconds:.1f} s")
+    where = (
+        torch.cuda.get_device_name(plan.device)
+        if plan.device.type == "cuda"
+        else (f"CPU, {torch.get_num_threads()} threads")
+    )
+    print(
+        f"{arch.backbone}{arch.depth or ''} {arch.attention} r={arch.se.reduction} at "
+        f"{arch.input_size}px, "
+        f"{where}, dtype {plan.autocast_dtype or 'fp32'}, {plan.memory_format}, "
+        f"{timing.rounds} rounds in {timing.seconds:.1f} s"
+    )
     plain_flops = cost["flops"] - cost["se_flops"]
     plain_params = cost["params"] - cost["se_params"]
-    print(f"FLOPs: {cost['flops'] / 1e6:.3f} M, +{100 * cost['se_flops'] / plain_flops:.2f}% "
-          f"over plain; params +{100 * cost['se_params'] / plain_params:.1f}%")
+    print(
+        f"FLOPs: {cost['flops'] / 1e6:.3f} M, +{100 * cost['se_flops'] / plain_flops:.2f}% "
+        f"over plain; params +{100 * cost['se_params'] / plain_params:.1f}%"
+    )
     for b in plan.batch_sizes:
-        m = {k.replace(f"_b{b}", ""): v for k, v in metrics.items()
-             if f"_b{b}_" in k or k.endswith(f"_b{b}")}
-        print(f"latency batch {b:4d}: {m['latency_ms']:9.3f} ms (plain "
-              f"{m['plain_latency_ms']:.3f}), ratio {m['latency_ratio']:.3f} (IQR "
-              f"{m['latency_ratio_iqr']:.3f}), noise floor {m['latency_noise']:.3f}")
+        m = {
+            k.replace(f"_b{b}", ""): v
+            for k, v in metrics.items()
+            if f"_b{b}_" in k or k.endswith(f"_b{b}")
+        }
+        print(
+            f"latency batch {b:4d}: {m['latency_ms']:9.3f} ms (plain "
+            f"{m['plain_latency_ms']:.3f}), ratio {m['latency_ratio']:.3f} (IQR "
+            f"{m['latency_ratio_iqr']:.3f}), noise floor {m['latency_noise']:.3f}"
+        )
     if "throughput_train_img_s" in metrics:
-        print(f"training batch {plan.train_batch_size}: {metrics['throughput_train_img_s']:,.0f} "
-              f"img/s (plain {metrics['plain_throughput_train_img_s']:,.0f}), ratio "
-              f"{metrics['throughput_train_ratio']:.3f} (IQR "
-              f"{metrics['throughput_train_ratio_iqr']:.3f}), noise floor "
-              f"{metrics['throughput_train_noise']:.3f}")
+        print(
+            f"training batch {plan.train_batch_size}: {metrics['throughput_train_img_s']:,.0f} "
+            f"img/s (plain {metrics['plain_throughput_train_img_s']:,.0f}), ratio "
+            f"{metrics['throughput_train_ratio']:.3f} (IQR "
+            f"{metrics['throughput_train_ratio_iqr']:.3f}), noise floor "
+            f"{metrics['throughput_train_noise']:.3f}"
+        )
     rows = stage_rows(cost, metrics)
-    print(f"per stage at batch {plan.deploy_batch}: FLOPs share, time share, SE +FLOPs %, "
-          "SE +time %")
+    print(
+        f"per stage at batch {plan.deploy_batch}: FLOPs share, time share, SE +FLOPs %, SE +time %"
+    )
     for r in rows:
-        print(f"  stage {r['stage']}: {100 * r['flops_share']:5.1f}%  {100 * r['time_share']:5.1f}%"
-              f"  {r['se_flops_pct']:+6.2f}%  {r['se_time_pct']:+6.1f}%")
-    return {"arch": arch.to_dict(), "device": where, "cost": cost, "timing": metrics,
-            "stages": rows}
+        print(
+            f"  stage {r['stage']}: {100 * r['flops_share']:5.1f}%  {100 * r['time_share']:5.1f}%"
+            f"  {r['se_flops_pct']:+6.2f}%  {r['se_time_pct']:+6.1f}%"
+        )
+    return {
+        "arch": arch.to_dict(),
+        "device": where,
+        "cost": cost,
+        "timing": metrics,
+        "stages": rows,
+    }
 
 
 def main() -> None:
@@ -124,9 +154,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     kind = {"attention": args.attention} if args.attention != "se" else {}
-    arch = ArchConfig.parse({"backbone": args.backbone, "num_classes": args.num_classes,
-                             "in_channels": args.in_channels, "input_size": args.input_size,
-                             **kind, "se": {"reduction": args.reduction}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": args.backbone,
+            "num_classes": args.num_classes,
+            "in_channels": args.in_channels,
+            "input_size": args.input_size,
+            **kind,
+            "se": {"reduction": args.reduction},
+        }
+    )
     plan = plan_for(args)
     result = report(arch, plan, time_arch(arch, plan))
     if args.json:

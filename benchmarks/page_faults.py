@@ -36,23 +36,33 @@ def measure(steps: int, threads: int, keep: bool) -> dict[str, dict[str, float]]
         raise SystemExit("no glibc mallopt in this process")
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    train = {name: training_step(model, torch.contiguous_format, 8)
-             for name, model in our_row("avg", "standard", 16).items()}
+    train = {
+        name: training_step(model, torch.contiguous_format, 8)
+        for name, model in our_row("avg", "standard", 16).items()
+    }
     for step in train.values():  # warm-up: oneDNN primitives, the heap's first growth
         step()
         step()
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in train}
     names = list(train)
     for i in range(steps):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
             train[name]()
-            samples[name].append((time.perf_counter() - start,
-                                  resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
-    return {name: {"ms": 1000 * statistics.median(s for s, _ in runs),
-                   "faults": statistics.median(f for _, f in runs)}
-            for name, runs in samples.items()}
+            samples[name].append(
+                (
+                    time.perf_counter() - start,
+                    resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
+                )
+            )
+    return {
+        name: {
+            "ms": 1000 * statistics.median(s for s, _ in runs),
+            "faults": statistics.median(f for _, f in runs),
+        }
+        for name, runs in samples.items()
+    }
 
 
 def main() -> None:
@@ -65,13 +75,26 @@ def main() -> None:
         print(json.dumps(measure(args.steps, args.threads, args.child == "kept")))
         return
     print(f"training step, batch 8, {args.threads} threads, median of {args.steps} steps each")
-    print(f"{'malloc':22s} {'network':8s} {'ms/step':>9s} {'/ plain':>8s} "
-          f"{'minor faults/step':>18s}")
+    print(
+        f"{'malloc':22s} {'network':8s} {'ms/step':>9s} {'/ plain':>8s} {'minor faults/step':>18s}"
+    )
     for setting in ("default", "kept"):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", setting, "--steps", str(args.steps),
-             "--threads", str(args.threads)],
-            check=True, capture_output=True, text=True, cwd=Path(__file__).parent).stdout
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                setting,
+                "--steps",
+                str(args.steps),
+                "--threads",
+                str(args.threads),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout
         result = json.loads(out.splitlines()[-1])
         label = "as it comes" if setting == "default" else "freed memory kept"
         for name, r in result.items():

@@ -50,8 +50,12 @@ from search_space.se_fast import use_fast_se
 Step = Callable[[], None]
 GOALS = {"inference_b1": 1.02, "train_step_b8": 1.04}
 PAPER = {"inference_b1": 167 / 164, "flops": 3.87 / 3.86}
-SQUEEZE_ROWS = [("avg", "standard"), ("max", "standard"), ("avgmax", "standard"),
-                ("none", "standard")]
+SQUEEZE_ROWS = [
+    ("avg", "standard"),
+    ("max", "standard"),
+    ("avgmax", "standard"),
+    ("none", "standard"),
+]
 KEPT_SUFFIX = " [freed memory kept]"
 PLACEMENT_ROWS = [("avg", "pre"), ("avg", "post"), ("avg", "identity"), ("avg", "after_3x3")]
 
@@ -63,6 +67,7 @@ def attention_classes() -> tuple[type[nn.Module], ...]:
     classes: list[type[nn.Module]] = [SqueezeExcite, NoSqueezeExcite, FastSqueezeExcite]
     try:
         from timm.layers.squeeze_excite import SEModule
+
         classes.append(SEModule)
     except ImportError:
         pass
@@ -72,13 +77,17 @@ def attention_classes() -> tuple[type[nn.Module], ...]:
 def share_weights(plain: nn.Module, se: nn.Module) -> None:
     """Point every parameter and buffer of `plain` at the matching tensor of `se`: the tensors
     of `se` outside its SE blocks, in order (SE inside a branch shifts the layer names)."""
-    skip = tuple(f"{name}." for name, m in se.named_modules()
-                 if isinstance(m, attention_classes()))
-    se_tensors = [t for name, t in [*se.named_parameters(), *se.named_buffers()]
-                  if not name.startswith(skip)]
-    slots = [(store, name) for module in plain.modules()
-             for store in (module._parameters, module._buffers)
-             for name in store if store[name] is not None]
+    skip = tuple(f"{name}." for name, m in se.named_modules() if isinstance(m, attention_classes()))
+    se_tensors = [
+        t for name, t in [*se.named_parameters(), *se.named_buffers()] if not name.startswith(skip)
+    ]
+    slots = [
+        (store, name)
+        for module in plain.modules()
+        for store in (module._parameters, module._buffers)
+        for name in store
+        if store[name] is not None
+    ]
     # named_parameters() lists every parameter before any buffer: order the slots the same way.
     slots.sort(key=lambda slot: not isinstance(slot[0][slot[1]], nn.Parameter))
     if len(slots) != len(se_tensors):
@@ -91,8 +100,14 @@ def share_weights(plain: nn.Module, se: nn.Module) -> None:
 
 def our_row(squeeze: str, placement: str, reduction: int) -> dict[str, nn.Module]:
     """The plain network, the SE network and, for pooled squeezes, its fast twin."""
-    se_net = build_model(ArchConfig.parse({"backbone": "resnet50", "se": {
-        "reduction": reduction, "squeeze": squeeze, "placement": placement}}))
+    se_net = build_model(
+        ArchConfig.parse(
+            {
+                "backbone": "resnet50",
+                "se": {"reduction": reduction, "squeeze": squeeze, "placement": placement},
+            }
+        )
+    )
     plain = build_model(ArchConfig.parse({"backbone": "resnet50", "se": {"enabled": False}}))
     share_weights(plain, se_net)
     sides = {"plain": plain, "se": se_net}
@@ -157,7 +172,7 @@ def paired_rounds(steps: dict[str, Step], rounds: int, repeats: int) -> dict[str
         steps[name]()
     per_round: dict[str, list[float]] = {name: [] for name in names}
     for i in range(rounds):
-        order = names[i % len(names):] + names[:i % len(names)]
+        order = names[i % len(names) :] + names[: i % len(names)]
         times: dict[str, list[float]] = {name: [] for name in names}
         for _ in range(repeats):
             for name in order:
@@ -178,14 +193,20 @@ def ratios(per_round: dict[str, list[float]]) -> dict[str, dict[str, float]]:
             continue
         r = [t / p for t, p in zip(times, plain, strict=True)]
         q1, median, q3 = statistics.quantiles(r, n=4) if len(r) > 1 else (r[0],) * 3
-        out[name] = {"ms": 1000 * statistics.median(times), "ratio": statistics.median(r),
-                     "q1": q1, "q3": q3, "rounds": len(r)}
+        out[name] = {
+            "ms": 1000 * statistics.median(times),
+            "ratio": statistics.median(r),
+            "q1": q1,
+            "q3": q3,
+            "rounds": len(r),
+        }
         del median  # the interpolated middle quartile; the plain median is reported
     return out
 
 
 def measure_row(
-    sides: dict[str, nn.Module], args: argparse.Namespace,
+    sides: dict[str, nn.Module],
+    args: argparse.Namespace,
     memory_format: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, dict[str, dict[str, float]]]:
     if memory_format is torch.channels_last:
@@ -220,17 +241,26 @@ def compiled_row(reduction: int, rounds: int) -> dict[str, object]:
             model(x)
         seconds[name] = time.perf_counter() - start
         compiled[name] = model
-    steps = {n: inference_step(m, torch.contiguous_format) for n, m in
-             {"plain": compiled["plain"], "se": compiled["se"],
-              "se_eager": eager["se_eager"], "plain_eager": eager["plain_eager"]}.items()}
+    steps = {
+        n: inference_step(m, torch.contiguous_format)
+        for n, m in {
+            "plain": compiled["plain"],
+            "se": compiled["se"],
+            "se_eager": eager["se_eager"],
+            "plain_eager": eager["plain_eager"],
+        }.items()
+    }
     return {"compile_s": seconds, "inference_b1": ratios(paired_rounds(steps, rounds, 3))}
 
 
 def block_inputs(se_model: nn.Module) -> list[tuple[SqueezeExcite, tuple[int, ...]]]:
     """Every SE block of the network with the shape of the map it gets at batch 1."""
     shapes: list[tuple[SqueezeExcite, tuple[int, ...]]] = []
-    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((m, tuple(i[0].shape))))
-             for m in se_model.modules() if isinstance(m, SqueezeExcite)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: shapes.append((m, tuple(i[0].shape))))
+        for m in se_model.modules()
+        if isinstance(m, SqueezeExcite)
+    ]
     with torch.inference_mode():
         se_model.eval()(torch.randn(1, 3, 224, 224))
     for hook in hooks:
@@ -291,12 +321,14 @@ def measure_rows(args: argparse.Namespace) -> dict[str, object]:
     for squeeze, placement in rows:
         torch.manual_seed(0)
         results[f"{squeeze}/{placement}"] = measure_row(
-            our_row(squeeze, placement, args.reduction), args)
+            our_row(squeeze, placement, args.reduction), args
+        )
         print(f"measured {squeeze}/{placement}", flush=True)
     if args.rows == "all":
         torch.manual_seed(0)
         results["avg/standard channels_last"] = measure_row(
-            our_row("avg", "standard", args.reduction), args, torch.channels_last)
+            our_row("avg", "standard", args.reduction), args, torch.channels_last
+        )
     if not args.no_timm:
         torch.manual_seed(0)
         results["timm seresnet50/resnet50"] = measure_row(timm_row(), args)
@@ -304,10 +336,14 @@ def measure_rows(args: argparse.Namespace) -> dict[str, object]:
 
 
 def print_table(results: dict[str, object], args: argparse.Namespace) -> None:
-    print(f"\nSE-ResNet-50 (r={args.reduction}) / ResNet-50, CPU, {torch.get_num_threads()} "
-          f"threads, torch {torch.__version__}; ratio SE/plain: median (IQR) over rounds")
-    print(f"{'row':50s} {'measure':14s} {'plain ms':>9s} {'SE block':>22s} {'fast SE block':>22s}"
-          f"   reference")
+    print(
+        f"\nSE-ResNet-50 (r={args.reduction}) / ResNet-50, CPU, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}; ratio SE/plain: median (IQR) over rounds"
+    )
+    print(
+        f"{'row':50s} {'measure':14s} {'plain ms':>9s} {'SE block':>22s} {'fast SE block':>22s}"
+        f"   reference"
+    )
     for row, measures in results.items():
         if row in ("se_blocks_alone_b1",) or "compile_s" in measures:  # type: ignore[operator]
             continue
@@ -316,22 +352,28 @@ def print_table(results: dict[str, object], args: argparse.Namespace) -> None:
             ref = f"goal <= {GOALS[measure]:.2f}"
             if measure == "inference_b1":
                 ref += f", paper {PAPER['inference_b1']:.3f}"
-            print(f"{row:50s} {measure:14s} {sides['plain']['ms']:9.1f} {cells[0]:>22s} "
-                  f"{cells[1]:>22s}   {ref}")
+            print(
+                f"{row:50s} {measure:14s} {sides['plain']['ms']:9.1f} {cells[0]:>22s} "
+                f"{cells[1]:>22s}   {ref}"
+            )
     print(f"(FLOP ratio SE/plain, paper: {PAPER['flops']:.4f})")
     compiled = results.get("compiled units avg/standard")
     if compiled:
         secs = compiled["compile_s"]  # type: ignore[index]
-        print(f"torch.compile of every unit: first call {secs['se']:.0f} s (SE net), "
-              f"{secs['plain']:.0f} s (plain net)")
+        print(
+            f"torch.compile of every unit: first call {secs['se']:.0f} s (SE net), "
+            f"{secs['plain']:.0f} s (plain net)"
+        )
         for side, r in compiled["inference_b1"].items():  # type: ignore[index]
             if side != "plain":
                 print(f"  inference_b1 {side:12s} / compiled plain: {_cell(r)}")
     alone = results["se_blocks_alone_b1"]
-    print(f"SE blocks alone, batch 1, warm cache: {alone['blocks']} blocks take "  # type: ignore
-          f"{alone['se_ms']:.2f} ms where the plain residual adds take "  # type: ignore[index]
-          f"{alone['add_ms']:.2f} ms: +{100 * alone['extra_over_plain']:.1f}% "  # type: ignore
-          "of the plain network's inference time")
+    print(
+        f"SE blocks alone, batch 1, warm cache: {alone['blocks']} blocks take "  # type: ignore
+        f"{alone['se_ms']:.2f} ms where the plain residual adds take "  # type: ignore[index]
+        f"{alone['add_ms']:.2f} ms: +{100 * alone['extra_over_plain']:.1f}% "  # type: ignore
+        "of the plain network's inference time"
+    )
 
 
 def _cell(r: dict[str, float] | None) -> str:
@@ -347,13 +389,18 @@ def main() -> None:
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--reduction", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--rows", choices=("all", "main"), default="all",
-                        help="main: avg/standard and timm only")
+    parser.add_argument(
+        "--rows", choices=("all", "main"), default="all", help="main: avg/standard and timm only"
+    )
     parser.add_argument("--no-timm", action="store_true")
     parser.add_argument("--compile", action="store_true", help="also torch.compile every unit")
-    parser.add_argument("--allocator", choices=("both", "default", "kept"), default="both",
-                        help="glibc malloc as it comes, with freed memory kept "
-                             "(runners.trial.memory, as selab's trials run), or both in turn")
+    parser.add_argument(
+        "--allocator",
+        choices=("both", "default", "kept"),
+        default="both",
+        help="glibc malloc as it comes, with freed memory kept "
+        "(runners.trial.memory, as selab's trials run), or both in turn",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

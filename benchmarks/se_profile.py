@@ -43,8 +43,15 @@ KINDS = {
     "convolution": ("conv2d", "ConvolutionBackward"),
     "batch norm": ("batch_norm", "NativeBatchNormBackward"),
     "relu": ("relu", "relu_", "ReluBackward"),
-    "residual add / scale": ("add", "add_", "addcmul", "mul", "AddBackward", "MulBackward",
-                             "AddcmulBackward"),
+    "residual add / scale": (
+        "add",
+        "add_",
+        "addcmul",
+        "mul",
+        "AddBackward",
+        "MulBackward",
+        "AddcmulBackward",
+    ),
     "squeeze (mean, amax)": ("mean", "amax", "MeanBackward", "AmaxBackward"),
     "excitation FCs": ("linear", "AddmmBackward", "TBackward"),
     "gate": ("sigmoid", "hardsigmoid", "SigmoidBackward"),
@@ -108,8 +115,9 @@ def profiled_ms(step: Callable[[], None]) -> dict[str, float]:
     return per_kind
 
 
-def network_profile(steps: dict[str, Callable[[], None]], rounds: int
-                    ) -> dict[str, dict[str, float]]:
+def network_profile(
+    steps: dict[str, Callable[[], None]], rounds: int
+) -> dict[str, dict[str, float]]:
     """Per side, the median over rounds of each op kind's time; sides alternate in rotating
     order so that drifting load hits all alike."""
     names = list(steps)
@@ -117,13 +125,14 @@ def network_profile(steps: dict[str, Callable[[], None]], rounds: int
         profiled_ms(step)  # warm-up: oneDNN primitives, allocator
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for i in range(rounds):
-        for name in names[i % len(names):] + names[:i % len(names)]:
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             samples[name].append(profiled_ms(steps[name]))
     medians = {}
     for name, runs in samples.items():
         kinds = {kind for run in runs for kind in run}
-        medians[name] = {kind: statistics.median(run.get(kind, 0.0) for run in runs)
-                         for kind in kinds}
+        medians[name] = {
+            kind: statistics.median(run.get(kind, 0.0) for run in runs) for kind in kinds
+        }
     return medians
 
 
@@ -155,7 +164,8 @@ def blocks_alone(se_model: nn.Module, cache_mb: int, repeats: int) -> dict[str, 
             parts: dict[str, Callable[[], object]] = {
                 "squeeze": lambda b=block, x=x: squeeze(x, b.squeeze),
                 "excitation (2 FCs + gate)": lambda b=block, p=pooled: b.gate(
-                    b.fc2(b.act(b.fc1(p)))),
+                    b.fc2(b.act(b.fc1(p)))
+                ),
                 "whole SE block (with its residual add)": lambda b=block, x=x, r=residual: b(x, r),
                 "plain residual add": lambda x=x, r=residual: r + x,
             }
@@ -166,12 +176,17 @@ def blocks_alone(se_model: nn.Module, cache_mb: int, repeats: int) -> dict[str, 
 
 
 def print_profile(medians: dict[str, dict[str, float]], rounds: int, what: str) -> None:
-    print(f"\nSE-ResNet-50 (r=16) vs ResNet-50, {what}, {torch.get_num_threads()} "
-          f"threads, torch {torch.__version__}: time of the top-level aten ops per kind under "
-          f"torch.profiler, median of {rounds} alternated rounds (ms)")
+    print(
+        f"\nSE-ResNet-50 (r=16) vs ResNet-50, {what}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}: time of the top-level aten ops per kind under "
+        f"torch.profiler, median of {rounds} alternated rounds (ms)"
+    )
     sides = list(medians)
-    print(f"{'op kind':40s}" + "".join(f"{s:>10s}" for s in sides)
-          + "".join(f"{s + '-plain':>14s}" for s in sides[1:]))
+    print(
+        f"{'op kind':40s}"
+        + "".join(f"{s:>10s}" for s in sides)
+        + "".join(f"{s + '-plain':>14s}" for s in sides[1:])
+    )
     kinds = [k for k in [*KINDS, OTHER] if any(m.get(k) for m in medians.values())]
     for kind in [*kinds, "ops", "wall (profiled)", "op calls", "minor page faults"]:
         values = [m.get(kind, 0.0) for m in medians.values()]
@@ -181,8 +196,10 @@ def print_profile(medians: dict[str, dict[str, float]], rounds: int, what: str) 
 
 
 def print_alone(totals: dict[str, dict[str, float]], blocks: int, cache_mb: int) -> None:
-    print(f"\nThe {blocks} SE blocks alone, batch 1, summed (ms); cold = a {2 * cache_mb} MB "
-          "buffer written before each call")
+    print(
+        f"\nThe {blocks} SE blocks alone, batch 1, summed (ms); cold = a {2 * cache_mb} MB "
+        "buffer written before each call"
+    )
     print(f"{'part':42s}{'warm':>8s}{'cold':>8s}")
     for part, t in totals.items():
         print(f"{part:42s}{t['warm']:8.2f}{t['cold']:8.2f}")
@@ -196,8 +213,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=50, help="timings per block part")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-mb", type=int, default=32, help="last-level cache size")
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="glibc malloc set as in selab's trials (runners.trial.memory)")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc malloc set as in selab's trials (runners.trial.memory)",
+    )
     args = parser.parse_args()
     if args.keep_freed_memory and not keep_freed_memory():
         parser.error("--keep-freed-memory: no glibc mallopt in this process")
@@ -208,14 +228,19 @@ def main() -> None:
     inference = {name: inference_step(model, fmt) for name, model in sides.items()}
     print_profile(network_profile(inference, args.rounds), args.rounds, "inference, batch 1")
     if args.train_rounds:
-        train = {name: training_step(model, fmt, args.train_batch)
-                 for name, model in sides.items()}
-        print_profile(network_profile(train, args.train_rounds), args.train_rounds,
-                      f"training step (forward, backward, SGD), batch {args.train_batch}")
+        train = {name: training_step(model, fmt, args.train_batch) for name, model in sides.items()}
+        print_profile(
+            network_profile(train, args.train_rounds),
+            args.train_rounds,
+            f"training step (forward, backward, SGD), batch {args.train_batch}",
+        )
         for model in sides.values():
             model.eval()
-    print_alone(blocks_alone(sides["se"], args.cache_mb, args.repeats),
-                len(block_inputs(sides["se"])), args.cache_mb)
+    print_alone(
+        blocks_alone(sides["se"], args.cache_mb, args.repeats),
+        len(block_inputs(sides["se"])),
+        args.cache_mb,
+    )
 
 
 if __name__ == "__main__":

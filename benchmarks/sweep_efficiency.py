@@ -127,23 +127,37 @@ def run_selab(spec_file: str, overrides: list[str], workdir: Path) -> dict[str, 
     store_s = create_store(spec, uri, workdir)
     clock = WriterClock()
     began, cpu = time.perf_counter(), time.process_time()
-    ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-             logging_level="WARNING")
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count() or 1,
+        include_dashboard=False,
+        logging_level="WARNING",
+    )
     ray_start_s = time.perf_counter() - began
     run_began_ms = time.time() * 1e3
     try:
-        with clock.installed(), open(workdir / "selab_run.log", "w") as log, \
-                contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            code = main(["run", spec_file, "--storage", str(storage), "--tracking-uri", uri,
-                         *sets])
+        with (
+            clock.installed(),
+            open(workdir / "selab_run.log", "w") as log,
+            contextlib.redirect_stdout(log),
+            contextlib.redirect_stderr(log),
+        ):
+            code = main(["run", spec_file, "--storage", str(storage), "--tracking-uri", uri, *sets])
     finally:
         ended_ms = time.time() * 1e3
         ray.shutdown()
-    return {"exit_code": code, "wall_s": time.perf_counter() - began, "ray_start_s": ray_start_s,
-            "store_create_s": store_s,
-            "run_began_ms": run_began_ms, "run_ended_ms": ended_ms, "writer": clock,
-            "driver_cpu_s": time.process_time() - cpu, "spec": spec,
-            "trials": trials_of(storage / spec.name)}
+    return {
+        "exit_code": code,
+        "wall_s": time.perf_counter() - began,
+        "ray_start_s": ray_start_s,
+        "store_create_s": store_s,
+        "run_began_ms": run_began_ms,
+        "run_ended_ms": ended_ms,
+        "writer": clock,
+        "driver_cpu_s": time.process_time() - cpu,
+        "spec": spec,
+        "trials": trials_of(storage / spec.name),
+    }
 
 
 def create_store(spec: SweepSpec, uri: str, workdir: Path) -> float:
@@ -176,15 +190,20 @@ def trials_of(folder: Path) -> list[Trial]:
     return sorted(trials.values(), key=lambda t: t.started_ms)
 
 
-def slot_idle(trials: list[Trial], slots: int, began_ms: float, ended_ms: float,
-              pids: dict[str, bool]) -> dict[str, float]:
+def slot_idle(
+    trials: list[Trial], slots: int, began_ms: float, ended_ms: float, pids: dict[str, bool]
+) -> dict[str, float]:
     """Capacity (slot-seconds) in which no trial ran: before the first trials, between a
     trial's end and the start of the trial that took its slot (split by whether that one
     found a warm worker), and after the last trials."""
     starts = sorted((t.started_ms, t.trial_id) for t in trials)
     ends = sorted(t.ended_ms for t in trials)
-    idle = {"before_first_s": 0.0, "refill_new_worker_s": 0.0, "refill_warm_worker_s": 0.0,
-            "after_last_s": 0.0}
+    idle = {
+        "before_first_s": 0.0,
+        "refill_new_worker_s": 0.0,
+        "refill_warm_worker_s": 0.0,
+        "after_last_s": 0.0,
+    }
     for i, (start, tid) in enumerate(starts):
         if i < slots:
             idle["before_first_s"] += (start - began_ms) / 1e3
@@ -220,11 +239,16 @@ def selab_phases(run: dict[str, Any], slots: int) -> dict[str, Any]:
     return {
         "ray_start_s": run["ray_start_s"],
         "driver_until_first_trial_s": (min(t.started_ms for t in trials) - run["run_began_ms"])
-        / 1e3 if trials else 0.0,
-        "worker_start_cold_s": start_cold, "trial_start_warm_s": start_warm,
+        / 1e3
+        if trials
+        else 0.0,
+        "worker_start_cold_s": start_cold,
+        "trial_start_warm_s": start_warm,
         **{f"setup_{p}_s": [t.setup(p) for t in trials if t.rows] for p in SETUP_PHASES},
-        "reports_and_checkpoints_s": between, "trial_end_s": ending,
-        "mlflow_writer_wall_s": writer.wall_s, "mlflow_writer_cpu_s": writer.cpu_s,
+        "reports_and_checkpoints_s": between,
+        "trial_end_s": ending,
+        "mlflow_writer_wall_s": writer.wall_s,
+        "mlflow_writer_cpu_s": writer.cpu_s,
         "mlflow_events": writer.events,
         "driver_cpu_s": run["driver_cpu_s"] - writer.cpu_s,
         "driver_after_last_trial_s": (run["run_ended_ms"] - last_end) / 1e3,
@@ -252,8 +276,9 @@ def probe_threads(spec: SweepSpec, trial: Trial, device: torch.device) -> dict[i
     return seconds
 
 
-def run_plain(spec: SweepSpec, trials: list[Trial], device: torch.device,
-              threads: int) -> dict[str, Any]:
+def run_plain(
+    spec: SweepSpec, trials: list[Trial], device: torch.device, threads: int
+) -> dict[str, Any]:
     """The same trials, one after another in this process; wall and training seconds."""
     from runners.trial.data.load import load_splits
     from runners.trial.training import Trainer
@@ -269,12 +294,23 @@ def run_plain(spec: SweepSpec, trials: list[Trial], device: torch.device,
         if key not in data:  # a plain loop loads its dataset once
             data[key] = load_splits(settings.data, device, workers=threads)
         torch.manual_seed(settings.seed)
-        trainer = Trainer(build_model(settings.arch), data[key], settings.train, device,
-                          settings.seed, augment=settings.data.augment)
+        trainer = Trainer(
+            build_model(settings.arch),
+            data[key],
+            settings.train,
+            device,
+            settings.seed,
+            augment=settings.data.augment,
+        )
         while not trainer.done:
             epochs_s.append(trainer.run_epoch().epoch_time_s)
-    return {"wall_s": time.perf_counter() - began, "train_s": sum(epochs_s),
-            "trials": len(trials), "epochs": len(epochs_s), "threads": threads}
+    return {
+        "wall_s": time.perf_counter() - began,
+        "train_s": sum(epochs_s),
+        "trials": len(trials),
+        "epochs": len(epochs_s),
+        "threads": threads,
+    }
 
 
 def concurrency(spec: SweepSpec, device: torch.device) -> int:
@@ -289,13 +325,23 @@ def concurrency(spec: SweepSpec, device: torch.device) -> int:
 def summary(run: dict[str, Any], plain: dict[str, Any] | None, slots: int) -> dict[str, Any]:
     trials = run["trials"]
     train_s = sum(sum(t.epochs_s) for t in trials)
-    plain = plain or {"wall_s": float("nan"), "train_s": float("nan"), "trials": 0, "epochs": 0,
-                      "threads": 0}
+    plain = plain or {
+        "wall_s": float("nan"),
+        "train_s": float("nan"),
+        "trials": 0,
+        "epochs": 0,
+        "threads": 0,
+    }
     return {
-        "selab": {"wall_s": run["wall_s"], "train_s": train_s, "concurrency": slots,
-                  "trials": len(trials), "epochs": sum(len(t.epochs_s) for t in trials),
-                  "training_share": train_s / (slots * run["wall_s"]),
-                  "statuses": dict(Counter(t.status for t in trials))},
+        "selab": {
+            "wall_s": run["wall_s"],
+            "train_s": train_s,
+            "concurrency": slots,
+            "trials": len(trials),
+            "epochs": sum(len(t.epochs_s) for t in trials),
+            "training_share": train_s / (slots * run["wall_s"]),
+            "statuses": dict(Counter(t.status for t in trials)),
+        },
         "plain": plain | {"training_share": plain["train_s"] / plain["wall_s"]},
         "wall_ratio_selab_over_plain": run["wall_s"] / plain["wall_s"],
         "phases": selab_phases(run, slots),
@@ -311,59 +357,87 @@ def print_summary(result: dict[str, Any]) -> None:
     s, p, ph = result["selab"], result["plain"], result["phases"]
     print(f"\n{s['trials']} trials, {s['epochs']} epochs ({s['statuses']})")
     print(f"{'':28s} {'wall s':>8s} {'training s':>11s} {'training / capacity':>20s}")
-    print(f"{'selab run':28s} {s['wall_s']:8.1f} {s['train_s']:11.1f} "
-          f"{s['training_share']:20.2f}   ({s['concurrency']} trials at once)")
-    print(f"{'plain loop':28s} {p['wall_s']:8.1f} {p['train_s']:11.1f} "
-          f"{p['training_share']:20.2f}   ({p['threads']} threads)")
+    print(
+        f"{'selab run':28s} {s['wall_s']:8.1f} {s['train_s']:11.1f} "
+        f"{s['training_share']:20.2f}   ({s['concurrency']} trials at once)"
+    )
+    print(
+        f"{'plain loop':28s} {p['wall_s']:8.1f} {p['train_s']:11.1f} "
+        f"{p['training_share']:20.2f}   ({p['threads']} threads)"
+    )
     if p.get("probe_s_per_epoch"):
-        probe = ", ".join(f"{n} thread{'s' * (n > 1)} {v:.2f} s" for n, v in
-                          p["probe_s_per_epoch"].items())
+        probe = ", ".join(
+            f"{n} thread{'s' * (n > 1)} {v:.2f} s" for n, v in p["probe_s_per_epoch"].items()
+        )
         print(f"plain loop threads probed, seconds per epoch of the first trial: {probe}")
     print(f"selab wall / plain wall: {result['wall_ratio_selab_over_plain']:.3f} (goal <= 1.25)")
     print("\nselab beyond the epochs, by phase      total s   per trial s   trials")
-    rows = [("Ray start", "ray_start_s"), ("driver until the first trial", "driver_until_first"
-            "_trial_s"), ("worker start (new process, imports)", "worker_start_cold_s"),
-            ("trial start on a reused worker", "trial_start_warm_s"),
-            *((f"setup: {p_}", f"setup_{p_}_s") for p_ in SETUP_PHASES),
-            ("reports + checkpoints between epochs", "reports_and_checkpoints_s"),
-            ("last report to trial end", "trial_end_s"),
-            ("MLflow writer (thread CPU)", "mlflow_writer_cpu_s"),
-            ("MLflow writer (thread wall)", "mlflow_writer_wall_s"),
-            ("driver CPU besides the writer", "driver_cpu_s"),
-            ("driver after the last trial", "driver_after_last_trial_s")]
+    rows = [
+        ("Ray start", "ray_start_s"),
+        ("driver until the first trial", "driver_until_first_trial_s"),
+        ("worker start (new process, imports)", "worker_start_cold_s"),
+        ("trial start on a reused worker", "trial_start_warm_s"),
+        *((f"setup: {p_}", f"setup_{p_}_s") for p_ in SETUP_PHASES),
+        ("reports + checkpoints between epochs", "reports_and_checkpoints_s"),
+        ("last report to trial end", "trial_end_s"),
+        ("MLflow writer (thread CPU)", "mlflow_writer_cpu_s"),
+        ("MLflow writer (thread wall)", "mlflow_writer_wall_s"),
+        ("driver CPU besides the writer", "driver_cpu_s"),
+        ("driver after the last trial", "driver_after_last_trial_s"),
+    ]
     for name, key in rows:
         total, mean, n = _total(ph[key])
         print(f"  {name:38s} {total:7.2f}   {mean:11.3f}   {n:6d}")
-    print(f"once per new MLflow SQLite store (not in the sweep's wall): "
-          f"{ph['store_create_s']:.2f} s")
+    print(
+        f"once per new MLflow SQLite store (not in the sweep's wall): {ph['store_create_s']:.2f} s"
+    )
     idle = ph["idle"]
-    print(f"\nslot-seconds with no trial running (of {s['concurrency']} x {s['wall_s']:.1f} s; "
-          f"{ph['new_workers']} worker processes started):")
-    for name, key in (("before the first trials (Ray, driver, workers)", "before_first_s"),
-                      ("refilling a slot with a new worker process", "refill_new_worker_s"),
-                      ("refilling a slot with a warm worker", "refill_warm_worker_s"),
-                      ("after the last trials ended", "after_last_s")):
+    print(
+        f"\nslot-seconds with no trial running (of {s['concurrency']} x {s['wall_s']:.1f} s; "
+        f"{ph['new_workers']} worker processes started):"
+    )
+    for name, key in (
+        ("before the first trials (Ray, driver, workers)", "before_first_s"),
+        ("refilling a slot with a new worker process", "refill_new_worker_s"),
+        ("refilling a slot with a warm worker", "refill_warm_worker_s"),
+        ("after the last trials ended", "after_last_s"),
+    ):
         print(f"  {name:50s} {idle[key]:7.1f}")
     busy = s["concurrency"] * s["wall_s"] - sum(idle.values())
-    print(f"  trials running (setup, epochs, reports)            {busy:7.1f}"
-          f"   of which epochs {s['train_s']:.1f}")
+    print(
+        f"  trials running (setup, epochs, reports)            {busy:7.1f}"
+        f"   of which epochs {s['train_s']:.1f}"
+    )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="experiments/quickstart.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="spec override, as `selab run --set`")
-    parser.add_argument("--plain-threads", type=int, default=None,
-                        help="the plain loop's torch threads (default: 1 or every core, "
-                             "whichever a probe finds faster)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="the plain loop's device")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="spec override, as `selab run --set`",
+    )
+    parser.add_argument(
+        "--plain-threads",
+        type=int,
+        default=None,
+        help="the plain loop's torch threads (default: 1 or every core, "
+        "whichever a probe finds faster)",
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="the plain loop's device"
+    )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
-    parser.add_argument("--selab-only", action="store_true",
-                        help="skip the plain loop (selab's phases only)")
-    parser.add_argument("--keep", default=None,
-                        help="keep the sweep's folder, store and log in this folder")
+    parser.add_argument(
+        "--selab-only", action="store_true", help="skip the plain loop (selab's phases only)"
+    )
+    parser.add_argument(
+        "--keep", default=None, help="keep the sweep's folder, store and log in this folder"
+    )
     return parser.parse_args()
 
 
@@ -389,8 +463,10 @@ def main() -> None:
         plain = run_plain(run["spec"], finished, device, threads) | {"probe_s_per_epoch": probe}
     result = summary(run, plain, concurrency(run["spec"], device))
     print_summary(result)
-    print(f"\n{os.cpu_count()} cores, torch {torch.__version__}, spec {args.spec} "
-          f"{' '.join(args.overrides)}")
+    print(
+        f"\n{os.cpu_count()} cores, torch {torch.__version__}, spec {args.spec} "
+        f"{' '.join(args.overrides)}"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 

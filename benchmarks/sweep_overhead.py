@@ -37,15 +37,17 @@ from search_space import build_model
 
 def make_spec(trials: int, epochs: int, concurrency: int) -> SweepSpec:
     reductions = [2, 4, 8, 16, 1, 3, 5, 6][:trials]
-    return parse_spec({
-        "name": "overhead",
-        "data": {"name": "digits"},
-        "arch": {"backbone": "cifar_resnet20", "se": {"reduction": 16}},
-        "train": {"epochs": epochs, "batch_size": 64, "lr": 0.1, "schedule": "onecycle"},
-        "seeds": [0],
-        "search": {"kind": "grid", "grid": {"arch.se.reduction": reductions}},
-        "resources": {"cpus_per_trial": 1, "max_concurrent": concurrency},
-    })
+    return parse_spec(
+        {
+            "name": "overhead",
+            "data": {"name": "digits"},
+            "arch": {"backbone": "cifar_resnet20", "se": {"reduction": 16}},
+            "train": {"epochs": epochs, "batch_size": 64, "lr": 0.1, "schedule": "onecycle"},
+            "seeds": [0],
+            "search": {"kind": "grid", "grid": {"arch.se.reduction": reductions}},
+            "resources": {"cpus_per_trial": 1, "max_concurrent": concurrency},
+        }
+    )
 
 
 def run_bare(spec: SweepSpec) -> float:
@@ -86,8 +88,7 @@ def run_sweep_timed(spec: SweepSpec, workdir: Path, num_cpus: int) -> dict[str, 
     store_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-             logging_level="WARNING")
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING")
     ray_start = time.perf_counter() - start
     fit_start = time.time()
     try:
@@ -107,13 +108,20 @@ def run_sweep_timed(spec: SweepSpec, workdir: Path, num_cpus: int) -> dict[str, 
         "first_trial_start_s": min(starts) - fit_start,
         "statuses": dict(result.statuses),
         "trials": len(trials),
-        "setup_s": {key: statistics.mean(rows[0].get(f"setup.{key}_s", 0.0) for rows in trials)
-                    for key in ("build", "cost", "data")},
+        "setup_s": {
+            key: statistics.mean(rows[0].get(f"setup.{key}_s", 0.0) for rows in trials)
+            for key in ("build", "cost", "data")
+        },
         "first_iteration_extra_s": statistics.mean(
-            rows[0]["time_this_iter_s"] - rows[0]["epoch_time_s"] for rows in trials
-            if rows not in warm) if len(warm) < len(trials) else 0.0,
+            rows[0]["time_this_iter_s"] - rows[0]["epoch_time_s"]
+            for rows in trials
+            if rows not in warm
+        )
+        if len(warm) < len(trials)
+        else 0.0,
         "warm_trial_overhead_s": statistics.mean(
-            rows[-1]["time_total_s"] - sum(r["epoch_time_s"] for r in rows) for rows in warm),
+            rows[-1]["time_total_s"] - sum(r["epoch_time_s"] for r in rows) for rows in warm
+        ),
         "trial_time_s": statistics.mean(rows[-1]["time_total_s"] for rows in trials),
     }
 
@@ -144,24 +152,34 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     s = sweep
-    print(f"\n{args.trials} trials x {args.epochs} epochs (SE-ResNet-20 on digits), "
-          f"{cores} cores, sweep concurrency {args.concurrency}")
-    print(f"bare loop            {bare:7.1f} s  ({per_trial_bare:.1f} s per trial, "
-          f"{cores} threads)")
+    print(
+        f"\n{args.trials} trials x {args.epochs} epochs (SE-ResNet-20 on digits), "
+        f"{cores} cores, sweep concurrency {args.concurrency}"
+    )
+    print(
+        f"bare loop            {bare:7.1f} s  ({per_trial_bare:.1f} s per trial, {cores} threads)"
+    )
     print(f"selab run            {s['wall_s']:7.1f} s  ({s['statuses']})")
     print(f"ratio sweep / bare   {report['ratio_sweep_over_bare']:7.3f}")
     print("fixed cost, once per sweep (in the sweep's wall time):")
     print(f"  Ray start                              {s['ray_start_s']:6.2f} s")
-    print(f"  driver until the first trial starts    {s['first_trial_start_s']:6.2f} s "
-          f"(imports, MLflow parent run, workers)")
-    print(f"  first trial per worker, beyond epochs  {s['first_iteration_extra_s']:6.2f} s "
-          f"(imports, dataset load)")
+    print(
+        f"  driver until the first trial starts    {s['first_trial_start_s']:6.2f} s "
+        f"(imports, MLflow parent run, workers)"
+    )
+    print(
+        f"  first trial per worker, beyond epochs  {s['first_iteration_extra_s']:6.2f} s "
+        f"(imports, dataset load)"
+    )
     print("fixed cost, per trial:")
     print(f"  build network                          {s['setup_s']['build']:6.2f} s")
     print(f"  fvcore cost                            {s['setup_s']['cost']:6.2f} s")
-    print(f"  on a warm worker, all but the epochs   {s['warm_trial_overhead_s']:6.2f} s "
-          f"(of {s['trial_time_s']:.1f} s per trial)")
+    print(
+        f"  on a warm worker, all but the epochs   {s['warm_trial_overhead_s']:6.2f} s "
+        f"(of {s['trial_time_s']:.1f} s per trial)"
+    )
     print(f"once per new MLflow store (not in the sweep's time): {s['store_create_s']:.2f} s")
+
 
 if __name__ == "__main__":
     main()

@@ -38,14 +38,22 @@ class Tally:
 
     @property
     def complete(self) -> bool:
-        return (self.lost == 0 and self.duplicate_runs == 0 and self.missing_steps == 0
-                and self.duplicate_steps == 0 and self.parent_status == "FINISHED")
+        return (
+            self.lost == 0
+            and self.duplicate_runs == 0
+            and self.missing_steps == 0
+            and self.duplicate_steps == 0
+            and self.parent_status == "FINISHED"
+        )
 
 
 def expected_epochs(spec: SweepSpec) -> dict[TrialKey, int]:
     """Each trial of a grid spec with a list of seeds, and the epochs it trains."""
-    return {(point.as_json(), seed): resolve_trial(spec, point.overrides, seed).train.epochs
-            for point in grid_points(spec) for seed in spec.seeds}
+    return {
+        (point.as_json(), seed): resolve_trial(spec, point.overrides, seed).train.epochs
+        for point in grid_points(spec)
+        for seed in spec.seeds
+    }
 
 
 def trial_key(run: Any) -> TrialKey:
@@ -59,8 +67,11 @@ def tally_sweep(uri: str, spec: SweepSpec) -> Tally:
     client = MlflowClient(uri)
     expected = expected_epochs(spec)
     experiment = client.get_experiment_by_name(spec.name)
-    runs = [] if experiment is None else list(
-        client.search_runs([experiment.experiment_id], max_results=5000))
+    runs = (
+        []
+        if experiment is None
+        else list(client.search_runs([experiment.experiment_id], max_results=5000))
+    )
     trials = [r for r in runs if r.data.tags.get("selab.role") == "trial"]
     parents = [r for r in runs if r.data.tags.get("selab.role") == "sweep"]
     by_trial: dict[TrialKey, list[Any]] = defaultdict(list)
@@ -70,10 +81,15 @@ def tally_sweep(uri: str, spec: SweepSpec) -> Tally:
     finished = missing = duplicate_steps = 0
     for key, epochs in expected.items():
         trial_runs = by_trial.get(key, [])
-        finished += any(r.data.tags.get("selab.status") == "finished"
-                        and r.info.status == "FINISHED" for r in trial_runs)
-        steps = [m.step for r in trial_runs
-                 for m in client.get_metric_history(r.info.run_id, STEP_METRIC)]
+        finished += any(
+            r.data.tags.get("selab.status") == "finished" and r.info.status == "FINISHED"
+            for r in trial_runs
+        )
+        steps = [
+            m.step
+            for r in trial_runs
+            for m in client.get_metric_history(r.info.run_id, STEP_METRIC)
+        ]
         missing += len(set(range(1, epochs + 1)) - set(steps))
         duplicate_steps += len(steps) - len(set(steps))
     newest = max(parents, key=lambda r: r.info.start_time, default=None)

@@ -100,9 +100,15 @@ class BestComparison:
         return open_ones | {self.best} if open_ones else set()
 
 
-def decide_matrices(means: np.ndarray, diff: np.ndarray, se: np.ndarray, dof: np.ndarray,
-                    alpha: float, margin: float, rank: np.ndarray | None = None
-                    ) -> dict[str, np.ndarray]:
+def decide_matrices(
+    means: np.ndarray,
+    diff: np.ndarray,
+    se: np.ndarray,
+    dof: np.ndarray,
+    alpha: float,
+    margin: float,
+    rank: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """The rule on arrays: ``means`` (..., k); ``diff``/``se``/``dof`` (..., k, k) with
     [..., j, i] = mean_j - mean_i (NaN where there is no test); ``rank`` (k,) breaks ties for
     the best (lower first, e.g. cheaper). Returns ``best`` (...), and per configuration
@@ -123,8 +129,9 @@ def decide_matrices(means: np.ndarray, diff: np.ndarray, se: np.ndarray, dof: np
     se_b = np.take_along_axis(se, best[..., None, None], axis=-2)[..., 0, :]
     dof_b = np.take_along_axis(dof, best[..., None, None], axis=-2)[..., 0, :]
     with np.errstate(invalid="ignore"):
-        p_eq = np.maximum(sps.t.sf((margin - to_best) / se_b, dof_b),
-                          sps.t.sf((margin + to_best) / se_b, dof_b))
+        p_eq = np.maximum(
+            sps.t.sf((margin - to_best) / se_b, dof_b), sps.t.sf((margin + to_best) / se_b, dof_b)
+        )
     is_best = np.arange(k) == best[..., None]
     p_eq = np.where(is_best, np.nan, p_eq)
     eq_holm = holm_rows(p_eq)
@@ -133,13 +140,21 @@ def decide_matrices(means: np.ndarray, diff: np.ndarray, se: np.ndarray, dof: np
     verdict[adjusted < alpha] = VERDICTS.index(WORSE)
     verdict[eq_holm < alpha] = VERDICTS.index(EQUIVALENT)
     verdict[is_best] = VERDICTS.index(BEST)
-    return {"best": best, "verdict": verdict, "p_worse": p_min, "beaten_by": beaten_by,
-            "comparisons": comparisons, "p_worse_adjusted": adjusted, "p_equivalent": p_eq,
-            "p_equivalent_holm": eq_holm}
+    return {
+        "best": best,
+        "verdict": verdict,
+        "p_worse": p_min,
+        "beaten_by": beaten_by,
+        "comparisons": comparisons,
+        "p_worse_adjusted": adjusted,
+        "p_equivalent": p_eq,
+        "p_equivalent_holm": eq_holm,
+    }
 
 
-def decide_paired(values: np.ndarray, alpha: float, margin: float, floor: float = 0.0,
-                  sign: float = 1.0) -> dict[str, np.ndarray]:
+def decide_paired(
+    values: np.ndarray, alpha: float, margin: float, floor: float = 0.0, sign: float = 1.0
+) -> dict[str, np.ndarray]:
     """The rule for configurations that all ran the same seeds, on (..., k, n) values: many
     sweeps in one call (what the simulations run). ``sign`` -1 for a metric to minimise."""
     x = sign * np.asarray(values, dtype=float)
@@ -154,8 +169,11 @@ def _differences(samples: list[Sample], floor: float) -> list[list[Difference | 
         for i in range(j + 1, k):
             d = difference(samples[j][0], samples[i][0], samples[j][1], samples[i][1], floor)
             table[j][i] = d
-            table[i][j] = d if isinstance(d, str) else Difference(
-                d.kind, -d.diff, d.std_error, d.dof, d.sd_diff, d.n_b, d.n_a)
+            table[i][j] = (
+                d
+                if isinstance(d, str)
+                else Difference(d.kind, -d.diff, d.std_error, d.dof, d.sd_diff, d.n_b, d.n_a)
+            )
     return table
 
 
@@ -170,9 +188,14 @@ def _matrices(table: list[list[Difference | str]]) -> tuple[np.ndarray, ...]:
     return out[0], out[1], out[2]
 
 
-def compare_samples(samples: Mapping[Hashable, Sample], alpha: float, margin: float,
-                    floor: float = 0.0, sign: float = 1.0,
-                    preference: Sequence[Hashable] | None = None) -> BestComparison | None:
+def compare_samples(
+    samples: Mapping[Hashable, Sample],
+    alpha: float,
+    margin: float,
+    floor: float = 0.0,
+    sign: float = 1.0,
+    preference: Sequence[Hashable] | None = None,
+) -> BestComparison | None:
     """The rule on {configuration: (values, seeds)}; configurations without a value are left
     out; None when none has one. ``preference`` orders ties for the best (first wins)."""
     keys = [key for key, (values, _) in samples.items() if len(values)]
@@ -183,46 +206,84 @@ def compare_samples(samples: Mapping[Hashable, Sample], alpha: float, margin: fl
     table = _differences(data, floor)
     diff, se, dof = _matrices(table)
     means = np.array([float(np.mean(values)) for values, _ in data])
-    got = decide_matrices(means, diff, se, dof, alpha, margin,
-                          np.array([order.index(k) for k in keys]))
+    got = decide_matrices(
+        means, diff, se, dof, alpha, margin, np.array([order.index(k) for k in keys])
+    )
     best = int(got["best"])
-    rows = {keys[i]: _versus(i, keys, data, table, got, best, margin)
-            for i in range(len(keys)) if i != best}
-    return BestComparison(keys[best], rows, alpha, margin,
-                          int(np.isfinite(got["p_worse"]).sum()),
-                          int(np.isfinite(got["p_equivalent"]).sum()),
-                          {k: sign * float(m) for k, m in zip(keys, means, strict=True)})
+    rows = {
+        keys[i]: _versus(i, keys, data, table, got, best, margin)
+        for i in range(len(keys))
+        if i != best
+    }
+    return BestComparison(
+        keys[best],
+        rows,
+        alpha,
+        margin,
+        int(np.isfinite(got["p_worse"]).sum()),
+        int(np.isfinite(got["p_equivalent"]).sum()),
+        {k: sign * float(m) for k, m in zip(keys, means, strict=True)},
+    )
 
 
-def _versus(i: int, keys: list, data: list[tuple[list[float], list]], table: list,
-            got: dict[str, np.ndarray], best: int, margin: float) -> Versus:
+def _versus(
+    i: int,
+    keys: list,
+    data: list[tuple[list[float], list]],
+    table: list,
+    got: dict[str, np.ndarray],
+    best: int,
+    margin: float,
+) -> Versus:
     j = int(got["beaten_by"][i])
     worse = table[j][i] if got["comparisons"][i] else "needs at least 2 seeds on each side"
     to_best = table[i][best]
     return Versus(
-        key=keys[i], verdict=VERDICTS[int(got["verdict"][i])],
-        worse=(t_test(worse, "greater") if not isinstance(worse, str)
-               else untested(data[j][0], data[i][0], "greater", worse)),
+        key=keys[i],
+        verdict=VERDICTS[int(got["verdict"][i])],
+        worse=(
+            t_test(worse, "greater")
+            if not isinstance(worse, str)
+            else untested(data[j][0], data[i][0], "greater", worse)
+        ),
         beaten_by=keys[j] if got["comparisons"][i] else None,
         comparisons=int(got["comparisons"][i]),
         p_worse_adjusted=float(got["p_worse_adjusted"][i]),
-        equivalent=(tost(to_best, margin) if not isinstance(to_best, str)
-                    else untested(data[i][0], data[best][0], "equivalence", to_best)),
-        p_equivalent_holm=float(got["p_equivalent_holm"][i]))
+        equivalent=(
+            tost(to_best, margin)
+            if not isinstance(to_best, str)
+            else untested(data[i][0], data[best][0], "equivalence", to_best)
+        ),
+        p_equivalent_holm=float(got["p_equivalent_holm"][i]),
+    )
 
 
-def compare_with_best(results: Mapping[Hashable, Mapping[object, float]], alpha: float,
-                      margin: float, floor: float = 0.0, sign: float = 1.0,
-                      preference: Sequence[Hashable] | None = None) -> BestComparison | None:
+def compare_with_best(
+    results: Mapping[Hashable, Mapping[object, float]],
+    alpha: float,
+    margin: float,
+    floor: float = 0.0,
+    sign: float = 1.0,
+    preference: Sequence[Hashable] | None = None,
+) -> BestComparison | None:
     """The rule on {configuration: {seed: value}} (what a racing searcher holds); ``margin``
     and ``floor`` in the metric's units, ``sign`` -1 for a metric to minimise."""
-    samples = {key: (list(by_seed.values()), list(by_seed.keys()))
-               for key, by_seed in results.items()}
+    samples = {
+        key: (list(by_seed.values()), list(by_seed.keys())) for key, by_seed in results.items()
+    }
     return compare_samples(samples, alpha, margin, floor, sign, preference)
 
 
-def worse_power(effect: float, sd_diff: float, n: int, configurations: int, alpha: float,
-                floor: float = 0.0, sims: int = POWER_SIMS, seed: int = 0) -> float:
+def worse_power(
+    effect: float,
+    sd_diff: float,
+    n: int,
+    configurations: int,
+    alpha: float,
+    floor: float = 0.0,
+    sims: int = POWER_SIMS,
+    seed: int = 0,
+) -> float:
     """The chance that one configuration ``effect`` below k - 1 equal others is shown worse by
     this rule, with n seeds each and differences of seed-to-seed sd ``sd_diff``, values on the
     ``floor`` grid (the resolution) — simulated (``sims`` sweeps, fixed ``seed``: ±0.01 at

@@ -18,8 +18,12 @@ from pathlib import Path
 import pandas as pd
 
 # `selab report --cost`: the choice, the column it reads.
-COSTS = {"flops": "flops", "params": "params", "latency": "latency_b1_ms",
-         "latency_ratio": "latency_ratio_b1"}
+COSTS = {
+    "flops": "flops",
+    "params": "params",
+    "latency": "latency_b1_ms",
+    "latency_ratio": "latency_ratio_b1",
+}
 DEFAULT_COST = "flops"
 _LATENCY = re.compile(r"^latency_b(\d+)_ms$")
 _STAGE = re.compile(r"^stage(\d+)\.latency_ms$")
@@ -45,7 +49,8 @@ def cost_column(choice: str, points: pd.DataFrame) -> tuple[str, str | None]:
         return column, None
     return COSTS[DEFAULT_COST], (
         f"Cost: no trial of this sweep logged {column} (its spec's timing.enabled was false, "
-        f"or it ran before selab measured time), so every cost here is FLOPs.")
+        f"or it ran before selab measured time), so every cost here is FLOPs."
+    )
 
 
 def axis_label(column: str, values: list[float]) -> tuple[float, str]:
@@ -53,12 +58,13 @@ def axis_label(column: str, values: list[float]) -> tuple[float, str]:
     from .units import scale_for
 
     if batch := _LATENCY.match(column):
-        return 1.0, (f"latency at batch {batch.group(1)} (ms per forward, median over paired "
-                     "rounds, this sweep's devices)")
+        return 1.0, (
+            f"latency at batch {batch.group(1)} (ms per forward, median over paired "
+            "rounds, this sweep's devices)"
+        )
     if column.startswith("latency_ratio_b"):
         batch = column.removeprefix("latency_ratio_b")
-        return 1.0, (f"latency / the plain network's, batch {batch} (median of per-round "
-                     "ratios)")
+        return 1.0, (f"latency / the plain network's, batch {batch} (median of per-round ratios)")
     div, prefix = scale_for(values)
     if column == "flops":
         return div, f"FLOPs per image ({prefix}FLOPs, multiply-add = 1)"
@@ -85,8 +91,13 @@ def deploy_batch(columns: list[str]) -> int | None:
 def _per_config(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration: the median of every numeric cost column over its trials
     (cost does not depend on training: every trial that logged it counts)."""
-    cost_cols = [c for c in trials.columns if is_measured(str(c)) or str(c) in (
-        "flops", "params", "se_flops", "se_params") or re.match(r"^stage\d+\.", str(c))]
+    cost_cols = [
+        c
+        for c in trials.columns
+        if is_measured(str(c))
+        or str(c) in ("flops", "params", "se_flops", "se_params")
+        or re.match(r"^stage\d+\.", str(c))
+    ]
     numeric = trials[["point_key", *cost_cols]].copy()
     for c in cost_cols:
         numeric[c] = pd.to_numeric(numeric[c], errors="coerce")
@@ -111,10 +122,16 @@ def flops_vs_time(trials: pd.DataFrame) -> pd.DataFrame:
     batch = deploy_batch(list(trials.columns))
     rows = []
     for key, r in _per_config(trials).iterrows():
-        row = {"point_key": key, "configuration": r["label"], "baseline": bool(r["baseline"]),
-               "trials measured": int(r["measured"]), "FLOPs": r.get("flops", math.nan),
-               "FLOPs +% over plain": _pct(r.get("se_flops", 0.0),
-                                            r.get("flops", math.nan) - r.get("se_flops", 0.0))}
+        row = {
+            "point_key": key,
+            "configuration": r["label"],
+            "baseline": bool(r["baseline"]),
+            "trials measured": int(r["measured"]),
+            "FLOPs": r.get("flops", math.nan),
+            "FLOPs +% over plain": _pct(
+                r.get("se_flops", 0.0), r.get("flops", math.nan) - r.get("se_flops", 0.0)
+            ),
+        }
         for b in sorted({1, batch or 1}):
             row[f"latency b{b} ms"] = r.get(f"latency_b{b}_ms", math.nan)
             row[f"latency b{b} +% over plain"] = 100 * (r.get(f"latency_ratio_b{b}", math.nan) - 1)
@@ -141,17 +158,23 @@ def stage_shares(trials: pd.DataFrame) -> pd.DataFrame:
         se_time = sum(r.get(f"stage{s}.se_latency_ms", math.nan) for s in stages)
         for s in stages:
             flops, se_flops = r.get(f"stage{s}.flops", math.nan), r.get(f"stage{s}.se_flops", 0)
-            ms, se_ms = r.get(f"stage{s}.latency_ms", math.nan), r.get(f"stage{s}.se_latency_ms",
-                                                                       math.nan)
-            rows.append({
-                "point_key": key, "configuration": r["label"], "stage": s,
-                "FLOPs share %": _pct(flops, r.get("flops", math.nan)),
-                "time share %": _pct(ms, total_time),
-                "SE +FLOPs % of stage": _pct(se_flops, flops - se_flops),
-                "SE +time % of stage": _pct(se_ms, ms - se_ms),
-                "share of SE's FLOPs %": _pct(se_flops, r.get("se_flops", math.nan)),
-                "share of SE's time %": _pct(se_ms, se_time) if se_time > 0 else math.nan,
-            })
+            ms, se_ms = (
+                r.get(f"stage{s}.latency_ms", math.nan),
+                r.get(f"stage{s}.se_latency_ms", math.nan),
+            )
+            rows.append(
+                {
+                    "point_key": key,
+                    "configuration": r["label"],
+                    "stage": s,
+                    "FLOPs share %": _pct(flops, r.get("flops", math.nan)),
+                    "time share %": _pct(ms, total_time),
+                    "SE +FLOPs % of stage": _pct(se_flops, flops - se_flops),
+                    "SE +time % of stage": _pct(se_ms, ms - se_ms),
+                    "share of SE's FLOPs %": _pct(se_flops, r.get("se_flops", math.nan)),
+                    "share of SE's time %": _pct(se_ms, se_time) if se_time > 0 else math.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -161,7 +184,8 @@ STAGE_NOTE = (
     "the plain stage's; and the stage's share of everything SE adds. Times: forward hooks on "
     "each stage, SE network against the plain network of the same shape in alternating rounds, "
     "median over rounds, then over the configuration's trials; a share of SE's time is shown "
-    "only when SE's total added time is positive.")
+    "only when SE's total added time is positive."
+)
 TIME_NOTE = (
     "Latency: one forward pass, eval mode, no autograd, on the trial's device in its dtype and "
     "memory format, inputs already on the device (no data loading); training: forward, "
@@ -171,7 +195,8 @@ TIME_NOTE = (
     "during a measurement hits both sides. Noise floor: how far the ratio of a round's two "
     "plain timings is from 1 (median over rounds): a '+%' within it is not told apart from 0. "
     "Values are medians over the configuration's trials (each worker process measures an "
-    "architecture once).")
+    "architecture once)."
+)
 
 
 @dataclass
@@ -192,8 +217,7 @@ def cost_view(trials: pd.DataFrame) -> CostView:
 
 def write_cost_tables(view: CostView, out: Path) -> list[Path]:
     files = []
-    for name, table in (("flops_vs_time.csv", view.totals), ("stage_time_shares.csv",
-                                                              view.stages)):
+    for name, table in (("flops_vs_time.csv", view.totals), ("stage_time_shares.csv", view.stages)):
         if not table.empty:
             table.drop(columns=["point_key"]).to_csv(out / name, index=False)
             files.append(out / name)

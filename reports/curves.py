@@ -54,25 +54,31 @@ class EarlyVsFinal:
         good = self.table[self.table["spearman_low"] >= AGREES]
         if len(good):
             row = good.iloc[0]
-            first = (f"the ranking after epoch {int(row['epoch'])} of {self.final_epoch} agrees "
-                     f"with the final one (Spearman's rho {row['spearman']:.2f} "
-                     f"[{row['spearman_low']:.2f}, {row['spearman_high']:.2f}], above "
-                     f"{AGREES})")
+            first = (
+                f"the ranking after epoch {int(row['epoch'])} of {self.final_epoch} agrees "
+                f"with the final one (Spearman's rho {row['spearman']:.2f} "
+                f"[{row['spearman_low']:.2f}, {row['spearman_high']:.2f}], above "
+                f"{AGREES})"
+            )
         else:
             row = self.table.loc[self.table["spearman"].fillna(-2).idxmax()]
-            first = (f"at no epoch before the last ({self.final_epoch}) is the ranking shown to "
-                     f"agree with the final one (no 95% interval of Spearman's rho above "
-                     f"{AGREES}; the closest, epoch {int(row['epoch'])}: "
-                     f"{row['spearman']:.2f} [{row['spearman_low']:.2f}, "
-                     f"{row['spearman_high']:.2f}])")
+            first = (
+                f"at no epoch before the last ({self.final_epoch}) is the ranking shown to "
+                f"agree with the final one (no 95% interval of Spearman's rho above "
+                f"{AGREES}; the closest, epoch {int(row['epoch'])}: "
+                f"{row['spearman']:.2f} [{row['spearman_low']:.2f}, "
+                f"{row['spearman_high']:.2f}])"
+            )
         text = f"Early vs final epoch, over {self.configurations} configurations: {first}."
         if len(self.stopped):
             could = int(self.stopped["could_reach_top_k"].sum())
-            text += (f" ASHA stopped {len(self.stopped)} trials: when stopped, {could} of "
-                     f"them were ahead of a trial that went on to finish in the top "
-                     f"{self.top_k} (those could have reached it); the other "
-                     f"{len(self.stopped) - could} were behind every eventual top-{self.top_k} "
-                     "trial.")
+            text += (
+                f" ASHA stopped {len(self.stopped)} trials: when stopped, {could} of "
+                f"them were ahead of a trial that went on to finish in the top "
+                f"{self.top_k} (those could have reached it); the other "
+                f"{len(self.stopped) - could} were behind every eventual top-{self.top_k} "
+                "trial."
+            )
         return text
 
 
@@ -81,8 +87,12 @@ def epoch_histories(client: Any, trials: pd.DataFrame, key: str = m.VAL_ACC) -> 
     if trials.empty:
         return pd.DataFrame(columns=["run_id", "epoch", "value"])
     found = _histories(client, list(trials["run_id"]), key)
-    rows = [(run_id, int(h.step), float(h.value)) for run_id, hist in found.items()
-            for h in hist if math.isfinite(h.value)]
+    rows = [
+        (run_id, int(h.step), float(h.value))
+        for run_id, hist in found.items()
+        for h in hist
+        if math.isfinite(h.value)
+    ]
     out = pd.DataFrame(rows, columns=["run_id", "epoch", "value"])
     return out.drop_duplicates(["run_id", "epoch"], keep="last")
 
@@ -92,8 +102,7 @@ def rank_interval(r: float, n: int, kind: str, level: float = LEVEL) -> tuple[fl
     standard errors; NaN when n is too small."""
     if not math.isfinite(r) or n < (4 if kind == "spearman" else 5):
         return math.nan, math.nan
-    se = (math.sqrt((1 + r * r / 2) / (n - 3)) if kind == "spearman"
-          else math.sqrt(0.437 / (n - 4)))
+    se = math.sqrt((1 + r * r / 2) / (n - 3)) if kind == "spearman" else math.sqrt(0.437 / (n - 4))
     z = math.atanh(max(min(r, 0.999999), -0.999999))
     q = sps.norm.ppf((1 + level) / 2)
     return math.tanh(z - q * se), math.tanh(z + q * se)
@@ -120,14 +129,22 @@ def _correlations(table: pd.DataFrame) -> pd.DataFrame:
         tau = float(sps.kendalltau(x, y).statistic) if np.ptp(x) > 0 else math.nan
         s_low, s_high = rank_interval(rho, len(x), "spearman")
         k_low, k_high = rank_interval(tau, len(x), "kendall")
-        rows.append({"epoch": int(epoch), "configurations": len(x), "spearman": rho,
-                     "spearman_low": s_low, "spearman_high": s_high, "kendall": tau,
-                     "kendall_low": k_low, "kendall_high": k_high})
+        rows.append(
+            {
+                "epoch": int(epoch),
+                "configurations": len(x),
+                "spearman": rho,
+                "spearman_low": s_low,
+                "spearman_high": s_high,
+                "kendall": tau,
+                "kendall_low": k_low,
+                "kendall_high": k_high,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def stopped_check(curves: pd.DataFrame, trials: pd.DataFrame, top_k: int = TOP_K
-                  ) -> pd.DataFrame:
+def stopped_check(curves: pd.DataFrame, trials: pd.DataFrame, top_k: int = TOP_K) -> pd.DataFrame:
     """Each stopped trial against the finished ones at the epoch it stopped (see module)."""
     by_run = curves.pivot_table(index="run_id", columns="epoch", values="value")
     done = trials[trials["status"] == FINISHED]
@@ -139,25 +156,40 @@ def stopped_check(curves: pd.DataFrame, trials: pd.DataFrame, top_k: int = TOP_K
             continue
         history = by_run.loc[trial["run_id"]].dropna()
         epoch, acc = int(history.index.max()), float(history.iloc[-1])
-        rivals = [by_run.loc[r, epoch] for r in top if epoch in by_run.columns
-                  and math.isfinite(by_run.loc[r, epoch])]
-        rows.append({"label": trial["label"], "seed": trial.get("seed"), "epoch": epoch,
-                     "acc": acc, "could_reach_top_k": bool(rivals) and acc > min(rivals)})
+        rivals = [
+            by_run.loc[r, epoch]
+            for r in top
+            if epoch in by_run.columns and math.isfinite(by_run.loc[r, epoch])
+        ]
+        rows.append(
+            {
+                "label": trial["label"],
+                "seed": trial.get("seed"),
+                "epoch": epoch,
+                "acc": acc,
+                "could_reach_top_k": bool(rivals) and acc > min(rivals),
+            }
+        )
     return pd.DataFrame(rows, columns=["label", "seed", "epoch", "acc", "could_reach_top_k"])
 
 
-def early_vs_final(curves: pd.DataFrame, trials: pd.DataFrame, top_k: int = TOP_K
-                   ) -> EarlyVsFinal:
+def early_vs_final(curves: pd.DataFrame, trials: pd.DataFrame, top_k: int = TOP_K) -> EarlyVsFinal:
     """The per-epoch rank correlations and the ASHA check (see the module)."""
     table = _per_config(curves, trials)
     stopped = stopped_check(curves, trials, top_k) if len(curves) else pd.DataFrame()
     empty = pd.DataFrame(columns=["epoch", "configurations", "spearman"])
     if table.empty or table.shape[1] < 2:
-        return EarlyVsFinal(empty, 0, 0, stopped, top_k,
-                            "no finished trial logged more than one epoch")
+        return EarlyVsFinal(
+            empty, 0, 0, stopped, top_k, "no finished trial logged more than one epoch"
+        )
     if len(table) < MIN_CONFIGS:
-        return EarlyVsFinal(empty, int(table.columns.max()), len(table), stopped, top_k,
-                            f"{len(table)} configurations finished every epoch, at least "
-                            f"{MIN_CONFIGS} needed to judge a ranking")
-    return EarlyVsFinal(_correlations(table), int(table.columns.max()), len(table), stopped,
-                        top_k)
+        return EarlyVsFinal(
+            empty,
+            int(table.columns.max()),
+            len(table),
+            stopped,
+            top_k,
+            f"{len(table)} configurations finished every epoch, at least "
+            f"{MIN_CONFIGS} needed to judge a ranking",
+        )
+    return EarlyVsFinal(_correlations(table), int(table.columns.max()), len(table), stopped, top_k)

@@ -48,9 +48,11 @@ class Arm:
 
 def by_cost(arms: list[Arm]) -> list[Arm]:
     """Cheapest first (unknown costs last), ties by higher mean."""
+
     def key(arm: Arm) -> tuple:
         costs = tuple(c if math.isfinite(c) else math.inf for c in arm.cost)
         return (*costs, -arm.mean)
+
     return sorted(arms, key=key)
 
 
@@ -84,19 +86,24 @@ class SeVerdict:
         return sum(1 for v in self.rows if v.test.available)
 
 
-def se_helps(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFAULT_MARGIN,
-             floor: float = 0.0) -> SeVerdict | None:
+def se_helps(
+    arms: list[Arm],
+    alpha: float = DEFAULT_ALPHA,
+    margin: float = DEFAULT_MARGIN,
+    floor: float = 0.0,
+) -> SeVerdict | None:
     """None without a finished baseline or SE configuration."""
     bases = [a for a in arms if a.baseline and a.n]
     others = [a for a in arms if not a.baseline and a.n]
     if not bases or not others:
         return None
     base = max(bases, key=lambda a: a.n)
-    tests = [compare(a.values, base.values, a.seeds, base.seeds, "greater", floor)
-             for a in others]
+    tests = [compare(a.values, base.values, a.seeds, base.seeds, "greater", floor) for a in others]
     adjusted = holm([t.p_value for t in tests])
-    rows = sorted((Versus(a, t, p) for a, t, p in zip(others, tests, adjusted, strict=True)),
-                  key=lambda v: (not math.isfinite(v.p_holm), v.p_holm))
+    rows = sorted(
+        (Versus(a, t, p) for a, t, p in zip(others, tests, adjusted, strict=True)),
+        key=lambda v: (not math.isfinite(v.p_holm), v.p_holm),
+    )
     sds = [t.sd_diff for t in tests if t.available]
     sd = statistics.median(sds) if sds else math.nan
     k = max(len(sds), 1)
@@ -147,21 +154,37 @@ class Choice:
         return next((c for c in self.contenders if c.arm.key == key), None)
 
 
-def _contenders(done: list[Arm], alpha: float, margin: float, floor: float
-                ) -> tuple[Arm, list[Contender], int]:
+def _contenders(
+    done: list[Arm], alpha: float, margin: float, floor: float
+) -> tuple[Arm, list[Contender], int]:
     by_key = {a.key: a for a in done}
-    judged = compare_samples({a.key: (a.values, a.seeds) for a in done}, alpha, margin, floor,
-                             preference=[a.key for a in by_cost(done)])
+    judged = compare_samples(
+        {a.key: (a.values, a.seeds) for a in done},
+        alpha,
+        margin,
+        floor,
+        preference=[a.key for a in by_cost(done)],
+    )
     assert judged is not None  # every arm here has a value
-    out = [Contender(by_key[v.key], v.worse, v.equivalent, v.p_worse_adjusted,
-                     v.p_equivalent_holm, v.verdict,
-                     by_key[v.beaten_by] if v.beaten_by is not None else None, v.comparisons)
-           for v in judged.rows.values()]
+    out = [
+        Contender(
+            by_key[v.key],
+            v.worse,
+            v.equivalent,
+            v.p_worse_adjusted,
+            v.p_equivalent_holm,
+            v.verdict,
+            by_key[v.beaten_by] if v.beaten_by is not None else None,
+            v.comparisons,
+        )
+        for v in judged.rows.values()
+    ]
     return by_key[judged.best], out, judged.family_worse
 
 
-def _seeds_to_decide(best: Arm, open_ones: list[Contender], alpha: float, margin: float,
-                     configurations: int) -> int | None:
+def _seeds_to_decide(
+    best: Arm, open_ones: list[Contender], alpha: float, margin: float, configurations: int
+) -> int | None:
     """Seeds per configuration for the open comparisons to be decided with TARGET_POWER at the
     observed spread, if the observed differences are the true ones: within the margin by TOST
     (Holm's strictest step, alpha / (k - 1)), else shown worse (alpha / (k (k - 1)))."""
@@ -180,8 +203,12 @@ def _seeds_to_decide(best: Arm, open_ones: list[Contender], alpha: float, margin
     return max(n for n in needed if n is not None)
 
 
-def choose(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFAULT_MARGIN,
-           floor: float = 0.0) -> Choice | None:
+def choose(
+    arms: list[Arm],
+    alpha: float = DEFAULT_ALPHA,
+    margin: float = DEFAULT_MARGIN,
+    floor: float = 0.0,
+) -> Choice | None:
     """None when no configuration has a finished seed. The verdicts come from
     :func:`reports.best.compare_samples`; ties for the best go to the cheaper."""
     done = [a for a in arms if a.n]
@@ -192,11 +219,11 @@ def choose(arms: list[Arm], alpha: float = DEFAULT_ALPHA, margin: float = DEFAUL
     eligible = [a for a in done if a.key == best.key or verdicts.get(a.key) == "equivalent"]
     pick = by_cost(eligible)[0]
     order = [a.key for a in by_cost(done)]
-    cheaper = set(order[:order.index(pick.key)])
-    open_cheaper = [c for c in contenders
-                    if c.arm.key in cheaper and c.verdict in ("open", "untested")]
-    choice = Choice(best, pick, contenders, alpha, margin, open_cheaper,
-                    family_worse=family_worse)
+    cheaper = set(order[: order.index(pick.key)])
+    open_cheaper = [
+        c for c in contenders if c.arm.key in cheaper and c.verdict in ("open", "untested")
+    ]
+    choice = Choice(best, pick, contenders, alpha, margin, open_cheaper, family_worse=family_worse)
     if open_cheaper:
         choice.seeds_to_decide = _seeds_to_decide(best, open_cheaper, alpha, margin, len(done))
     return choice

@@ -40,8 +40,13 @@ def plot_per_class(per_class: pd.DataFrame, out: Path, title: str, max_classes: 
         ax.set_ylabel("mean excitation")
     axes[-1, 0].set_xlabel("channel index")
     # Beside the panels, not in one: a legend inside would hide some channels' lines.
-    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="center right", fontsize=7,
-               title="class", title_fontsize=7)
+    fig.legend(
+        *axes[0, 0].get_legend_handles_labels(),
+        loc="center right",
+        fontsize=7,
+        title="class",
+        title_fontsize=7,
+    )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     fig.savefig(out, dpi=110)
@@ -63,16 +68,21 @@ def plot_summary(summary: pd.DataFrame, out: Path, title: str) -> Path:
     left.set_ylabel("sd across classes of the\nper-class mean (avg over channels)")
     left.set_title("class specificity", fontsize=9)
     # Values on the bars: a share of 0 would otherwise look like a panel that failed to draw.
-    for offset, col, label in ((-0.2, "saturated_high", "near the top of the gate"),
-                               (0.2, "saturated_low", "near the bottom")):
+    for offset, col, label in (
+        (-0.2, "saturated_high", "near the top of the gate"),
+        (0.2, "saturated_low", "near the bottom"),
+    ):
         share = summary[col]
         bars = right.bar(x + offset, share.fillna(0), width=0.4, label=label)
-        right.bar_label(bars, labels=["n/a" if pd.isna(v) else f"{v:.3f}" for v in share],
-                        fontsize=7)
+        right.bar_label(
+            bars, labels=["n/a" if pd.isna(v) else f"{v:.3f}" for v in share], fontsize=7
+        )
     right.set_ylim(0, 1.08)
     right.set_ylabel("share of excitations")
-    right.set_title(f"saturation (within {SATURATION_BAND:.0%} of the gate's range; n/a: "
-                    "unbounded gate)", fontsize=9)
+    right.set_title(
+        f"saturation (within {SATURATION_BAND:.0%} of the gate's range; n/a: unbounded gate)",
+        fontsize=9,
+    )
     right.legend(fontsize=7)
     for ax in (left, right):
         ax.set_xticks(x, summary["block"], rotation=30, fontsize=8)
@@ -93,8 +103,10 @@ def analyzed_figures(tracking_uri: str, trials: pd.DataFrame, out: Path) -> dict
     done = trials[trials["status"] == "finished"] if len(trials) else trials
     for row in done.itertuples():
         logged = {a.path for a in client.list_artifacts(row.run_id, "excitation")}
-        for name, title in (("per_class.png", "per-class mean excitations"),
-                            ("summary.png", "class spread and saturation")):
+        for name, title in (
+            ("per_class.png", "per-class mean excitations"),
+            ("summary.png", "class spread and saturation"),
+        ):
             if f"excitation/{name}" in logged:
                 folder = out / f"{row.run_id}"
                 folder.mkdir(parents=True, exist_ok=True)
@@ -115,13 +127,16 @@ def summary_table(results: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
             continue
         first, last = summary.iloc[0], summary.iloc[-1]
         top = summary.loc[summary["class_spread"].idxmax()]
-        rows.append({
-            "trial": name, "blocks": len(summary),
-            "class spread, first block": f"{first['class_spread']:.4f} ({first['block']})",
-            "class spread, last block": f"{last['class_spread']:.4f} ({last['block']})",
-            "most class-specific": str(top["block"]),
-            "last block near the top of the gate": _share(last.get("saturated_high")),
-        })
+        rows.append(
+            {
+                "trial": name,
+                "blocks": len(summary),
+                "class spread, first block": f"{first['class_spread']:.4f} ({first['block']})",
+                "class spread, last block": f"{last['class_spread']:.4f} ({last['block']})",
+                "most class-specific": str(top["block"]),
+                "last block near the top of the gate": _share(last.get("saturated_high")),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -160,7 +160,7 @@ def _histories(client: Any, run_ids: list[str], key: str) -> dict[str, list[Any]
     if bulk is None:
         return {run_id: client.get_metric_history(run_id, key) for run_id in run_ids}
     for start in range(0, len(run_ids), _BULK_RUNS):
-        chunk = run_ids[start:start + _BULK_RUNS]
+        chunk = run_ids[start : start + _BULK_RUNS]
         for item in bulk(chunk, key, max_results=_BULK_RUNS * _MAX_STEPS):
             out[item.run_id].append(item)  # a Metric with its run_id
     return out
@@ -193,8 +193,9 @@ def _search_children(client: Any, parent_run: Any) -> list[Any]:
     runs: list[Any] = []
     token = None
     while True:
-        page = client.search_runs([parent_run.info.experiment_id], filt, max_results=1000,
-                                  page_token=token)
+        page = client.search_runs(
+            [parent_run.info.experiment_id], filt, max_results=1000, page_token=token
+        )
         runs.extend(page)
         token = page.token
         if not token:
@@ -237,8 +238,19 @@ def _trial_row(run: Any, varied: list[str], history: dict[str, float]) -> dict[s
 
 
 _LEAD = ["run_id", "trial_id", "label", "status", "finished", "baseline", "seed"]
-_METRIC_ORDER = [m.VAL_ACC, m.BEST_VAL_ACC, m.TEST_ACC, m.VAL_TOP5, m.BEST_VAL_TOP5, m.VAL_LOSS,
-                 m.TRAIN_LOSS, m.EPOCHS_DONE, m.IMAGES_PER_S, m.EPOCH_TIME_S, *m.COSTS]
+_METRIC_ORDER = [
+    m.VAL_ACC,
+    m.BEST_VAL_ACC,
+    m.TEST_ACC,
+    m.VAL_TOP5,
+    m.BEST_VAL_TOP5,
+    m.VAL_LOSS,
+    m.TRAIN_LOSS,
+    m.EPOCHS_DONE,
+    m.IMAGES_PER_S,
+    m.EPOCH_TIME_S,
+    *m.COSTS,
+]
 _TAIL = ["error", "point", "point_key", "mlflow_status", "start_time", "end_time"]
 
 

@@ -53,20 +53,22 @@ def _table_html(df: pd.DataFrame, row_classes: list[str] | None = None) -> str:
         return "<p class='note'>(empty)</p>"
     head = "".join(
         f"<th class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>"
-        f"{escape(str(c))}</th>" for i, c in enumerate(df.columns)
+        f"{escape(str(c))}</th>"
+        for i, c in enumerate(df.columns)
     )
     body = []
     for r, row in enumerate(df.itertuples(index=False)):
         cls = f" class='{row_classes[r]}'" if row_classes and row_classes[r] else ""
         cells = "".join(
-            f"<td class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>"
-            f"{_cell(v)}</td>"
+            f"<td class='{'paper' if '[paper' in str(c) else 'l' if i < 2 else ''}'>{_cell(v)}</td>"
             for i, (c, v) in enumerate(zip(df.columns, row, strict=True))
         )
         body.append(f"<tr{cls}>{cells}</tr>")
     wide = " class='wide'" if len(df.columns) > WIDE_COLUMNS else ""
-    return (f"<div class='scroll'><table{wide}><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    return (
+        f"<div class='scroll'><table{wide}><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _img(path: Path, alt: str) -> str:
@@ -75,8 +77,22 @@ def _img(path: Path, alt: str) -> str:
 
 
 def _trials_display(trials: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
-    cols = ["trial_id", "label", "status", "seed", *varied, "val_acc", "best_val_acc",
-            "test_acc", "val_top5", "epochs_done", "flops", "params", "images_per_s", "error"]
+    cols = [
+        "trial_id",
+        "label",
+        "status",
+        "seed",
+        *varied,
+        "val_acc",
+        "best_val_acc",
+        "test_acc",
+        "val_top5",
+        "epochs_done",
+        "flops",
+        "params",
+        "images_per_s",
+        "error",
+    ]
     out = trials[[c for c in dict.fromkeys(cols) if c in trials]].copy()
     for c in ("val_acc", "best_val_acc", "test_acc", "val_top5"):
         if c in out:
@@ -94,34 +110,51 @@ def _cifar_html(dataset: str) -> str:
     if key not in ("cifar10", "cifar100"):
         return ""
     df = pd.DataFrame(
-        [{"model": r["model"], "without SE (%)": f"{r[key][0]:.2f}",
-          "with SE (%)": f"{r[key][1]:.2f}"} for r in paper.CIFAR]
+        [
+            {
+                "model": r["model"],
+                "without SE (%)": f"{r[key][0]:.2f}",
+                "with SE (%)": f"{r[key][1]:.2f}",
+            }
+            for r in paper.CIFAR
+        ]
     )
-    return (f"<h3>Paper reference: {escape(paper.CIFAR_LABEL)} ({escape(dataset)})</h3>"
-            f"<p class='note'>Other backbones and a long schedule, for orientation only; not "
-            f"measured here. {escape(paper.PAPER_SOURCE)}.</p>{_table_html(df)}")
+    return (
+        f"<h3>Paper reference: {escape(paper.CIFAR_LABEL)} ({escape(dataset)})</h3>"
+        f"<p class='note'>Other backbones and a long schedule, for orientation only; not "
+        f"measured here. {escape(paper.PAPER_SOURCE)}.</p>{_table_html(df)}"
+    )
 
 
-def _header(name: str, meta: dict[str, Any], status_counts: dict[str, int],
-            running: bool) -> list[str]:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>selab report: "
-             f"{escape(name)}</title><style>{CSS}</style></head><body>",
-             f"<h1>selab report: {escape(name)}</h1>"]
+def _header(
+    name: str, meta: dict[str, Any], status_counts: dict[str, int], running: bool
+) -> list[str]:
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>selab report: "
+        f"{escape(name)}</title><style>{CSS}</style></head><body>",
+        f"<h1>selab report: {escape(name)}</h1>",
+    ]
     meta_rows = "".join(
         f"<tr><th class='l'>{escape(k)}</th><td class='l'>{escape(str(v))}</td></tr>"
         for k, v in meta.items()
     )
     counts = ", ".join(f"{n} {s}" for s, n in status_counts.items()) or "no trials yet"
-    parts.append(f"<table>{meta_rows}<tr><th class='l'>trials</th><td class='l'>"
-                 f"{escape(counts)}</td></tr></table>")
+    parts.append(
+        f"<table>{meta_rows}<tr><th class='l'>trials</th><td class='l'>"
+        f"{escape(counts)}</td></tr></table>"
+    )
     if running:
-        parts.append("<p class='warn'>The sweep is still running (or its driver stopped "
-                     "without closing it): this report covers the trials finished so far.</p>")
+        parts.append(
+            "<p class='warn'>The sweep is still running (or its driver stopped "
+            "without closing it): this report covers the trials finished so far.</p>"
+        )
     not_done = sum(n for s, n in status_counts.items() if s != "finished")
     if not_done:
-        parts.append(f"<p class='warn'>{not_done} trial(s) did not finish ({escape(counts)}). "
-                     "They are listed below but excluded from means, tests, the Pareto front "
-                     "and the recommendation.</p>")
+        parts.append(
+            f"<p class='warn'>{not_done} trial(s) did not finish ({escape(counts)}). "
+            "They are listed below but excluded from means, tests, the Pareto front "
+            "and the recommendation.</p>"
+        )
     return parts
 
 
@@ -151,20 +184,37 @@ def _tables_section(tables: dict[str, pd.DataFrame], dataset: str) -> list[str]:
         parts.append(_table_html(format_table(table), classes))
         parts += [f"<p class='note'>{escape(line)}</p>" for line in row_notes(table)]
     if tables:
-        parts.append(f"<p class='note'>{escape(TABLE_NOTE)} Paper source: "
-                     f"{escape(paper.PAPER_SOURCE)}.</p>")
+        parts.append(
+            f"<p class='note'>{escape(TABLE_NOTE)} Paper source: {escape(paper.PAPER_SOURCE)}.</p>"
+        )
     return [*parts, _cifar_html(dataset)]
 
 
 def _fronts_section(fronts: dict[str, pd.DataFrame]) -> list[str]:
-    parts = ["<h2>Pareto fronts</h2><p class='note'>Per-configuration means of finished "
-             "trials; a configuration is on the front when no other is at least as accurate "
-             "and at most as costly (and strictly better in one). Equal points are both "
-             "kept and marked as ties.</p>"]
+    parts = [
+        "<h2>Pareto fronts</h2><p class='note'>Per-configuration means of finished "
+        "trials; a configuration is on the front when no other is at least as accurate "
+        "and at most as costly (and strictly better in one). Equal points are both "
+        "kept and marked as ties.</p>"
+    ]
     for cost, front in fronts.items():
-        cols = [c for c in dict.fromkeys(("label", "n", "acc_mean", "acc_ci_low",
-                                          "acc_ci_high", "flops", "params", cost,
-                                          "pareto_tie")) if c in front]
+        cols = [
+            c
+            for c in dict.fromkeys(
+                (
+                    "label",
+                    "n",
+                    "acc_mean",
+                    "acc_ci_low",
+                    "acc_ci_high",
+                    "flops",
+                    "params",
+                    cost,
+                    "pareto_tie",
+                )
+            )
+            if c in front
+        ]
         show = front[cols].copy()
         for c in ("acc_mean", "acc_ci_low", "acc_ci_high"):
             show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{100 * v:.2f}")
@@ -173,9 +223,15 @@ def _fronts_section(fronts: dict[str, pd.DataFrame]) -> list[str]:
                 show[c] = show[c].map(lambda v: "—" if pd.isna(v) else f"{v:,.0f}")
         if cost not in ("flops", "params"):  # measured time (reports.cost)
             show[cost] = show[cost].map(lambda v: "—" if pd.isna(v) else f"{v:.3g}")
-        show = show.rename(columns={"n": "seeds", "acc_mean": "accuracy (%)",
-                                    "acc_ci_low": "95% CI low", "acc_ci_high": "95% CI high",
-                                    "pareto_tie": "tie"})
+        show = show.rename(
+            columns={
+                "n": "seeds",
+                "acc_mean": "accuracy (%)",
+                "acc_ci_low": "95% CI low",
+                "acc_ci_high": "95% CI high",
+                "pareto_tie": "tie",
+            }
+        )
         parts.append(f"<h3>accuracy vs {escape(cost)}</h3>{_table_html(show)}")
     return parts
 
@@ -186,13 +242,17 @@ def _cost_section(view: Any) -> list[str]:
 
     if view is None or not view.available:
         return []
-    parts = ["<h2>What SE costs: FLOPs vs measured time</h2>",
-             _table_html(display(view.totals), ["base" if b else "" for b in
-                                                view.totals["baseline"]]),
-             f"<p class='note'>{escape(TIME_NOTE)}</p>"]
+    parts = [
+        "<h2>What SE costs: FLOPs vs measured time</h2>",
+        _table_html(display(view.totals), ["base" if b else "" for b in view.totals["baseline"]]),
+        f"<p class='note'>{escape(TIME_NOTE)}</p>",
+    ]
     if not view.stages.empty:
-        parts += ["<h3>Per stage: FLOPs share and time share</h3>",
-                  _table_html(display(view.stages)), f"<p class='note'>{escape(STAGE_NOTE)}</p>"]
+        parts += [
+            "<h3>Per stage: FLOPs share and time share</h3>",
+            _table_html(display(view.stages)),
+            f"<p class='note'>{escape(STAGE_NOTE)}</p>",
+        ]
     return parts
 
 
@@ -207,33 +267,40 @@ def _diagnostics_section(found: Any) -> list[str]:
         parts.append(f"<p>{escape(imp.summary())}</p>")
         if imp.available:
             parts.append(_table_html(importance_display(imp)))
-            parts.append("<p class='note'>Optuna's PED-ANOVA and fANOVA evaluators over the "
-                         "finished trials (importances sum to 1 per evaluator); the range "
-                         "and the share of first places come from resamples of 80% of the "
-                         "trials, drawn without replacement.</p>")
+            parts.append(
+                "<p class='note'>Optuna's PED-ANOVA and fANOVA evaluators over the "
+                "finished trials (importances sum to 1 per evaluator); the range "
+                "and the share of first places come from resamples of 80% of the "
+                "trials, drawn without replacement.</p>"
+            )
     if early is not None:
         parts.append("<h2>Does the cheap run predict the full one?</h2>")
         parts.append(f"<p>{escape(early.summary())}</p>")
         if early.available:
             parts.append(_table_html(correlation_display(early)))
-            parts.append("<p class='note'>Rank correlation across configurations between the "
-                         "mean validation accuracy after each epoch and after the last (finished "
-                         "seeds that logged every epoch); 95% intervals by Fisher's z.</p>")
+            parts.append(
+                "<p class='note'>Rank correlation across configurations between the "
+                "mean validation accuracy after each epoch and after the last (finished "
+                "seeds that logged every epoch); 95% intervals by Fisher's z.</p>"
+            )
     parts += [f"<h3>{escape(t)}</h3>{_img(p, t)}" for t, p in found.plots.items()]
     return parts
 
 
 def _trials_section(trials: pd.DataFrame, varied: list[str], spec_text: str | None) -> list[str]:
-    parts = ["<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
-             "val_acc is the last logged epoch; throughput is the median over epochs after "
-             "the first.</p>"]
+    parts = [
+        "<h2>All trials</h2><p class='note'>Every trial, whatever its status. "
+        "val_acc is the last logged epoch; throughput is the median over epochs after "
+        "the first.</p>"
+    ]
     classes = ["" if s == "finished" else "bad" for s in trials.get("status", [])]
-    parts.append("<details open><summary>trials table</summary>"
-                 f"{_table_html(_trials_display(trials, varied), classes)}</details>")
+    parts.append(
+        "<details open><summary>trials table</summary>"
+        f"{_table_html(_trials_display(trials, varied), classes)}</details>"
+    )
     parts.append("<h2>Spec that ran</h2>")
     if spec_text is None:
-        parts.append("<p class='note'>The parent run has no <code>spec.yaml</code> artifact."
-                     "</p>")
+        parts.append("<p class='note'>The parent run has no <code>spec.yaml</code> artifact.</p>")
     else:
         parts.append(f"<pre>{escape(spec_text)}</pre>")
     return parts
@@ -268,9 +335,11 @@ def render(
     if diagnostics is not None:
         parts += _diagnostics_section(diagnostics)
     if excitation:
-        parts.append("<h2>Excitation analysis</h2><p class='note'>From <code>selab analyze"
-                     "</code> (the paper's Sec. 7.2), logged under <code>excitation/</code> of "
-                     "each trial's MLflow run with its CSV tables.</p>")
+        parts.append(
+            "<h2>Excitation analysis</h2><p class='note'>From <code>selab analyze"
+            "</code> (the paper's Sec. 7.2), logged under <code>excitation/</code> of "
+            "each trial's MLflow run with its CSV tables.</p>"
+        )
         parts += [f"<h3>{escape(t)}</h3>{_img(p, t)}" for t, p in excitation.items()]
     parts += _trials_section(trials, varied, spec_text)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -54,11 +54,16 @@ class Importance:
         parts = []
         for name, rows in self.table.groupby("evaluator", sort=False):
             top = rows.sort_values("importance", ascending=False).iloc[0]
-            parts.append(f"{name} ranks {top['knob']} first ({top['importance']:.2f}, "
-                         f"{top['low']:.2f}-{top['high']:.2f} over resamples, first in "
-                         f"{top['top_share']:.0%} of {self.resamples})")
-        return (f"Parameter importance over {self.trials} finished trials ({self.metric}): "
-                + "; ".join(parts) + ".")
+            parts.append(
+                f"{name} ranks {top['knob']} first ({top['importance']:.2f}, "
+                f"{top['low']:.2f}-{top['high']:.2f} over resamples, first in "
+                f"{top['top_share']:.0%} of {self.resamples})"
+            )
+        return (
+            f"Parameter importance over {self.trials} finished trials ({self.metric}): "
+            + "; ".join(parts)
+            + "."
+        )
 
 
 def space_of(spec_text: str | None) -> dict[str, dict[str, Any]]:
@@ -75,11 +80,7 @@ def space_of(spec_text: str | None) -> dict[str, dict[str, Any]]:
 def distributions(space: dict[str, dict[str, Any]], trials: pd.DataFrame) -> dict[str, Any]:
     """Optuna distributions of the knobs; a stage mask is categorical over the masks that ran,
     a choice over its values as the trials frame types them."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     out: dict[str, Any] = {}
     for knob, rule in space.items():
@@ -94,8 +95,9 @@ def distributions(space: dict[str, dict[str, Any]], trials: pd.DataFrame) -> dic
             lo, hi = rule["int"]
             out[knob] = IntDistribution(int(lo), int(hi), log=bool(rule.get("log")))
         elif rule.get("mask"):
-            out[knob] = CategoricalDistribution(sorted({str(coerce(v)) for v in
-                                                        trials[knob].dropna()}))
+            out[knob] = CategoricalDistribution(
+                sorted({str(coerce(v)) for v in trials[knob].dropna()})
+            )
     return out
 
 
@@ -106,8 +108,9 @@ def _study(rows: pd.DataFrame, dists: dict[str, Any], metric: str, mode: str) ->
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     for _, row in rows.iterrows():
         params = {k: _param(row[k], d) for k, d in dists.items()}
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
-                                                  value=float(row[metric])))
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=dists, value=float(row[metric]))
+        )
     return study
 
 
@@ -127,8 +130,11 @@ def _evaluate(study: Any, name: str, seed: int) -> dict[str, float]:
         get_param_importances,
     )
 
-    evaluator = (PedAnovaImportanceEvaluator() if name == "PED-ANOVA"
-                 else FanovaImportanceEvaluator(seed=seed))
+    evaluator = (
+        PedAnovaImportanceEvaluator()
+        if name == "PED-ANOVA"
+        else FanovaImportanceEvaluator(seed=seed)
+    )
     with warnings.catch_warnings():  # experimental-feature notices, once per call
         warnings.simplefilter("ignore")
         return dict(get_param_importances(study, evaluator=evaluator, normalize=True))
@@ -140,43 +146,71 @@ def _finished(trials: pd.DataFrame, metric: str, knobs: list[str]) -> pd.DataFra
     return done[np.isfinite(values.astype(float)) & done[knobs].notna().all(axis=1)]
 
 
-def parameter_importance(trials: pd.DataFrame, spec_text: str | None, search: str,
-                         metric: str = "val_acc", mode: str = "max",
-                         resamples: int = RESAMPLES, seed: int = 0) -> Importance:
+def parameter_importance(
+    trials: pd.DataFrame,
+    spec_text: str | None,
+    search: str,
+    metric: str = "val_acc",
+    mode: str = "max",
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> Importance:
     """Importance of each knob of a search sweep; ``reason`` says why there is none (a grid,
     too few finished trials, no space in the spec)."""
-    empty = pd.DataFrame(columns=["knob", "evaluator", "importance", "low", "high",
-                                  "top_share"])
+    empty = pd.DataFrame(columns=["knob", "evaluator", "importance", "low", "high", "top_share"])
     if search not in SEARCHES:
-        return Importance(empty, 0, 0, metric, f"a {search} sweep, not a search: the ablation "
-                                               "tables compare its configurations directly")
+        return Importance(
+            empty,
+            0,
+            0,
+            metric,
+            f"a {search} sweep, not a search: the ablation "
+            "tables compare its configurations directly",
+        )
     dists = distributions(space_of(spec_text), trials)
     if len(dists) < 2:
         return Importance(empty, 0, 0, metric, "fewer than 2 knobs in the spec's search.space")
     done = _finished(trials, metric, list(dists))
     if len(done) < MIN_TRIALS:
-        return Importance(empty, len(done), 0, metric,
-                          f"{len(done)} finished trials, at least {MIN_TRIALS} needed")
+        return Importance(
+            empty,
+            len(done),
+            0,
+            metric,
+            f"{len(done)} finished trials, at least {MIN_TRIALS} needed",
+        )
     rng = np.random.default_rng(seed)
     rows = []
     for name in EVALUATORS:
         point = _evaluate(_study(done, dists, metric, mode), name, seed)
         size = max(MIN_TRIALS, round(SUBSET * len(done)))
-        draws = [_evaluate(_study(done.iloc[rng.choice(len(done), size, replace=False)], dists,
-                                  metric, mode), name, seed + b) for b in range(resamples)]
+        draws = [
+            _evaluate(
+                _study(done.iloc[rng.choice(len(done), size, replace=False)], dists, metric, mode),
+                name,
+                seed + b,
+            )
+            for b in range(resamples)
+        ]
         rows += _rows(name, point, draws, list(dists))
     return Importance(pd.DataFrame(rows), len(done), resamples, metric)
 
 
-def _rows(name: str, point: dict[str, float], draws: list[dict[str, float]],
-          knobs: list[str]) -> list[dict[str, Any]]:
+def _rows(
+    name: str, point: dict[str, float], draws: list[dict[str, float]], knobs: list[str]
+) -> list[dict[str, Any]]:
     firsts = [max(d, key=d.get) if d else None for d in draws]
     out = []
     for knob in knobs:
         values = np.array([d.get(knob, 0.0) for d in draws])
-        out.append({"knob": knob, "evaluator": name, "importance": point.get(knob, 0.0),
-                    "low": float(np.percentile(values, 2.5)) if values.size else math.nan,
-                    "high": float(np.percentile(values, 97.5)) if values.size else math.nan,
-                    "top_share": float(np.mean([f == knob for f in firsts])) if firsts
-                    else math.nan})
+        out.append(
+            {
+                "knob": knob,
+                "evaluator": name,
+                "importance": point.get(knob, 0.0),
+                "low": float(np.percentile(values, 2.5)) if values.size else math.nan,
+                "high": float(np.percentile(values, 97.5)) if values.size else math.nan,
+                "top_share": float(np.mean([f == knob for f in firsts])) if firsts else math.nan,
+            }
+        )
     return sorted(out, key=lambda r: -r["importance"])

@@ -29,8 +29,12 @@ THROUGHPUT = (IMAGES_PER_S, EPOCH_TIME_S)
 # Metrics a sweep may select on that the reports know how to test (fractions in [0, 1]).
 SELECTABLE = (VAL_ACC, BEST_VAL_ACC, VAL_TOP5)
 
-SPLIT = {VAL_ACC: "validation", BEST_VAL_ACC: "validation", VAL_TOP5: "validation",
-         TEST_ACC: "test"}
+SPLIT = {
+    VAL_ACC: "validation",
+    BEST_VAL_ACC: "validation",
+    VAL_TOP5: "validation",
+    TEST_ACC: "test",
+}
 # Largest evaluation set whose accuracy resolution is inferred (ImageNet's val has 50,000).
 _MAX_EVAL_IMAGES = 1_000_000
 _MIN_EVAL_IMAGES = 50

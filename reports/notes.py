@@ -38,23 +38,30 @@ class ChanceTest:
         return self.p_value > self.alpha
 
     def describe(self, rows: int) -> str:
-        return (f"trained at chance: validation accuracy {self.accuracy:.1%} on {self.n} images"
-                f" is not above 1/{round(1 / self.chance)} = {self.chance:.1%} (exact one-sided"
-                f" binomial test, p = {self.p_value:.2g}, Bonferroni over {rows} rows; accuracy"
-                f" <= {self.upper:.1%} at {1 - self.alpha:.1%} confidence)")
+        return (
+            f"trained at chance: validation accuracy {self.accuracy:.1%} on {self.n} images"
+            f" is not above 1/{round(1 / self.chance)} = {self.chance:.1%} (exact one-sided"
+            f" binomial test, p = {self.p_value:.2g}, Bonferroni over {rows} rows; accuracy"
+            f" <= {self.upper:.1%} at {1 - self.alpha:.1%} confidence)"
+        )
 
 
-def chance_test(accuracy: float, n_val: int, num_classes: int, rows: int = 1,
-                alpha: float = 0.05) -> ChanceTest:
+def chance_test(
+    accuracy: float, n_val: int, num_classes: int, rows: int = 1, alpha: float = 0.05
+) -> ChanceTest:
     """Is `accuracy` (a fraction, mean over seeds) on `n_val` images above 1/num_classes?"""
     if n_val < 1 or num_classes < 2 or rows < 1:
-        raise ValueError(f"need n_val >= 1, num_classes >= 2, rows >= 1; got {n_val},"
-                         f" {num_classes}, {rows}")
+        raise ValueError(
+            f"need n_val >= 1, num_classes >= 2, rows >= 1; got {n_val}, {num_classes}, {rows}"
+        )
     chance, level = 1.0 / num_classes, alpha / rows
     correct = min(max(round(accuracy * n_val), 0), n_val)
     above = sps.binomtest(correct, n_val, chance, alternative="greater")
-    upper = sps.binomtest(correct, n_val, chance, alternative="less").proportion_ci(
-        confidence_level=1 - level, method="exact").high
+    upper = (
+        sps.binomtest(correct, n_val, chance, alternative="less")
+        .proportion_ci(confidence_level=1 - level, method="exact")
+        .high
+    )
     return ChanceTest(correct / n_val, n_val, chance, float(above.pvalue), level, float(upper))
 
 
@@ -92,8 +99,14 @@ def _value(field: str, value: Any) -> Any:
     return "none" if missing else value
 
 
-def row_note(params: Mapping[str, Any], accuracy: float, n_val: int, num_classes: int,
-             rows: int, alpha: float = 0.05) -> str | None:
+def row_note(
+    params: Mapping[str, Any],
+    accuracy: float,
+    n_val: int,
+    num_classes: int,
+    rows: int,
+    alpha: float = 0.05,
+) -> str | None:
     """The note beside a row that trained at chance (None for a row that did not)."""
     from search_space.identity_path import identity_path_note
 

@@ -47,8 +47,12 @@ COLUMN_NOTE = (
 )
 PRE_ACT, POST_ACT = "pre-activation", "post-activation"
 # selab's ResNet families, by variant; other families have none.
-FAMILY_VARIANT = {"resnet": POST_ACT, "resnext": POST_ACT, "cifar_resnet": POST_ACT,
-                  "cifar_preact_resnet": PRE_ACT}
+FAMILY_VARIANT = {
+    "resnet": POST_ACT,
+    "resnext": POST_ACT,
+    "cifar_resnet": POST_ACT,
+    "cifar_preact_resnet": PRE_ACT,
+}
 
 Match = Mapping[str, str | tuple[str, ...]]
 
@@ -82,16 +86,30 @@ class Figure:
 
 # What a network must be to be one of the paper's, over describe()'s keys.
 NO_SE: dict[str, str] = {"se": "off"}
-SE_DEFAULT: dict[str, str] = {"se": "on", "attention": "se", "reduction": "16", "squeeze": "avg",
-                              "gate": "sigmoid", "placement": "standard", "stages": "all"}
+SE_DEFAULT: dict[str, str] = {
+    "se": "on",
+    "attention": "se",
+    "reduction": "16",
+    "squeeze": "avg",
+    "gate": "sigmoid",
+    "placement": "standard",
+    "stages": "all",
+}
 # The paper ablates SE-ResNet-50; selab's CIFAR-scale specs ablate a CIFAR ResNet in its place.
 RESNET: dict[str, str | tuple[str, ...]] = {
-    "family": ("resnet", "cifar_resnet", "cifar_preact_resnet"), "groups": ""}
+    "family": ("resnet", "cifar_resnet", "cifar_preact_resnet"),
+    "groups": "",
+}
 # The paper's CIFAR ResNets are pre-activation; selab's post-activation ones get their figure
 # too, marked as the other variant.
 CIFAR_RESNET = ("cifar_resnet", "cifar_preact_resnet")
-R, SQUEEZE, GATE, STAGES, PLACEMENT = ("arch.se.reduction", "arch.se.squeeze", "arch.se.gate",
-                                       "arch.se.stages", "arch.se.placement")
+R, SQUEEZE, GATE, STAGES, PLACEMENT = (
+    "arch.se.reduction",
+    "arch.se.squeeze",
+    "arch.se.gate",
+    "arch.se.stages",
+    "arch.se.placement",
+)
 ABLATIONS = (R, SQUEEZE, GATE, STAGES, PLACEMENT)
 
 
@@ -99,28 +117,71 @@ def _net(family: str | tuple[str, ...], depth: str = "") -> dict[str, Any]:
     return {"family": family, "depth": depth, "groups": ""}
 
 
-def _ablation(axis: str, setting: str, se: dict[str, str], err: float, top5: float,
-              params_m: float | None = None, gflops: float | None = None) -> Figure:
-    return Figure(IMAGENET, "SE-ResNet-50", setting, RESNET | SE_DEFAULT | se, err, top5,
-                  params_m, gflops, (axis,), POST_ACT)
+def _ablation(
+    axis: str,
+    setting: str,
+    se: dict[str, str],
+    err: float,
+    top5: float,
+    params_m: float | None = None,
+    gflops: float | None = None,
+) -> Figure:
+    return Figure(
+        IMAGENET,
+        "SE-ResNet-50",
+        setting,
+        RESNET | SE_DEFAULT | se,
+        err,
+        top5,
+        params_m,
+        gflops,
+        (axis,),
+        POST_ACT,
+    )
 
 
-def _pair(dataset: str, plain: str, match: dict[str, Any], errs: tuple[float, float],
-          top5: tuple[float, float] | tuple[None, None] = (None, None),
-          params_m: tuple[float, float] | tuple[None, None] = (None, None),
-          gflops: tuple[float, float] | tuple[None, None] = (None, None),
-          variant: str = "") -> list[Figure]:
+def _pair(
+    dataset: str,
+    plain: str,
+    match: dict[str, Any],
+    errs: tuple[float, float],
+    top5: tuple[float, float] | tuple[None, None] = (None, None),
+    params_m: tuple[float, float] | tuple[None, None] = (None, None),
+    gflops: tuple[float, float] | tuple[None, None] = (None, None),
+    variant: str = "",
+) -> list[Figure]:
     """A network of the paper without and with SE (SE at the paper's defaults)."""
-    return [Figure(dataset, plain, "", match | NO_SE, errs[0], top5[0], params_m[0], gflops[0],
-                   variant=variant),
-            Figure(dataset, f"SE-{plain}", "", match | SE_DEFAULT, errs[1], top5[1], params_m[1],
-                   gflops[1], variant=variant)]
+    return [
+        Figure(
+            dataset,
+            plain,
+            "",
+            match | NO_SE,
+            errs[0],
+            top5[0],
+            params_m[0],
+            gflops[0],
+            variant=variant,
+        ),
+        Figure(
+            dataset,
+            f"SE-{plain}",
+            "",
+            match | SE_DEFAULT,
+            errs[1],
+            top5[1],
+            params_m[1],
+            gflops[1],
+            variant=variant,
+        ),
+    ]
 
 
 FIGURES: tuple[Figure, ...] = (
     # ImageNet, SE-ResNet-50 ablations; their no-SE baseline is the paper's ResNet-50 there.
-    Figure(IMAGENET, "ResNet-50", "no SE", RESNET | NO_SE, 23.30, 6.55, 25.6, 3.86, ABLATIONS,
-           POST_ACT),
+    Figure(
+        IMAGENET, "ResNet-50", "no SE", RESNET | NO_SE, 23.30, 6.55, 25.6, 3.86, ABLATIONS, POST_ACT
+    ),
     _ablation(R, "r=2", {"reduction": "2"}, 22.29, 6.00, 45.7),
     _ablation(R, "r=4", {"reduction": "4"}, 22.25, 6.09, 35.7),
     _ablation(R, "r=8", {"reduction": "8"}, 22.26, 5.99, 30.7),
@@ -143,26 +204,93 @@ FIGURES: tuple[Figure, ...] = (
     _ablation(PLACEMENT, "SE-Identity", {"placement": "identity"}, 22.20, 6.15),
     _ablation(PLACEMENT, "SE_3x3", {"placement": "after_3x3"}, 22.48, 6.02, 27.6, 3.86),
     # ImageNet, Table 2 (the paper's re-implementations, single crop) and Table 3 (mobile).
-    *_pair(IMAGENET, "ResNet-50", _net("resnet", "50"), (24.80, 23.29), (7.48, 6.62),
-           gflops=(3.86, 3.87), variant=POST_ACT),
-    *_pair(IMAGENET, "ResNet-101", _net("resnet", "101"), (23.17, 22.38), (6.52, 6.07),
-           gflops=(7.58, 7.60), variant=POST_ACT),
-    *_pair(IMAGENET, "ResNet-152", _net("resnet", "152"), (22.42, 21.57), (6.34, 5.73),
-           gflops=(11.30, 11.32), variant=POST_ACT),
-    *_pair(IMAGENET, "ResNeXt-50 (32x4d)", _net("resnext", "50"), (22.11, 21.10), (5.90, 5.49),
-           gflops=(4.24, 4.25), variant=POST_ACT),
-    *_pair(IMAGENET, "ResNeXt-101 (32x4d)", _net("resnext", "101"), (21.18, 20.70),
-           (5.57, 5.01), gflops=(7.99, 8.00), variant=POST_ACT),
-    *_pair(IMAGENET, "VGG-16 (BN)", _net("vgg", "16"), (27.02, 25.22), (8.81, 7.70),
-           gflops=(15.47, 15.48)),
-    *_pair(IMAGENET, "BN-Inception", _net("bn_inception"), (25.38, 24.23), (7.89, 7.14),
-           gflops=(2.03, 2.04)),
-    *_pair(IMAGENET, "Inception-ResNet-v2", _net("inception_resnet_v2"), (20.37, 19.80),
-           (5.21, 4.79), gflops=(11.75, 11.76)),
-    *_pair(IMAGENET, "MobileNet", _net("mobilenet"), (28.4, 25.3), (9.4, 7.7), (4.2, 4.7),
-           (0.569, 0.572)),
-    *_pair(IMAGENET, "ShuffleNet", _net("shufflenet"), (32.6, 31.0), (12.5, 11.1), (1.8, 2.4),
-           (0.140, 0.142)),
+    *_pair(
+        IMAGENET,
+        "ResNet-50",
+        _net("resnet", "50"),
+        (24.80, 23.29),
+        (7.48, 6.62),
+        gflops=(3.86, 3.87),
+        variant=POST_ACT,
+    ),
+    *_pair(
+        IMAGENET,
+        "ResNet-101",
+        _net("resnet", "101"),
+        (23.17, 22.38),
+        (6.52, 6.07),
+        gflops=(7.58, 7.60),
+        variant=POST_ACT,
+    ),
+    *_pair(
+        IMAGENET,
+        "ResNet-152",
+        _net("resnet", "152"),
+        (22.42, 21.57),
+        (6.34, 5.73),
+        gflops=(11.30, 11.32),
+        variant=POST_ACT,
+    ),
+    *_pair(
+        IMAGENET,
+        "ResNeXt-50 (32x4d)",
+        _net("resnext", "50"),
+        (22.11, 21.10),
+        (5.90, 5.49),
+        gflops=(4.24, 4.25),
+        variant=POST_ACT,
+    ),
+    *_pair(
+        IMAGENET,
+        "ResNeXt-101 (32x4d)",
+        _net("resnext", "101"),
+        (21.18, 20.70),
+        (5.57, 5.01),
+        gflops=(7.99, 8.00),
+        variant=POST_ACT,
+    ),
+    *_pair(
+        IMAGENET,
+        "VGG-16 (BN)",
+        _net("vgg", "16"),
+        (27.02, 25.22),
+        (8.81, 7.70),
+        gflops=(15.47, 15.48),
+    ),
+    *_pair(
+        IMAGENET,
+        "BN-Inception",
+        _net("bn_inception"),
+        (25.38, 24.23),
+        (7.89, 7.14),
+        gflops=(2.03, 2.04),
+    ),
+    *_pair(
+        IMAGENET,
+        "Inception-ResNet-v2",
+        _net("inception_resnet_v2"),
+        (20.37, 19.80),
+        (5.21, 4.79),
+        gflops=(11.75, 11.76),
+    ),
+    *_pair(
+        IMAGENET,
+        "MobileNet",
+        _net("mobilenet"),
+        (28.4, 25.3),
+        (9.4, 7.7),
+        (4.2, 4.7),
+        (0.569, 0.572),
+    ),
+    *_pair(
+        IMAGENET,
+        "ShuffleNet",
+        _net("shufflenet"),
+        (32.6, 31.0),
+        (12.5, 11.1),
+        (1.8, 2.4),
+        (0.140, 0.142),
+    ),
     # CIFAR test error; selab has no WRN or Shake-Shake, so nothing matches those two. The
     # ResNets are the pre-activation ones of He et al. 2016b: 6.37 (ResNet-110), 5.46 (-164,
     # CIFAR-10) and 24.33 (-164, CIFAR-100) are that paper's full pre-activation figures.
@@ -170,7 +298,8 @@ FIGURES: tuple[Figure, ...] = (
     *_pair(CIFAR100, "ResNet-110", _net(CIFAR_RESNET, "110"), (26.88, 23.85), variant=PRE_ACT),
     *_pair(CIFAR10, "ResNet-164", _net(CIFAR_RESNET, "164"), (5.46, 4.39), variant=PRE_ACT),
     *_pair(CIFAR100, "ResNet-164", _net(CIFAR_RESNET, "164"), (24.33, 21.31), variant=PRE_ACT),
-    Figure(CIFAR10, "WRN-16-8", "", None, 4.27), Figure(CIFAR10, "SE-WRN-16-8", "", None, 3.88),
+    Figure(CIFAR10, "WRN-16-8", "", None, 4.27),
+    Figure(CIFAR10, "SE-WRN-16-8", "", None, 3.88),
     Figure(CIFAR100, "WRN-16-8", "", None, 20.43),
     Figure(CIFAR100, "SE-WRN-16-8", "", None, 19.14),
     Figure(CIFAR10, "Shake-Shake (+Cutout)", "", None, 2.56),
@@ -183,7 +312,8 @@ FIGURES: tuple[Figure, ...] = (
 # ---------------------------------------------------------------- a row, as the paper names it
 
 _SHORTHAND = re.compile(
-    r"^(resnet|resnext|cifar_resnet|cifar_preact_resnet|vgg)(\d+)(?:_32x4d|_bn)?$")
+    r"^(resnet|resnext|cifar_resnet|cifar_preact_resnet|vgg)(\d+)(?:_32x4d|_bn)?$"
+)
 
 
 _ABSENT = object()
@@ -233,15 +363,22 @@ def describe(config: Mapping[str, Any]) -> dict[str, str]:
         family, depth = short.group(1), depth or short.group(2)
     attention = _param(config, "arch.attention") or "se"
     enabled = _param(config, "arch.se.enabled") != "false"
-    row = {"family": family, "depth": depth, "groups": _param(config, "arch.groups"),
-           "variant": FAMILY_VARIANT.get(family, ""),
-           "attention": attention, "se": "on" if enabled and attention != "none" else "off"}
+    row = {
+        "family": family,
+        "depth": depth,
+        "groups": _param(config, "arch.groups"),
+        "variant": FAMILY_VARIANT.get(family, ""),
+        "attention": attention,
+        "se": "on" if enabled and attention != "none" else "off",
+    }
     if row["se"] == "on":
-        row |= {"reduction": _reduction(_param(config, R) or "16"),
-                "squeeze": _param(config, SQUEEZE) or "avg",
-                "gate": _param(config, GATE) or "sigmoid",
-                "placement": _param(config, PLACEMENT) or "standard",
-                "stages": _stages(_param(config, STAGES))}
+        row |= {
+            "reduction": _reduction(_param(config, R) or "16"),
+            "squeeze": _param(config, SQUEEZE) or "avg",
+            "gate": _param(config, GATE) or "sigmoid",
+            "placement": _param(config, PLACEMENT) or "standard",
+            "stages": _stages(_param(config, STAGES)),
+        }
     return row
 
 
@@ -264,8 +401,11 @@ def datasets_for(dataset: Any) -> tuple[str, str]:
 def figure_for(config: Mapping[str, Any], axis: str, dataset: str) -> Figure | None:
     """The paper's figure on ``dataset`` for the network ``config`` is, in ``axis``'s table."""
     row = describe(config)
-    found = [f for f in FIGURES if f.dataset == dataset and (not f.axes or axis in f.axes)
-             and f.matches(row)]
+    found = [
+        f
+        for f in FIGURES
+        if f.dataset == dataset and (not f.axes or axis in f.axes) and f.matches(row)
+    ]
     ablation = [f for f in found if f.axes]
     return (ablation or found or [None])[0]
 
@@ -276,22 +416,25 @@ def figure_for(config: Mapping[str, Any], axis: str, dataset: str) -> Figure | N
 _PREFIX = {IMAGENET: "paper_", CIFAR10: "paper_cifar_", CIFAR100: "paper_cifar_"}
 
 
-def _figure_columns(prefix: str, dataset: str, fig: Figure | None,
-                    row: Mapping[str, str]) -> dict[str, Any]:
+def _figure_columns(
+    prefix: str, dataset: str, fig: Figure | None, row: Mapping[str, str]
+) -> dict[str, Any]:
     def number(attr: str) -> float:
         value = getattr(fig, attr, None)  # None without a figure, or where the paper gives none
         return math.nan if value is None else float(value)
 
-    return {f"{prefix}dataset": dataset,
-            f"{prefix}network": fig.network if fig else None,
-            f"{prefix}setting": (fig.setting or fig.network) if fig else None,
-            f"{prefix}name": fig.name if fig else None,
-            f"{prefix}variant": variant_note(fig, row) or None,
-            # CIFAR's test error is a top-1 error too.
-            f"{prefix}top1_err": number("err"),
-            f"{prefix}top5_err": number("top5_err"),
-            f"{prefix}params_m": number("params_m"),
-            f"{prefix}gflops": number("gflops")}
+    return {
+        f"{prefix}dataset": dataset,
+        f"{prefix}network": fig.network if fig else None,
+        f"{prefix}setting": (fig.setting or fig.network) if fig else None,
+        f"{prefix}name": fig.name if fig else None,
+        f"{prefix}variant": variant_note(fig, row) or None,
+        # CIFAR's test error is a top-1 error too.
+        f"{prefix}top1_err": number("err"),
+        f"{prefix}top5_err": number("top5_err"),
+        f"{prefix}params_m": number("params_m"),
+        f"{prefix}gflops": number("gflops"),
+    }
 
 
 def row_columns(config: Mapping[str, Any], axis: str) -> dict[str, Any]:
@@ -316,14 +459,19 @@ def display_columns(table: pd.DataFrame) -> dict[str, list[str]]:
             continue
         dataset = table[f"{prefix}dataset"].iloc[0]
         tag = f"[paper, {dataset}]"
-        out[f"paper setting {tag}"] = [v if isinstance(v, str) else NO_FIGURE
-                                       for v in table[f"{prefix}name"]]
+        out[f"paper setting {tag}"] = [
+            v if isinstance(v, str) else NO_FIGURE for v in table[f"{prefix}name"]
+        ]
         variants = table.get(f"{prefix}variant")
         if variants is not None and variants.notna().any():
             out[f"paper variant {tag}"] = [v if isinstance(v, str) else "—" for v in variants]
         err = "top-1 err (%)" if dataset == IMAGENET else "test err (%)"
-        for col, name, fmt in (("top1_err", err, ".2f"), ("top5_err", "top-5 err (%)", ".2f"),
-                               ("params_m", "params (M)", ".1f"), ("gflops", "GFLOPs", ".4g")):
+        for col, name, fmt in (
+            ("top1_err", err, ".2f"),
+            ("top5_err", "top-5 err (%)", ".2f"),
+            ("params_m", "params (M)", ".1f"),
+            ("gflops", "GFLOPs", ".4g"),
+        ):
             if col == "top1_err" or table[prefix + col].notna().any():
                 out[f"paper {name} {tag}"] = [_num(v, fmt) for v in table[prefix + col]]
     if not out and len(table):
@@ -344,10 +492,12 @@ def _cifar_rows() -> list[dict[str, Any]]:
         plain = fig.network.removeprefix("SE-")
         label = f"{plain} ({fig.variant})" if fig.variant else plain
         pair = rows.setdefault(plain, {"model": label}).setdefault(
-            "cifar10" if fig.dataset == CIFAR10 else "cifar100", [math.nan, math.nan])
+            "cifar10" if fig.dataset == CIFAR10 else "cifar100", [math.nan, math.nan]
+        )
         pair[fig.network.startswith("SE-")] = fig.err
-    return [{k: tuple(v) if isinstance(v, list) else v for k, v in r.items()}
-            for r in rows.values()]
+    return [
+        {k: tuple(v) if isinstance(v, list) else v for k, v in r.items()} for r in rows.values()
+    ]
 
 
 # [{"model": "ResNet-110", "cifar10": (without, with), "cifar100": (...)}, ...] for the HTML.

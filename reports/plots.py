@@ -28,8 +28,10 @@ FRONT_COLOR = "#d62728"
 POINT_COLOR = "#1f77b4"
 BASE_COLOR = "black"
 DPI = 130
-INTERVAL_NOTE = ("Points: means over finished seeds; bars: 95% t-interval, as in the tables "
-                 "(clipped to 0-100%, none with 1 seed).")
+INTERVAL_NOTE = (
+    "Points: means over finished seeds; bars: 95% t-interval, as in the tables "
+    "(clipped to 0-100%, none with 1 seed)."
+)
 
 
 def _figure(width: float = 8.5, height: float = 5.2) -> tuple[Figure, FigureCanvasAgg]:
@@ -69,21 +71,50 @@ def place_labels(
     colors = list(colors or ["black"] * len(xs))
     px_per_pt = fig.dpi / 72.0
     marker_px = ax.transData.transform(np.column_stack([xs, ys])) if xs else np.zeros((0, 2))
-    markers = [Bbox.from_extents(x + s * px_per_pt - 5, y - 5, x + s * px_per_pt + 5, y + 5)
-               for (x, y), s in zip(marker_px, shifts, strict=True)]
-    offsets = [(7, 6), (7, -14), (-7, 6), (-7, -14), (7, 20), (-7, 20), (7, -28), (-7, -28),
-               (22, 34), (-22, 34), (22, -42), (-22, -42), (30, 0), (-30, 0), (10, 50),
-               (-10, 50), (10, -56), (-10, -56)]
-    style = {"fontsize": 8.5, "textcoords": "offset points", "va": "bottom",
-             "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}}
+    markers = [
+        Bbox.from_extents(x + s * px_per_pt - 5, y - 5, x + s * px_per_pt + 5, y + 5)
+        for (x, y), s in zip(marker_px, shifts, strict=True)
+    ]
+    offsets = [
+        (7, 6),
+        (7, -14),
+        (-7, 6),
+        (-7, -14),
+        (7, 20),
+        (-7, 20),
+        (7, -28),
+        (-7, -28),
+        (22, 34),
+        (-22, 34),
+        (22, -42),
+        (-22, -42),
+        (30, 0),
+        (-30, 0),
+        (10, 50),
+        (-10, 50),
+        (10, -56),
+        (-10, -56),
+    ]
+    style = {
+        "fontsize": 8.5,
+        "textcoords": "offset points",
+        "va": "bottom",
+        "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+    }
     placed: list[Bbox] = []
     annotations = []
     for i, (x, y, text) in enumerate(zip(xs, ys, texts, strict=True)):
         others = [m for j, m in enumerate(markers) if j != i]
         chosen = offsets[0]
         for dx, dy in offsets:
-            ann = ax.annotate(text, (x, y), xytext=(dx + shifts[i], dy), color=colors[i],
-                              ha="left" if dx >= 0 else "right", **style)
+            ann = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx + shifts[i], dy),
+                color=colors[i],
+                ha="left" if dx >= 0 else "right",
+                **style,
+            )
             box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
             ann.remove()
             inside = ax_box.contains(box.x0, box.y0) and ax_box.contains(box.x1, box.y1)
@@ -93,11 +124,15 @@ def place_labels(
         dx, dy = chosen  # when every spot is taken the first one is used: still readable
         far = abs(dy) > 15 or abs(dx) > 15
         ann = ax.annotate(
-            text, (x, y), xytext=(dx + shifts[i], dy), color=colors[i],
+            text,
+            (x, y),
+            xytext=(dx + shifts[i], dy),
+            color=colors[i],
             ha="left" if dx >= 0 else "right",
             # A thin leader line when the label had to move away from its point.
-            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 0,
-                        "shrinkB": 4} if far else None,
+            arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 0, "shrinkB": 4}
+            if far
+            else None,
             **style,
         )
         placed.append(ann.get_window_extent(renderer).expanded(1.05, 1.1))
@@ -142,8 +177,17 @@ def _marker_style(pt: pd.Series, front_pt: bool) -> tuple[str, str, str, int]:
     return "mean, 95% CI, dominated", "o", POINT_COLOR, 6
 
 
-def _draw_points(fig: Figure, ax: Any, pts: pd.DataFrame, done: pd.DataFrame, cost_col: str,
-                 acc_col: str, div: float, shifts: np.ndarray, on_front: set) -> None:
+def _draw_points(
+    fig: Figure,
+    ax: Any,
+    pts: pd.DataFrame,
+    done: pd.DataFrame,
+    cost_col: str,
+    acc_col: str,
+    div: float,
+    shifts: np.ndarray,
+    on_front: set,
+) -> None:
     """Single finished trials in grey, then each configuration's mean with its interval."""
     xs = (pts[cost_col] / div).to_numpy(dtype=float)
     yerr = interval_yerr(pts)
@@ -153,31 +197,72 @@ def _draw_points(fig: Figure, ax: Any, pts: pd.DataFrame, done: pd.DataFrame, co
         if cost_col in done and acc_col in done and "point_key" in done:
             mine = done[done["point_key"] == pt["point_key"]]
             name = "single trial (finished)"
-            ax.scatter(mine[cost_col] / div, 100 * mine[acc_col], s=12, color="0.65", zorder=1,
-                       transform=shifted, label=None if name in seen else name)
+            ax.scatter(
+                mine[cost_col] / div,
+                100 * mine[acc_col],
+                s=12,
+                color="0.65",
+                zorder=1,
+                transform=shifted,
+                label=None if name in seen else name,
+            )
             seen.add(name)
         front_pt = pt["point_key"] in on_front
         name, fmt, color, ms = _marker_style(pt, front_pt)
-        ax.errorbar([xs[i]], [100 * pt["acc_mean"]], yerr=yerr[:, i:i + 1], fmt=fmt,
-                    color=color, ms=ms, capsize=3, lw=1.2, zorder=3, transform=shifted,
-                    label=None if name in seen else name, mfc=FRONT_COLOR if front_pt else color)
+        ax.errorbar(
+            [xs[i]],
+            [100 * pt["acc_mean"]],
+            yerr=yerr[:, i : i + 1],
+            fmt=fmt,
+            color=color,
+            ms=ms,
+            capsize=3,
+            lw=1.2,
+            zorder=3,
+            transform=shifted,
+            label=None if name in seen else name,
+            mfc=FRONT_COLOR if front_pt else color,
+        )
         seen.add(name)
 
 
-def _label_front(fig: Figure, canvas: FigureCanvasAgg, ax: Any, pts: pd.DataFrame,
-                 front: pd.DataFrame, xs: np.ndarray, ys: np.ndarray, shifts: np.ndarray,
-                 label_all_below: int) -> None:
+def _label_front(
+    fig: Figure,
+    canvas: FigureCanvasAgg,
+    ax: Any,
+    pts: pd.DataFrame,
+    front: pd.DataFrame,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    shifts: np.ndarray,
+    label_all_below: int,
+) -> None:
     on_front = set(front["point_key"])
     ties = set(front.loc[front["pareto_tie"], "point_key"])
-    show = [i for i in range(len(pts))
-            if pts.loc[i, "point_key"] in on_front or len(pts) < label_all_below]
+    show = [
+        i
+        for i in range(len(pts))
+        if pts.loc[i, "point_key"] in on_front or len(pts) < label_all_below
+    ]
     # Front labels first so that they get the best spots.
     show.sort(key=lambda i: pts.loc[i, "point_key"] not in on_front)
-    labels = [f"{pts.loc[i, 'label']} (tie)" if pts.loc[i, "point_key"] in ties
-              else str(pts.loc[i, "label"]) for i in show]
+    labels = [
+        f"{pts.loc[i, 'label']} (tie)"
+        if pts.loc[i, "point_key"] in ties
+        else str(pts.loc[i, "label"])
+        for i in show
+    ]
     colors = ["#8b0000" if pts.loc[i, "point_key"] in on_front else "#1f3f6f" for i in show]
-    place_labels(fig, canvas, ax, [xs[i] for i in show], [ys[i] for i in show], labels,
-                 colors, [shifts[i] for i in show])
+    place_labels(
+        fig,
+        canvas,
+        ax,
+        [xs[i] for i in show],
+        [ys[i] for i in show],
+        labels,
+        colors,
+        [shifts[i] for i in show],
+    )
 
 
 def plot_pareto(
@@ -208,25 +293,38 @@ def plot_pareto(
     fig, canvas = _figure()
     ax = fig.add_subplot()
     if len(front):
-        ax.step(list(front[cost_col] / div), list(100 * front["acc_mean"]), where="post",
-                color=FRONT_COLOR, lw=1.5, alpha=0.6, zorder=2,
-                label="Pareto front (max accuracy, min cost)")
+        ax.step(
+            list(front[cost_col] / div),
+            list(100 * front["acc_mean"]),
+            where="post",
+            color=FRONT_COLOR,
+            lw=1.5,
+            alpha=0.6,
+            zorder=2,
+            label="Pareto front (max accuracy, min cost)",
+        )
     _draw_points(fig, ax, pts, done, cost_col, acc_col, div, shifts, set(front["point_key"]))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{acc_col} (%, {SPLIT.get(acc_col, 'validation')} split)")
     ax.grid(True, alpha=0.3)
     # Artists drawn with a sideways shift are left out of autoscaling: set the limits from the
     # means, their intervals and the single trials, with room for labels.
-    singles = 100 * pd.to_numeric(done[acc_col], errors="coerce").dropna() if (
-        acc_col in done and "point_key" in done) else pd.Series(dtype=float)
+    singles = (
+        100 * pd.to_numeric(done[acc_col], errors="coerce").dropna()
+        if (acc_col in done and "point_key" in done)
+        else pd.Series(dtype=float)
+    )
     bars = interval_yerr(pts)
     # A measured cost (latency) differs from trial to trial: their x counts too.
-    single_x = pd.to_numeric(done[cost_col], errors="coerce").dropna() / div if (
-        cost_col in done and "point_key" in done) else pd.Series(dtype=float)
-    _set_limits(ax, [*xs, *single_x], [*(ys - bars[0]), *(ys + bars[1]), *singles],
-                x_pad=0.12, y_pad=0.15)
-    ax.set_title(title or f"Accuracy vs {cost_name(cost_col)}",
-                 fontsize=11)
+    single_x = (
+        pd.to_numeric(done[cost_col], errors="coerce").dropna() / div
+        if (cost_col in done and "point_key" in done)
+        else pd.Series(dtype=float)
+    )
+    _set_limits(
+        ax, [*xs, *single_x], [*(ys - bars[0]), *(ys + bars[1]), *singles], x_pad=0.12, y_pad=0.15
+    )
+    ax.set_title(title or f"Accuracy vs {cost_name(cost_col)}", fontsize=11)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     notes = [INTERVAL_NOTE]
     if (shifts != 0).any():
@@ -270,8 +368,10 @@ def _r_position(values: list[Any]) -> tuple[dict[str, float], bool]:
     else:
         if all(x > 0 for x in nums.values()):
             return {k: math.log2(x) for k, x in nums.items()}, True
-    ordered = sorted({str(v) for v in values}, key=lambda s: [float(p) for p in
-                     re.findall(r"[0-9.]+", s)] or [math.inf])
+    ordered = sorted(
+        {str(v) for v in values},
+        key=lambda s: [float(p) for p in re.findall(r"[0-9.]+", s)] or [math.inf],
+    )
     return {k: float(i) for i, k in enumerate(ordered)}, False
 
 
@@ -279,8 +379,9 @@ def _baseline_band(ax: Any, points: pd.DataFrame) -> None:
     base = points[points["baseline"] & (points["n"] > 0)]
     if len(base):
         b = base.iloc[0]
-        ax.axhline(100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2,
-                   label="no-SE baseline, 95% CI")
+        ax.axhline(
+            100 * b["acc_mean"], color=BASE_COLOR, ls="--", lw=1.2, label="no-SE baseline, 95% CI"
+        )
         if pd.notna(b["acc_ci_half"]):
             ax.axhspan(100 * b["acc_ci_low"], 100 * b["acc_ci_high"], color="0.5", alpha=0.15)
 
@@ -293,8 +394,11 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
     pts = points[(points["n"] > 0) & ~points["baseline"] & points[axis].notna()]
     if pts[axis].astype(str).nunique() < 2:
         return None
-    group_cols = [c for c in ("arch.backbone", "arch.depth", "arch.se.placement")
-                  if c in pts and pts[c].astype(str).nunique() > 1]
+    group_cols = [
+        c
+        for c in ("arch.backbone", "arch.depth", "arch.se.placement")
+        if c in pts and pts[c].astype(str).nunique() > 1
+    ]
     pos, is_log = _r_position(list(pts[axis]))
     fig, _ = _figure(8.0, 4.8)
     ax = fig.add_subplot()
@@ -308,17 +412,33 @@ def plot_acc_vs_r(points: pd.DataFrame, path: Path, title: str = "") -> Path | N
         dodge = (gi - (len(groups) - 1) / 2) * (width / max(len(groups) - 1, 1))
         x = grp["_x"] + dodge
         y = 100 * grp["acc_mean"]
-        ax.errorbar(x, y, yerr=interval_yerr(grp), fmt="-o", capsize=3, ms=5, lw=1.4,
-                    label=name or "mean, 95% CI")
+        ax.errorbar(
+            x,
+            y,
+            yerr=interval_yerr(grp),
+            fmt="-o",
+            capsize=3,
+            ms=5,
+            lw=1.4,
+            label=name or "mean, 95% CI",
+        )
         single = grp["n"] < 2
         if single.any():
-            ax.scatter(x[single], y[single], s=60, facecolors="white", edgecolors="0.3",
-                       zorder=4, label="1 seed (no CI)" if gi == 0 else None)
+            ax.scatter(
+                x[single],
+                y[single],
+                s=60,
+                facecolors="white",
+                edgecolors="0.3",
+                zorder=4,
+                label="1 seed (no CI)" if gi == 0 else None,
+            )
     _baseline_band(ax, points)
     ticks = sorted(pos.items(), key=lambda kv: kv[1])
     ax.set_xticks([v for _, v in ticks], [k for k, _ in ticks])
-    ax.set_xlabel("SE reduction ratio r (channels / bottleneck width)"
-                  + (", log scale" if is_log else ""))
+    ax.set_xlabel(
+        "SE reduction ratio r (channels / bottleneck width)" + (", log scale" if is_log else "")
+    )
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(True, alpha=0.3)
     ax.margins(x=0.08, y=0.15)
@@ -348,8 +468,7 @@ def _gain_panel(ax: Any, points: pd.DataFrame) -> None:
     base = points[points["baseline"] & (points["n"] > 0)]
     pts = points[~points["baseline"] & (points["n"] > 0)]
     if base.empty or pts.empty:
-        ax.text(0.5, 0.5, "no finished baseline or SE run yet", ha="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no finished baseline or SE run yet", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
         return
     b = base.iloc[0]
@@ -357,19 +476,35 @@ def _gain_panel(ax: Any, points: pd.DataFrame) -> None:
     rows = []
     for _, p in pts.iterrows():
         d = diff_ci(p["acc_values"], b["acc_values"], p["seeds"], b["seeds"], floor=floor)
-        rows.append((str(p["label"]), 100 * d.mean, 100 * d.half_width if d.has_ci else 0.0,
-                     float(p.get("params", 0))))
+        rows.append(
+            (
+                str(p["label"]),
+                100 * d.mean,
+                100 * d.half_width if d.has_ci else 0.0,
+                float(p.get("params", 0)),
+            )
+        )
     rows.sort(key=lambda r: r[3])
-    bars = ax.bar(range(len(rows)), [r[1] for r in rows], yerr=[r[2] for r in rows], capsize=3,
-                  color=[FRONT_COLOR if r[1] > 0 else POINT_COLOR for r in rows])
+    bars = ax.bar(
+        range(len(rows)),
+        [r[1] for r in rows],
+        yerr=[r[2] for r in rows],
+        capsize=3,
+        color=[FRONT_COLOR if r[1] > 0 else POINT_COLOR for r in rows],
+    )
     base_params = float(b.get("params", math.nan))
     for bar, r in zip(bars, rows, strict=True):
         if math.isfinite(base_params) and math.isfinite(r[3]):
-            ax.annotate(f"+{human(r[3] - base_params)}\nparams",
-                        (bar.get_x() + bar.get_width() / 2, 0),
-                        xytext=(0, -3 if r[1] >= 0 else 3), textcoords="offset points",
-                        ha="center", va="top" if r[1] >= 0 else "bottom",
-                        fontsize=7.5, color="0.3")
+            ax.annotate(
+                f"+{human(r[3] - base_params)}\nparams",
+                (bar.get_x() + bar.get_width() / 2, 0),
+                xytext=(0, -3 if r[1] >= 0 else 3),
+                textcoords="offset points",
+                ha="center",
+                va="top" if r[1] >= 0 else "bottom",
+                fontsize=7.5,
+                color="0.3",
+            )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(rows)), [r[0] for r in rows], rotation=30, ha="right")
     ax.set_ylabel("accuracy gain over no SE (pp)")
@@ -394,7 +529,7 @@ def plot_stage_view(
         return None
     # Cost is the same for every seed of a configuration; take one row per point.
     per_point = se.groupby("point_key", sort=False).first()
-    labels = (points.set_index("point_key")["label"] if "point_key" in points else pd.Series())
+    labels = points.set_index("point_key")["label"] if "point_key" in points else pd.Series()
     # Most expensive first: r=2 before r=32, all stages before one stage.
     total = per_point.get("se_params", pd.Series(0.0, index=per_point.index)).astype(float)
     keys = list(total.sort_values(ascending=False, kind="stable").index)
@@ -407,21 +542,35 @@ def plot_stage_view(
     axes = fig.subplots(1, panels)
     width = 0.8 / max(len(keys), 1)
     x = np.arange(len(stages))
-    for ax, what, unit_name in ((axes[0], "se_params", "parameters"),
-                                (axes[1], "se_flops", "FLOPs")):
+    for ax, what, unit_name in (
+        (axes[0], "se_params", "parameters"),
+        (axes[1], "se_flops", "FLOPs"),
+    ):
         cols = [f"stage{s}.{what}" for s in stages]
         vals = sub.reindex(columns=cols).astype(float).fillna(0.0)
         div, prefix = scale_for(list(vals.to_numpy().ravel()))
         for i, key in enumerate(keys):
-            ax.bar(x + (i - (len(keys) - 1) / 2) * width, vals.loc[key] / div, width,
-                   label=str(labels.get(key, key)))
+            ax.bar(
+                x + (i - (len(keys) - 1) / 2) * width,
+                vals.loc[key] / div,
+                width,
+                label=str(labels.get(key, key)),
+            )
         ax.set_xticks(x, [f"stage {s}" for s in stages])
-        ax.set_ylabel(f"added by SE ({prefix}{' ' if prefix else ''}{unit_name})"
-                      if unit_name == "parameters" else f"added by SE ({prefix}FLOPs)")
+        ax.set_ylabel(
+            f"added by SE ({prefix}{' ' if prefix else ''}{unit_name})"
+            if unit_name == "parameters"
+            else f"added by SE ({prefix}FLOPs)"
+        )
         ax.set_title(f"SE {unit_name} per stage", fontsize=10.5)
         ax.grid(True, axis="y", alpha=0.3)
-    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False,
-                   title="configuration")
+    axes[1].legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8.5,
+        frameon=False,
+        title="configuration",
+    )
 
     if stages_varied:
         _gain_panel(axes[2], points)
@@ -436,21 +585,33 @@ def plot_time_shares(trials: pd.DataFrame, path: Path, title: str = "") -> Path 
     table = stage_shares(trials)
     if table.empty:
         return None
-    se_flops = pd.to_numeric(trials["se_flops"], errors="coerce").groupby(
-        trials["point_key"]).median().reindex(table["point_key"].unique())
+    se_flops = (
+        pd.to_numeric(trials["se_flops"], errors="coerce")
+        .groupby(trials["point_key"])
+        .median()
+        .reindex(table["point_key"].unique())
+    )
     rows = table[table["point_key"] == se_flops.idxmax()]
     fig, _ = _figure(11.0, 4.4)
     axes = fig.subplots(1, 2)
     x = np.arange(len(rows))
-    panels = ((axes[0], ("FLOPs share %", "time share %"), "share of the network (%)",
-               "Where the network's FLOPs and time go"),
-              (axes[1], ("SE +FLOPs % of stage", "SE +time % of stage"),
-               "added by SE (% of the plain stage)", "What SE adds: FLOPs vs time"))
+    panels = (
+        (
+            axes[0],
+            ("FLOPs share %", "time share %"),
+            "share of the network (%)",
+            "Where the network's FLOPs and time go",
+        ),
+        (
+            axes[1],
+            ("SE +FLOPs % of stage", "SE +time % of stage"),
+            "added by SE (% of the plain stage)",
+            "What SE adds: FLOPs vs time",
+        ),
+    )
     for ax, (flops_col, time_col), ylabel, panel_title in panels:
-        ax.bar(x - 0.2, rows[flops_col].fillna(0.0), 0.4, label="FLOPs (fvcore)",
-               color=POINT_COLOR)
-        ax.bar(x + 0.2, rows[time_col].fillna(0.0), 0.4, label="time (measured)",
-               color=FRONT_COLOR)
+        ax.bar(x - 0.2, rows[flops_col].fillna(0.0), 0.4, label="FLOPs (fvcore)", color=POINT_COLOR)
+        ax.bar(x + 0.2, rows[time_col].fillna(0.0), 0.4, label="time (measured)", color=FRONT_COLOR)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, [f"stage {s}" for s in rows["stage"]])
         ax.set_ylabel(ylabel)
@@ -459,10 +620,17 @@ def plot_time_shares(trials: pd.DataFrame, path: Path, title: str = "") -> Path 
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
     label = rows["configuration"].iloc[0]
     fig.suptitle(title or f"FLOPs vs measured time per stage ({label})", fontsize=11)
-    fig.text(0.01, -0.02, f"{label}: the SE configuration that adds the most FLOPs. Time: the "
-             "deployment batch's forward, SE network and plain network in alternating rounds, "
-             "medians (stage_time_shares.csv has every configuration).", fontsize=8,
-             color="0.35", ha="left", va="top")
+    fig.text(
+        0.01,
+        -0.02,
+        f"{label}: the SE configuration that adds the most FLOPs. Time: the "
+        "deployment batch's forward, SE network and plain network in alternating rounds, "
+        "medians (stage_time_shares.csv has every configuration).",
+        fontsize=8,
+        color="0.35",
+        ha="left",
+        va="top",
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -486,14 +654,24 @@ def make_plots(
         if col in points:
             what = cost_name(col)
             figs[f"Accuracy vs {what}"] = plot_pareto(
-                points, trials, col, out / f"acc_vs_{col}.png".replace("_b1_ms", ""),
-                f"{prefix}accuracy vs {what}", acc_col)
+                points,
+                trials,
+                col,
+                out / f"acc_vs_{col}.png".replace("_b1_ms", ""),
+                f"{prefix}accuracy vs {what}",
+                acc_col,
+            )
     if "arch.se.reduction" in varied:
-        figs["Accuracy vs reduction r"] = plot_acc_vs_r(points, out / "acc_vs_r.png",
-                                                        f"{prefix}accuracy vs reduction ratio r")
+        figs["Accuracy vs reduction r"] = plot_acc_vs_r(
+            points, out / "acc_vs_r.png", f"{prefix}accuracy vs reduction ratio r"
+        )
     stages_varied = "arch.se.stages" in varied
     figs["SE cost per stage"] = plot_stage_view(
-        points, trials, out / "stages.png", stages_varied,
-        f"{prefix}what SE adds per stage" + (" and what it gains" if stages_varied else ""))
+        points,
+        trials,
+        out / "stages.png",
+        stages_varied,
+        f"{prefix}what SE adds per stage" + (" and what it gains" if stages_varied else ""),
+    )
     figs["FLOPs vs measured time per stage"] = plot_time_shares(trials, out / "time_shares.png")
     return {k: v for k, v in figs.items() if v is not None}

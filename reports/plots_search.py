@@ -14,8 +14,7 @@ from .curves import AGREES, EarlyVsFinal
 from .importance import Importance
 from .plots import _figure, _save
 
-COLORS = {"PED-ANOVA": "#1f77b4", "fANOVA": "#ff7f0e", "spearman": "#1f77b4",
-          "kendall": "#2ca02c"}
+COLORS = {"PED-ANOVA": "#1f77b4", "fANOVA": "#ff7f0e", "spearman": "#1f77b4", "kendall": "#2ca02c"}
 
 
 def plot_importance(imp: Importance, path: Path, title: str = "") -> Path | None:
@@ -31,15 +30,24 @@ def plot_importance(imp: Importance, path: Path, title: str = "") -> Path | None
         rows = imp.table[imp.table["evaluator"] == name].set_index("knob").reindex(knobs)
         y = np.arange(len(knobs)) + (i - (len(evaluators) - 1) / 2) * height
         err = np.vstack([rows["importance"] - rows["low"], rows["high"] - rows["importance"]])
-        ax.barh(y, rows["importance"], height, xerr=np.clip(err, 0, None), capsize=2,
-                color=COLORS.get(name), label=f"{name} (2.5-97.5% over resamples)")
+        ax.barh(
+            y,
+            rows["importance"],
+            height,
+            xerr=np.clip(err, 0, None),
+            capsize=2,
+            color=COLORS.get(name),
+            label=f"{name} (2.5-97.5% over resamples)",
+        )
     ax.set_yticks(np.arange(len(knobs)), knobs)
     ax.set_xlim(0, 1)
     ax.set_xlabel(f"share of the variation in {imp.metric} (sums to 1 per evaluator)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8.5)
-    ax.set_title(title or f"Which knob mattered ({imp.trials} finished trials, "
-                 f"{imp.resamples} resamples)", fontsize=11)
+    ax.set_title(
+        title or f"Which knob mattered ({imp.trials} finished trials, {imp.resamples} resamples)",
+        fontsize=11,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -53,10 +61,15 @@ def plot_rank_correlation(early: EarlyVsFinal, path: Path, title: str = "") -> P
     ax = fig.add_subplot()
     for kind, name in (("spearman", "Spearman's rho"), ("kendall", "Kendall's tau")):
         ax.plot(t["epoch"], t[kind], "-o", ms=4, color=COLORS[kind], label=name)
-        ax.fill_between(t["epoch"], t[f"{kind}_low"], t[f"{kind}_high"], color=COLORS[kind],
-                        alpha=0.15, label=f"{name}, 95% interval")
-    ax.axhline(AGREES, color="0.4", ls="--", lw=1,
-               label=f"{AGREES}: an early ranking to rely on")
+        ax.fill_between(
+            t["epoch"],
+            t[f"{kind}_low"],
+            t[f"{kind}_high"],
+            color=COLORS[kind],
+            alpha=0.15,
+            label=f"{name}, 95% interval",
+        )
+    ax.axhline(AGREES, color="0.4", ls="--", lw=1, label=f"{AGREES}: an early ranking to rely on")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_ylim(-1.05, 1.05)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -64,8 +77,12 @@ def plot_rank_correlation(early: EarlyVsFinal, path: Path, title: str = "") -> P
     ax.set_ylabel("rank correlation with the final epoch")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5, frameon=False)
-    ax.set_title(title or f"Does an early epoch rank the {early.configurations} configurations "
-                 "as the last one does?", fontsize=11)
+    ax.set_title(
+        title
+        or f"Does an early epoch rank the {early.configurations} configurations "
+        "as the last one does?",
+        fontsize=11,
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -73,11 +90,17 @@ def plot_rank_correlation(early: EarlyVsFinal, path: Path, title: str = "") -> P
 def importance_display(imp: Importance) -> pd.DataFrame:
     """The importance table as the report shows it."""
     t = imp.table
-    return pd.DataFrame({
-        "knob": t["knob"], "evaluator": t["evaluator"],
-        "importance (2.5-97.5% over resamples)": [f"{v:.2f} ({lo:.2f}-{hi:.2f})" for v, lo, hi in
-                                       zip(t["importance"], t["low"], t["high"], strict=True)],
-        "ranked first in": t["top_share"].map(lambda v: f"{v:.0%} of resamples")})
+    return pd.DataFrame(
+        {
+            "knob": t["knob"],
+            "evaluator": t["evaluator"],
+            "importance (2.5-97.5% over resamples)": [
+                f"{v:.2f} ({lo:.2f}-{hi:.2f})"
+                for v, lo, hi in zip(t["importance"], t["low"], t["high"], strict=True)
+            ],
+            "ranked first in": t["top_share"].map(lambda v: f"{v:.0%} of resamples"),
+        }
+    )
 
 
 def correlation_display(early: EarlyVsFinal) -> pd.DataFrame:
@@ -85,9 +108,16 @@ def correlation_display(early: EarlyVsFinal) -> pd.DataFrame:
     t = early.table
 
     def cell(kind: str) -> list[str]:
-        return [("—" if pd.isna(v) else f"{v:.2f} [{lo:.2f}, {hi:.2f}]") for v, lo, hi in
-                zip(t[kind], t[f"{kind}_low"], t[f"{kind}_high"], strict=True)]
+        return [
+            ("—" if pd.isna(v) else f"{v:.2f} [{lo:.2f}, {hi:.2f}]")
+            for v, lo, hi in zip(t[kind], t[f"{kind}_low"], t[f"{kind}_high"], strict=True)
+        ]
 
-    return pd.DataFrame({"epoch": t["epoch"], "configurations": t["configurations"],
-                         "Spearman rho [95%]": cell("spearman"),
-                         "Kendall tau [95%]": cell("kendall")})
+    return pd.DataFrame(
+        {
+            "epoch": t["epoch"],
+            "configurations": t["configurations"],
+            "Spearman rho [95%]": cell("spearman"),
+            "Kendall tau [95%]": cell("kendall"),
+        }
+    )

@@ -61,13 +61,23 @@ def resolution(trials: pd.DataFrame, col: str) -> float:
 
 
 def _ci_columns(prefix: str, ci: MeanCI) -> dict[str, Any]:
-    return {f"{prefix}_mean": ci.mean, f"{prefix}_std_error": ci.std_error,
-            f"{prefix}_ci_half": ci.half_width, f"{prefix}_ci_low": ci.low,
-            f"{prefix}_ci_high": ci.high, f"{prefix}_n": ci.n}
+    return {
+        f"{prefix}_mean": ci.mean,
+        f"{prefix}_std_error": ci.std_error,
+        f"{prefix}_ci_half": ci.half_width,
+        f"{prefix}_ci_low": ci.low,
+        f"{prefix}_ci_high": ci.high,
+        f"{prefix}_n": ci.n,
+    }
 
 
-def _summarise(group: pd.DataFrame, acc_col: str, level: float, floors: dict[str, float],
-               extra: list[tuple[str, str]]) -> dict[str, Any]:
+def _summarise(
+    group: pd.DataFrame,
+    acc_col: str,
+    level: float,
+    floors: dict[str, float],
+    extra: list[tuple[str, str]],
+) -> dict[str, Any]:
     done = finished_values(group, acc_col)
     acc = mean_ci(done.get(acc_col, []), level, floors[acc_col], ACCURACY_BOUNDS)
     row: dict[str, Any] = {
@@ -76,15 +86,19 @@ def _summarise(group: pd.DataFrame, acc_col: str, level: float, floors: dict[str
         "n_not_finished": int((group["status"] != FINISHED).sum()),
         "not_finished": not_finished_text(group["status"]),
         "stopped_seeds": sorted(group.loc[group["status"] == "stopped_early", "seed"].tolist())
-        if "seed" in group else [],
+        if "seed" in group
+        else [],
         "seeds": list(done["seed"]) if "seed" in done else [],
         "acc_values": [float(v) for v in done[acc_col]] if acc_col in done else [],
         **_ci_columns("acc", acc),
     }
     for prefix, col in extra:
         vals = finished_values(group, col)
-        row.update(_ci_columns(prefix, mean_ci(vals.get(col, []), level, floors.get(col, 0.0),
-                                               ACCURACY_BOUNDS)))
+        row.update(
+            _ci_columns(
+                prefix, mean_ci(vals.get(col, []), level, floors.get(col, 0.0), ACCURACY_BOUNDS)
+            )
+        )
     for col in COST_COLS:
         if col in group:  # cost does not depend on training: every trial that logged it
             row[col] = pd.to_numeric(group[col], errors="coerce").mean()
@@ -115,14 +129,20 @@ def point_summary(
     if trials.empty:
         return pd.DataFrame(columns=["point_key", "label", "baseline", *varied, "n", "acc_mean"])
     trials = trials.assign(baseline=baseline_mask(trials))
-    extra = [(p, c) for p, c in (("top5", m.top5_of(acc_col)), ("test", m.TEST_ACC))
-             if c in trials and (p != "top5" or top5_meaningful(trials))]
+    extra = [
+        (p, c)
+        for p, c in (("top5", m.top5_of(acc_col)), ("test", m.TEST_ACC))
+        if c in trials and (p != "top5" or top5_meaningful(trials))
+    ]
     floors = {col: resolution(trials, col) for col in [acc_col, *(c for _, c in extra)]}
     rows: list[dict[str, Any]] = []
     for key, group in trials.groupby("point_key", sort=False):
-        row: dict[str, Any] = {"point_key": key, "label": _label(group["label"]),
-                               "baseline": bool(group["baseline"].any()),
-                               "point": json.loads(str(key))}
+        row: dict[str, Any] = {
+            "point_key": key,
+            "label": _label(group["label"]),
+            "baseline": bool(group["baseline"].any()),
+            "point": json.loads(str(key)),
+        }
         for col in varied:
             vals = group[col].dropna() if col in group else pd.Series(dtype=object)
             row[col] = vals.iloc[0] if len(vals) else None
@@ -138,8 +158,16 @@ def arms(points: pd.DataFrame, cost_col: str = "flops") -> list[Arm]:
     out = []
     for _, p in points.iterrows():
         cost = tuple(float(p.get(c, math.nan)) for c in (cost_col, other))
-        out.append(Arm(str(p["point_key"]), str(p["label"]), tuple(p["acc_values"]),
-                       tuple(p["seeds"]), bool(p["baseline"]), cost))
+        out.append(
+            Arm(
+                str(p["point_key"]),
+                str(p["label"]),
+                tuple(p["acc_values"]),
+                tuple(p["seeds"]),
+                bool(p["baseline"]),
+                cost,
+            )
+        )
     return out
 
 

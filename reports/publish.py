@@ -53,18 +53,23 @@ class Published:
     view_tag: str
 
 
-def summary_metrics(rec: Recommendation | None, status_counts: Mapping[str, int]
-                    ) -> dict[str, float]:
+def summary_metrics(
+    rec: Recommendation | None, status_counts: Mapping[str, int]
+) -> dict[str, float]:
     """``sweep.*`` metrics of the parent run (accuracies as fractions, like the trials')."""
     out = {f"{METRIC_PREFIX}trials_{s}": float(status_counts.get(s, 0)) for s in STATUS_METRICS}
     out[f"{METRIC_PREFIX}trials_total"] = float(sum(status_counts.values()))
     if rec is None:
         return out
     for role, pick in (("best", rec.best), ("pick", rec.pick)):
-        out.update({f"{METRIC_PREFIX}{role}_acc": pick.acc_mean,
-                    f"{METRIC_PREFIX}{role}_acc_ci_low": pick.acc_low,
-                    f"{METRIC_PREFIX}{role}_acc_ci_high": pick.acc_high,
-                    f"{METRIC_PREFIX}{role}_seeds": float(pick.n)})
+        out.update(
+            {
+                f"{METRIC_PREFIX}{role}_acc": pick.acc_mean,
+                f"{METRIC_PREFIX}{role}_acc_ci_low": pick.acc_low,
+                f"{METRIC_PREFIX}{role}_acc_ci_high": pick.acc_high,
+                f"{METRIC_PREFIX}{role}_seeds": float(pick.n),
+            }
+        )
     out[f"{METRIC_PREFIX}decided"] = float(rec.decided)
     out[f"{METRIC_PREFIX}configurations"] = float(int((rec.candidates["n"] > 0).sum()))
     return {k: v for k, v in out.items() if math.isfinite(v)}
@@ -78,9 +83,13 @@ def summary_tags(rec: Recommendation | None) -> dict[str, str]:
     # The verdict as plain text on the first line: the runs table's Description column shows
     # that line as it is (Markdown marks and all).
     description = rec.as_markdown().replace(f"**{rec.text}**", rec.text, 1)
-    return {"selab.pick": rec.pick.label, "selab.best": rec.best.label,
-            "selab.decided": str(rec.decided).lower(), "selab.verdict": rec.text[:MAX_TAG],
-            "mlflow.note.content": clip(description, MAX_TAG)}
+    return {
+        "selab.pick": rec.pick.label,
+        "selab.best": rec.best.label,
+        "selab.decided": str(rec.decided).lower(),
+        "selab.verdict": rec.text[:MAX_TAG],
+        "mlflow.note.content": clip(description, MAX_TAG),
+    }
 
 
 def clip(text: str, limit: int) -> str:
@@ -89,7 +98,7 @@ def clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     tail = "\n\n(cut to fit MLflow's tag limit: report/recommendation.md has all of it)"
-    head = text[:limit - len(tail)]
+    head = text[: limit - len(tail)]
     end = head.rfind("\n")
     return (head[:end] if end > 0 else head) + tail
 
@@ -97,11 +106,19 @@ def clip(text: str, limit: int) -> str:
 def configurations_table(rec: Recommendation) -> pd.DataFrame:
     """One row per finished configuration, numbers as numbers (accuracies in %)."""
     c = rec.candidates[rec.candidates["n"] > 0]
-    cols = {"label": "configuration", "n": "seeds", "acc_mean": "acc_mean_pct",
-            "acc_ci_low": "acc_ci_low_pct", "acc_ci_high": "acc_ci_high_pct",
-            "flops": "flops", "params": "params", "vs_best": "vs_best",
-            "p_equivalent_holm": "p_tost_holm", "p_worse_holm": "p_worse_adjusted",
-            "beaten_by": "worse_than"}
+    cols = {
+        "label": "configuration",
+        "n": "seeds",
+        "acc_mean": "acc_mean_pct",
+        "acc_ci_low": "acc_ci_low_pct",
+        "acc_ci_high": "acc_ci_high_pct",
+        "flops": "flops",
+        "params": "params",
+        "vs_best": "vs_best",
+        "p_equivalent_holm": "p_tost_holm",
+        "p_worse_holm": "p_worse_adjusted",
+        "beaten_by": "worse_than",
+    }
     out = c[[k for k in cols if k in c]].rename(columns=cols).copy()
     for col in ("acc_mean_pct", "acc_ci_low_pct", "acc_ci_high_pct"):
         out[col] = (100 * out[col]).round(3)
@@ -149,25 +166,43 @@ def view_state(sweep: Sweep, knobs: list[str] | None = None) -> dict[str, Any]:
     # In this order (columnOrder), and no wide attribute column (Models, Description) nor the
     # seed (the run name has it): beside the run names, the accuracy and the knobs fit a
     # laptop's window with MLflow's assistant panel open.
-    columns = list(dict.fromkeys([*(f"metrics.`{k}`" for k in (metric, "flops")), *knobs,
-                                  "tags.`selab.status`"]))
-    return {"searchFilter": "", "orderByKey": f"metrics.`{metric}`",
-            "orderByAsc": False, "lifecycleFilter": "Active", "datasetsFilter": [],
-            "selectedColumns": columns, "columnOrder": columns,
-            "runsExpanded": {sweep.run_id: True}, "runsPinned": [sweep.run_id],
-            "runsHidden": [], "runsHiddenMode": "SHOW_ALL"}
+    columns = list(
+        dict.fromkeys(
+            [*(f"metrics.`{k}`" for k in (metric, "flops")), *knobs, "tags.`selab.status`"]
+        )
+    )
+    return {
+        "searchFilter": "",
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": False,
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "selectedColumns": columns,
+        "columnOrder": columns,
+        "runsExpanded": {sweep.run_id: True},
+        "runsPinned": [sweep.run_id],
+        "runsHidden": [],
+        "runsHiddenMode": "SHOW_ALL",
+    }
 
 
 def view_url(address: str, experiment_id: str) -> str:
     """The runs page of the sweep's experiment in the view :func:`publish_summary` saved."""
-    return (address.rstrip("/") + "/" + RUNS_VIEW.format(experiment_id=experiment_id)
-            + f"&viewStateShareKey={VIEW_KEY}")
+    return (
+        address.rstrip("/")
+        + "/"
+        + RUNS_VIEW.format(experiment_id=experiment_id)
+        + f"&viewStateShareKey={VIEW_KEY}"
+    )
 
 
 def run_url(address: str, experiment_id: str, run_id: str) -> str:
     """The parent run's page: the answer (description), its metrics and the report files."""
-    return (address.rstrip("/") + f"/#/experiments/{experiment_id}/runs/{run_id}"
-            + "?workflowType=machine_learning")  # MLflow 3 would open its GenAI side
+    return (
+        address.rstrip("/")
+        + f"/#/experiments/{experiment_id}/runs/{run_id}"
+        + "?workflowType=machine_learning"
+    )  # MLflow 3 would open its GenAI side
 
 
 def publish_summary(client: Any, sweep: Sweep, rec: Recommendation | None) -> Published:
@@ -177,19 +212,24 @@ def publish_summary(client: Any, sweep: Sweep, rec: Recommendation | None) -> Pu
     tags = summary_tags(rec)
     values = summary_metrics(rec, sweep.status_counts())
     now = int(pd.Timestamp.now(tz="UTC").timestamp() * 1000)
-    client.log_batch(sweep.run_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()],
-                     tags=[RunTag(k, v) for k, v in tags.items()])
+    client.log_batch(
+        sweep.run_id,
+        metrics=[Metric(k, v, now, 0) for k, v in values.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
     table = None
     if rec is not None:
         table = f"{TABLE_DIR}/{TABLE_FILE}"
         log_table(client, sweep.run_id, configurations_table(rec), table)
-    client.set_experiment_tag(sweep.experiment_id, VIEW_TAG,
-                              json.dumps(view_state(sweep, knob_columns(client, sweep))))
+    client.set_experiment_tag(
+        sweep.experiment_id, VIEW_TAG, json.dumps(view_state(sweep, knob_columns(client, sweep)))
+    )
     return Published(tags, values, table, VIEW_TAG)
 
 
-def publish_answer(sweep: Sweep, margin: float, alpha: float | None = None
-                   ) -> Recommendation | None:
+def publish_answer(
+    sweep: Sweep, margin: float, alpha: float | None = None
+) -> Recommendation | None:
     """The answer without the report's files: the recommendation at ``margin`` (accuracy as a
     fraction; `selab report` uses the raced sweep's own, else 1 point), published to the parent
     run and its experiment. What `selab run` does when its sweep ends, so that the MLflow UI

@@ -135,29 +135,61 @@ class Recommendation:
 
     def as_text(self) -> str:
         """The whole answer for a terminal: verdict, table, claims, the rule."""
-        return "\n".join([self.text, "", to_text(self.table), "", *self.claims(), "",
-                          verdict.TABLE_NOTE, "", self.rule])
+        return "\n".join(
+            [
+                self.text,
+                "",
+                to_text(self.table),
+                "",
+                *self.claims(),
+                "",
+                verdict.TABLE_NOTE,
+                "",
+                self.rule,
+            ]
+        )
 
     def as_markdown(self, title: str | None = None) -> str:
         """The same answer in Markdown (recommendation.md, the parent run's description)."""
         head = [f"# {title}", ""] if title else []
         claims = [f"- {line}" for line in self.claims()]
-        return "\n".join([*head, f"**{self.text}**", "", to_markdown(self.table),
-                          verdict.TABLE_NOTE, "", *claims, "", *self.rule.splitlines(), ""])
+        return "\n".join(
+            [
+                *head,
+                f"**{self.text}**",
+                "",
+                to_markdown(self.table),
+                verdict.TABLE_NOTE,
+                "",
+                *claims,
+                "",
+                *self.rule.splitlines(),
+                "",
+            ]
+        )
 
 
 def _pick(row: pd.Series, varied: list[str]) -> Pick:
     test = {}
     if "test_n" in row and int(row.get("test_n") or 0):
-        test = {"test_mean": float(row["test_mean"]), "test_low": float(row["test_ci_low"]),
-                "test_high": float(row["test_ci_high"]), "test_n": int(row["test_n"])}
+        test = {
+            "test_mean": float(row["test_mean"]),
+            "test_low": float(row["test_ci_low"]),
+            "test_high": float(row["test_ci_high"]),
+            "test_n": int(row["test_n"]),
+        }
     return Pick(
-        label=str(row["label"]), point_key=str(row["point_key"]),
+        label=str(row["label"]),
+        point_key=str(row["point_key"]),
         values={k: row.get(k) for k in varied if k in row},
-        acc_mean=float(row["acc_mean"]), acc_low=float(row["acc_ci_low"]),
-        acc_high=float(row["acc_ci_high"]), n=int(row["n"]),
-        flops=float(row.get("flops", math.nan)), params=float(row.get("params", math.nan)),
-        baseline=bool(row.get("baseline", False)), **test,
+        acc_mean=float(row["acc_mean"]),
+        acc_low=float(row["acc_ci_low"]),
+        acc_high=float(row["acc_ci_high"]),
+        n=int(row["n"]),
+        flops=float(row.get("flops", math.nan)),
+        params=float(row.get("params", math.nan)),
+        baseline=bool(row.get("baseline", False)),
+        **test,
     )
 
 
@@ -166,8 +198,7 @@ def _pp(x: float) -> str:
 
 
 def _holm(p: float, p_adj: float, family: int, what: str) -> str:
-    return (f"p={format_p(p)}, Holm-adjusted over {family} {what}: "
-            f"p={format_p(p_adj)}")
+    return f"p={format_p(p)}, Holm-adjusted over {family} {what}: p={format_p(p_adj)}"
 
 
 def _se_text(se: SeVerdict | None) -> str | None:
@@ -180,19 +211,26 @@ def _se_text(se: SeVerdict | None) -> str | None:
         items = "; ".join(
             f"{v.arm.label} by {_pp(v.test.diff)} ({v.test.test} one-sided, "
             f"{_holm(v.test.p_value, v.p_holm, se.family, 'SE configurations')})"
-            for v in se.helped)
-        return (f"Does SE help: yes, at alpha={se.alpha} with Holm's correction over {family}: "
-                f"{items}.")
+            for v in se.helped
+        )
+        return (
+            f"Does SE help: yes, at alpha={se.alpha} with Holm's correction over {family}: {items}."
+        )
     top = se.rows[0]
-    power = ("" if not math.isfinite(se.power_at_margin) else
-             f" At the observed spread, a true gain of {100 * se.margin:.2f} pp in one "
-             f"configuration would be found with probability {se.power_at_margin:.2f} with "
-             f"{top.test.n_a} seeds.")
-    return (f"Does SE help: not shown. No SE configuration beats the no-SE baseline at "
-            f"alpha={se.alpha} after Holm's correction over {family}; the closest, "
-            f"{top.arm.label} ({_pp(top.test.diff)}, {top.test.test} one-sided, "
-            f"{_holm(top.test.p_value, top.p_holm, se.family, 'SE configurations')}). "
-            "Not finding a gain is no evidence that there is none." + power)
+    power = (
+        ""
+        if not math.isfinite(se.power_at_margin)
+        else f" At the observed spread, a true gain of {100 * se.margin:.2f} pp in one "
+        f"configuration would be found with probability {se.power_at_margin:.2f} with "
+        f"{top.test.n_a} seeds."
+    )
+    return (
+        f"Does SE help: not shown. No SE configuration beats the no-SE baseline at "
+        f"alpha={se.alpha} after Holm's correction over {family}; the closest, "
+        f"{top.arm.label} ({_pp(top.test.diff)}, {top.test.test} one-sided, "
+        f"{_holm(top.test.p_value, top.p_holm, se.family, 'SE configurations')}). "
+        "Not finding a gain is no evidence that there is none." + power
+    )
 
 
 def _candidates(points: pd.DataFrame, choice: Choice) -> pd.DataFrame:
@@ -200,27 +238,38 @@ def _candidates(points: pd.DataFrame, choice: Choice) -> pd.DataFrame:
     for _, p in points.iterrows():
         c = choice.contender(str(p["point_key"]))
         best = p["point_key"] == choice.best.key
-        rows.append({**p.drop(labels=["acc_values", "point"], errors="ignore").to_dict(),
-                     "vs_best": "best" if best else (c.verdict if c else "no finished seed"),
-                     "p_worse": c.worse.p_value if c else math.nan,
-                     "p_worse_holm": c.p_worse_holm if c else math.nan,
-                     "beaten_by": (c.beaten_by.label if c and c.verdict == "worse"
-                                   and c.beaten_by is not None else None),
-                     "comparisons": c.comparisons if c else 0,
-                     "p_equivalent": c.equivalent.p_value if c else math.nan,
-                     "p_equivalent_holm": c.p_equivalent_holm if c else math.nan,
-                     "test": c.equivalent.test if c else ""})
+        rows.append(
+            {
+                **p.drop(labels=["acc_values", "point"], errors="ignore").to_dict(),
+                "vs_best": "best" if best else (c.verdict if c else "no finished seed"),
+                "p_worse": c.worse.p_value if c else math.nan,
+                "p_worse_holm": c.p_worse_holm if c else math.nan,
+                "beaten_by": (
+                    c.beaten_by.label
+                    if c and c.verdict == "worse" and c.beaten_by is not None
+                    else None
+                ),
+                "comparisons": c.comparisons if c else 0,
+                "p_equivalent": c.equivalent.p_value if c else math.nan,
+                "p_equivalent_holm": c.p_equivalent_holm if c else math.nan,
+                "test": c.equivalent.test if c else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def _configs(points: pd.DataFrame, varied: list[str],
-             cost_col: str = "flops") -> dict[str, verdict.Config]:
+def _configs(
+    points: pd.DataFrame, varied: list[str], cost_col: str = "flops"
+) -> dict[str, verdict.Config]:
     out = {}
     for _, row in points[points["n"] > 0].iterrows():
         pick = _pick(row, varied)
         # The cost the pick was made on (measured latency, say) is the one its words name.
-        cost = {"flops": pick.flops, "params": pick.params,
-                cost_col: float(row.get(cost_col, math.nan))}
+        cost = {
+            "flops": pick.flops,
+            "params": pick.params,
+            cost_col: float(row.get(cost_col, math.nan)),
+        }
         out[pick.point_key] = verdict.Config(pick.point_key, pick.label, pick.acc_text(), cost)
     return out
 
@@ -229,13 +278,16 @@ def _stopped_note(points: pd.DataFrame) -> str | None:
     stopped = points[points["stopped_seeds"].map(len) > 0] if "stopped_seeds" in points else []
     if not len(stopped):
         return None
-    items = [f"{r.label} (seeds {', '.join(map(str, r.stopped_seeds))})"
-             for r in stopped.itertuples()]
+    items = [
+        f"{r.label} (seeds {', '.join(map(str, r.stopped_seeds))})" for r in stopped.itertuples()
+    ]
     if len(items) > MAX_LISTED:
         items = [*items[:MAX_LISTED], f"{len(items) - MAX_LISTED} more (points.csv lists them)"]
     items = ", ".join(items)
-    return (f"Stopped early and excluded from every mean and test: {items}; the means of "
-            "these configurations are over their finished seeds only.")
+    return (
+        f"Stopped early and excluded from every mean and test: {items}; the means of "
+        "these configurations are over their finished seeds only."
+    )
 
 
 def recommend(
@@ -271,13 +323,30 @@ def recommend(
     budget = None
     if budget_flops is not None or budget_params is not None:
         budget = _budget_pick(points, best, varied, budget_flops, budget_params, choice, words)
-    rule = RULE.format(metric=acc_col, split=m.SPLIT.get(acc_col, "validation"), alpha=alpha,
-                       margin=f"{100 * margin:.2f}")
+    rule = RULE.format(
+        metric=acc_col,
+        split=m.SPLIT.get(acc_col, "validation"),
+        alpha=alpha,
+        margin=f"{100 * margin:.2f}",
+    )
     return Recommendation(
-        pick, best, choice, se, acc_col, alpha, margin, floor,
-        verdict.headline(choice, words, margin, cost_cols), _se_text(se), rule, candidates,
-        budget, notes, verdict.details(choice, words, pick.test_text(), floor),
-        verdict.decision_table(candidates[candidates["n"] > 0], choice, margin, cost_cols))
+        pick,
+        best,
+        choice,
+        se,
+        acc_col,
+        alpha,
+        margin,
+        floor,
+        verdict.headline(choice, words, margin, cost_cols),
+        _se_text(se),
+        rule,
+        candidates,
+        budget,
+        notes,
+        verdict.details(choice, words, pick.test_text(), floor),
+        verdict.decision_table(candidates[candidates["n"] > 0], choice, margin, cost_cols),
+    )
 
 
 def _fits(df: pd.DataFrame, budget_flops: float | None, budget_params: float | None) -> pd.Series:
@@ -297,41 +366,70 @@ def _budget_verdict(key: str, choice: Choice, words: dict[str, verdict.Config]) 
     best = words[choice.best.key]
     gap = choice.best.mean - c.arm.mean
     if c.verdict == "untested":
-        return ("whether it loses accuracy to the overall best cannot be tested (fewer than 2 "
-                "seeds on a side)")
+        return (
+            "whether it loses accuracy to the overall best cannot be tested (fewer than 2 "
+            "seeds on a side)"
+        )
     if c.verdict == "equivalent":
-        return (f"within ±{100 * choice.margin:.2f} pp of the overall best {best.label}: "
-                f"{verdict.equivalent_numbers(c, choice, best)}")
+        return (
+            f"within ±{100 * choice.margin:.2f} pp of the overall best {best.label}: "
+            f"{verdict.equivalent_numbers(c, choice, best)}"
+        )
     if c.verdict == "worse":
-        return (f"the budget costs {100 * gap:.2f} pp against the overall best {best.label}: "
-                f"shown worse, {verdict.worse_numbers(c, choice, words)}")
-    return (f"{_pp(-gap)} against the overall best {best.label}: neither within "
-            f"±{100 * choice.margin:.2f} pp ({verdict.equivalent_numbers(c, choice, best)}) "
-            f"nor shown worse ({verdict.worse_numbers(c, choice, words)})")
+        return (
+            f"the budget costs {100 * gap:.2f} pp against the overall best {best.label}: "
+            f"shown worse, {verdict.worse_numbers(c, choice, words)}"
+        )
+    return (
+        f"{_pp(-gap)} against the overall best {best.label}: neither within "
+        f"±{100 * choice.margin:.2f} pp ({verdict.equivalent_numbers(c, choice, best)}) "
+        f"nor shown worse ({verdict.worse_numbers(c, choice, words)})"
+    )
 
 
-def _budget_pick(points: pd.DataFrame, best: Pick, varied: list[str],
-                 budget_flops: float | None, budget_params: float | None, choice: Choice,
-                 words: dict[str, verdict.Config]) -> BudgetPick:
-    limits = " and ".join(f"{human(v)} {what}" for v, what in
-                          ((budget_flops, "FLOPs"), (budget_params, "params")) if v is not None)
+def _budget_pick(
+    points: pd.DataFrame,
+    best: Pick,
+    varied: list[str],
+    budget_flops: float | None,
+    budget_params: float | None,
+    choice: Choice,
+    words: dict[str, verdict.Config],
+) -> BudgetPick:
+    limits = " and ".join(
+        f"{human(v)} {what}"
+        for v, what in ((budget_flops, "FLOPs"), (budget_params, "params"))
+        if v is not None
+    )
     done = points[points["n"] > 0]
     inside = done[_fits(done, budget_flops, budget_params)]
     if inside.empty:
         cost = "flops" if budget_flops is not None else "params"
         cheapest = _pick(done.sort_values(cost).iloc[0], varied)
-        return BudgetPick(budget_flops, budget_params, None,
-                          f"Nothing fits within {limits}: the cheapest finished configuration, "
-                          f"{cheapest.label}, needs {cheapest.cost_text()}.")
+        return BudgetPick(
+            budget_flops,
+            budget_params,
+            None,
+            f"Nothing fits within {limits}: the cheapest finished configuration, "
+            f"{cheapest.label}, needs {cheapest.cost_text()}.",
+        )
     row = inside.sort_values(["acc_mean", "flops"], ascending=[False, True]).iloc[0]
     pick = _pick(row, varied)
     lead = f"Within {limits}: "
     if pick.baseline and inside["baseline"].all():
         lead = f"No SE configuration fits within {limits}; only the no-SE baseline does: "
     if row["point_key"] == best.point_key:
-        return BudgetPick(budget_flops, budget_params, pick,
-                          f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; "
-                          "the overall best fits the budget.")
+        return BudgetPick(
+            budget_flops,
+            budget_params,
+            pick,
+            f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; "
+            "the overall best fits the budget.",
+        )
     words_now = _budget_verdict(str(row["point_key"]), choice, words)
-    return BudgetPick(budget_flops, budget_params, pick,
-                      f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {words_now}.")
+    return BudgetPick(
+        budget_flops,
+        budget_params,
+        pick,
+        f"{lead}{pick.label}, {pick.acc_text()}, {pick.cost_text()}; {words_now}.",
+    )

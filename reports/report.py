@@ -60,8 +60,9 @@ def _csv_safe(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         if out[col].map(lambda v: isinstance(v, (list, dict))).any():
-            out[col] = out[col].map(lambda v: json.dumps(v, default=str)
-                                    if isinstance(v, (list, dict)) else v)
+            out[col] = out[col].map(
+                lambda v: json.dumps(v, default=str) if isinstance(v, (list, dict)) else v
+            )
     return out
 
 
@@ -87,10 +88,12 @@ def race_note(sweep: Sweep, race: dict[str, Any] | None) -> str | None:
     ran = len(sweep.trials)
     if full <= 0 or ran >= full:
         return None
-    return (f"Seeds were raced (start with {race.get('initial')}, at most {race.get('max')} per "
-            f"configuration; seeds stop where a configuration is shown worse than the best or "
-            f"equivalent to it): {ran} trials instead of {full} for every seed everywhere, "
-            f"{100 * (full - ran) / full:.0f}% fewer.")
+    return (
+        f"Seeds were raced (start with {race.get('initial')}, at most {race.get('max')} per "
+        f"configuration; seeds stop where a configuration is shown worse than the best or "
+        f"equivalent to it): {ran} trials instead of {full} for every seed everywhere, "
+        f"{100 * (full - ran) / full:.0f}% fewer."
+    )
 
 
 def _recommendation_md(sweep: Sweep, rec: Recommendation) -> str:
@@ -101,22 +104,28 @@ def _meta(sweep: Sweep, acc_col: str) -> dict[str, str]:
     return {
         "sweep": sweep.name,
         "parent run": f"{sweep.run_id} (experiment {sweep.experiment_name!r}, "
-                      f"status {sweep.status})",
+        f"status {sweep.status})",
         "tracking URI": sweep.tracking_uri,
         "search": sweep.search,
         "dataset": sweep.dataset,
         "varied": ", ".join(sweep.varied) or "—",
-        "objectives": ", ".join(f"{o.get('metric')} ({o.get('mode')})" for o in sweep.objectives
-                                if isinstance(o, dict)) or "—",
+        "objectives": ", ".join(
+            f"{o.get('metric')} ({o.get('mode')})" for o in sweep.objectives if isinstance(o, dict)
+        )
+        or "—",
         "metric for every choice": f"{acc_col} ({SPLIT.get(acc_col, 'validation')} split)",
     }
 
 
-def _write_frames(out: Path, trials: pd.DataFrame, points: pd.DataFrame,
-                  fronts: dict[str, pd.DataFrame]) -> list[Path]:
+def _write_frames(
+    out: Path, trials: pd.DataFrame, points: pd.DataFrame, fronts: dict[str, pd.DataFrame]
+) -> list[Path]:
     files = []
-    for fname, frame in (("trials.csv", trials), ("points.csv", points),
-                         *((f"pareto_{c}.csv", f) for c, f in fronts.items())):
+    for fname, frame in (
+        ("trials.csv", trials),
+        ("points.csv", points),
+        *((f"pareto_{c}.csv", f) for c, f in fronts.items()),
+    ):
         _csv_safe(frame).to_csv(out / fname, index=False)
         files.append(out / fname)
     return files
@@ -130,14 +139,22 @@ def diagnose(sweep: Sweep, spec_text: str | None, acc_col: str, out: Path) -> Di
     found = Diagnostics()
     trials = sweep.trials
     if sweep.search in SEARCHES:
-        mode = next((o.get("mode", "max") for o in sweep.objectives if isinstance(o, dict)
-                     and o.get("metric") == acc_col), "max")
+        mode = next(
+            (
+                o.get("mode", "max")
+                for o in sweep.objectives
+                if isinstance(o, dict) and o.get("metric") == acc_col
+            ),
+            "max",
+        )
         found.importance = parameter_importance(trials, spec_text, sweep.search, acc_col, mode)
     if not trials.empty:
         curves = epoch_histories(MlflowClient(sweep.tracking_uri), trials)
         found.early = early_vs_final(curves, trials)
-    figures = {"Which knob mattered": (found.importance, plot_importance, "importance"),
-               "Early vs final epoch": (found.early, plot_rank_correlation, "rank_correlation")}
+    figures = {
+        "Which knob mattered": (found.importance, plot_importance, "importance"),
+        "Early vs final epoch": (found.early, plot_rank_correlation, "rank_correlation"),
+    }
     for title, (result, draw, stem) in figures.items():
         if result is None or not result.available:
             continue
@@ -176,14 +193,23 @@ def write_report(
     spec_text = sweep.spec_text()
     race = race_settings(spec_text)
     # A raced sweep stopped seeds at its own margin: report with the same one by default.
-    margin = margin if margin is not None else (
-        float(race["margin"]) / 100 if race else DEFAULT_MARGIN)
+    margin = (
+        margin if margin is not None else (float(race["margin"]) / 100 if race else DEFAULT_MARGIN)
+    )
     trials = sweep.trials
     points = point_summary(trials, acc_col=acc_col, varied=sweep.varied)
     tables = ablation_tables(trials, sweep.varied, acc_col=acc_col)
     cost_col, cost_note = cost_column(cost, points)
-    rec = recommend(trials, acc_col=acc_col, alpha=alpha, margin=margin, cost_col=cost_col,
-                    budget_flops=budget_flops, budget_params=budget_params, varied=sweep.varied)
+    rec = recommend(
+        trials,
+        acc_col=acc_col,
+        alpha=alpha,
+        margin=margin,
+        cost_col=cost_col,
+        budget_flops=budget_flops,
+        budget_params=budget_params,
+        varied=sweep.varied,
+    )
     if rec is not None and cost_note:
         rec.notes.append(cost_note)
     if rec is not None and (note := race_note(sweep, race)):
@@ -191,25 +217,44 @@ def write_report(
     found = diagnose(sweep, spec_text, acc_col, out)
     if rec is not None:
         rec.notes += found.lines()
-    fronts = {c: pareto_front(points, "acc_mean", c)
-              for c in dict.fromkeys(("flops", "params", "latency_b1_ms", cost_col))
-              if not points.empty and c in points}
-    plots = make_plots(points, trials, sweep.varied, out, sweep.name, acc_col,
-                       cost_col) if len(points) else {}
+    fronts = {
+        c: pareto_front(points, "acc_mean", c)
+        for c in dict.fromkeys(("flops", "params", "latency_b1_ms", cost_col))
+        if not points.empty and c in points
+    }
+    plots = (
+        make_plots(points, trials, sweep.varied, out, sweep.name, acc_col, cost_col)
+        if len(points)
+        else {}
+    )
     timing = cost_view(trials)
-    files = [*plots.values(), *write_tables(tables, out), *write_cost_tables(timing, out),
-             *_write_frames(out, trials, points, fronts), *found.files]
+    files = [
+        *plots.values(),
+        *write_tables(tables, out),
+        *write_cost_tables(timing, out),
+        *_write_frames(out, trials, points, fronts),
+        *found.files,
+    ]
     if rec is not None:
         (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
         files.append(out / "recommendation.md")
     with tempfile.TemporaryDirectory() as figures:
         page = html.render(
-            name=sweep.name, meta=_meta(sweep, acc_col), status_counts=sweep.status_counts(),
-            running=sweep.status == "RUNNING", tables=tables, recommendation=rec, plots=plots,
-            fronts=fronts, trials=trials, varied=sweep.varied, spec_text=spec_text,
+            name=sweep.name,
+            meta=_meta(sweep, acc_col),
+            status_counts=sweep.status_counts(),
+            running=sweep.status == "RUNNING",
+            tables=tables,
+            recommendation=rec,
+            plots=plots,
+            fronts=fronts,
+            trials=trials,
+            varied=sweep.varied,
+            spec_text=spec_text,
             dataset=sweep.dataset,
             excitation=analyzed_figures(sweep.tracking_uri, trials, Path(figures)),
-            diagnostics=found, cost=timing,
+            diagnostics=found,
+            cost=timing,
         )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")

@@ -61,8 +61,10 @@ class MeanCI:
         mean = f"{self.mean * scale:.{digits}f}{unit}"
         if not self.has_ci:
             return f"{mean} (1 seed: CI not available)"
-        return (f"{mean} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] "
-                f"({self.level:.0%} CI, {self.n} seeds)")
+        return (
+            f"{mean} [{self.low * scale:.{digits}f}, {self.high * scale:.{digits}f}] "
+            f"({self.level:.0%} CI, {self.n} seeds)"
+        )
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -190,16 +192,16 @@ def difference(
         sd = floored_sd(d, floor)
         if sd == 0:
             return "no spread between seeds and no resolution given"
-        return Difference("paired t", diff, sd / math.sqrt(d.size), d.size - 1, sd,
-                          va.size, vb.size)
+        return Difference(
+            "paired t", diff, sd / math.sqrt(d.size), d.size - 1, sd, va.size, vb.size
+        )
     var_a = floored_sd(va, floor) ** 2 / va.size
     var_b = floored_sd(vb, floor) ** 2 / vb.size
     if var_a + var_b == 0:
         return "no spread between seeds and no resolution given"
     dof = (var_a + var_b) ** 2 / (var_a**2 / (va.size - 1) + var_b**2 / (vb.size - 1))
     sd_diff = math.sqrt(floored_sd(va, floor) ** 2 + floored_sd(vb, floor) ** 2)
-    return Difference("Welch t", diff, math.sqrt(var_a + var_b), dof, sd_diff,
-                      va.size, vb.size)
+    return Difference("Welch t", diff, math.sqrt(var_a + var_b), dof, sd_diff, va.size, vb.size)
 
 
 def _p(t: float, dof: float, alternative: Alternative) -> float:
@@ -231,8 +233,7 @@ def compare(
     return t_test(d, alternative)
 
 
-def untested(a: Sequence[float], b: Sequence[float], alternative: str, reason: str
-             ) -> TestResult:
+def untested(a: Sequence[float], b: Sequence[float], alternative: str, reason: str) -> TestResult:
     """The "n/a" result for two sides that cannot be tested (``reason`` says why)."""
     va, vb = _finite(a), _finite(b)
     diff = float(va.mean() - vb.mean()) if va.size and vb.size else math.nan
@@ -242,8 +243,18 @@ def untested(a: Sequence[float], b: Sequence[float], alternative: str, reason: s
 def t_test(d: Difference, alternative: Alternative = "two-sided") -> TestResult:
     """The t-test of a :class:`Difference` (H1 of ``alternative`` on mean(a) - mean(b))."""
     t = d.diff / d.std_error
-    return TestResult(d.kind, _p(t, d.dof, alternative), t, d.diff, d.n_a, d.n_b, alternative,
-                      std_error=d.std_error, dof=d.dof, sd_diff=d.sd_diff)
+    return TestResult(
+        d.kind,
+        _p(t, d.dof, alternative),
+        t,
+        d.diff,
+        d.n_a,
+        d.n_b,
+        alternative,
+        std_error=d.std_error,
+        dof=d.dof,
+        sd_diff=d.sd_diff,
+    )
 
 
 def equivalence(
@@ -270,8 +281,18 @@ def tost(d: Difference, margin: float) -> TestResult:
     t_low = (d.diff + margin) / d.std_error  # H1: diff > -margin
     t_high = (d.diff - margin) / d.std_error  # H1: diff < +margin
     p = max(_p(t_low, d.dof, "greater"), _p(t_high, d.dof, "less"))
-    return TestResult(f"TOST {d.kind}", p, min(t_low, -t_high), d.diff, d.n_a, d.n_b,
-                      "equivalence", std_error=d.std_error, dof=d.dof, sd_diff=d.sd_diff)
+    return TestResult(
+        f"TOST {d.kind}",
+        p,
+        min(t_low, -t_high),
+        d.diff,
+        d.n_a,
+        d.n_b,
+        "equivalence",
+        std_error=d.std_error,
+        dof=d.dof,
+        sd_diff=d.sd_diff,
+    )
 
 
 def diff_ci(
@@ -327,8 +348,11 @@ def power(effect: float, sd_diff: float, n: int, alpha: float) -> float:
         return math.nan
     from statsmodels.stats.power import TTestPower  # statsmodels imports pandas: only here
 
-    return float(TTestPower().power(effect_size=abs(effect) / sd_diff, nobs=n, alpha=alpha,
-                                    alternative="larger"))
+    return float(
+        TTestPower().power(
+            effect_size=abs(effect) / sd_diff, nobs=n, alpha=alpha, alternative="larger"
+        )
+    )
 
 
 def seeds_needed(effect: float, sd_diff: float, alpha: float, target: float = 0.8) -> int | None:
@@ -341,13 +365,13 @@ def seeds_needed(effect: float, sd_diff: float, alpha: float, target: float = 0.
         return None
     from statsmodels.stats.power import TTestPower
 
-    n = TTestPower().solve_power(effect_size=size, alpha=alpha, power=target,
-                                 alternative="larger")
+    n = TTestPower().solve_power(effect_size=size, alpha=alpha, power=target, alternative="larger")
     return max(2, math.ceil(float(n)))
 
 
-def paired_matrices(values: np.ndarray, floor: float = 0.0
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def paired_matrices(
+    values: np.ndarray, floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every paired difference between configurations that ran the same seeds, at once.
 
     ``values`` is (..., k, n): k configurations, n seeds in the same order for all. Returns

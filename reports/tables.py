@@ -64,13 +64,18 @@ def _cost_increase(rec: dict[str, Any], base: pd.Series | None) -> None:
 def _accuracy_columns(pt: pd.Series, points: pd.DataFrame) -> dict[str, Any]:
     """Accuracy and its interval (clipped to [0, 1]) as top-1 (top-5) error in %."""
     rec = {key: pt[key] for key in ("acc_mean", "acc_ci_half", "acc_ci_low", "acc_ci_high")}
-    rec.update(top1_err=100 * (1 - pt["acc_mean"]), top1_err_low=100 * (1 - pt["acc_ci_high"]),
-               top1_err_high=100 * (1 - pt["acc_ci_low"]))
+    rec.update(
+        top1_err=100 * (1 - pt["acc_mean"]),
+        top1_err_low=100 * (1 - pt["acc_ci_high"]),
+        top1_err_high=100 * (1 - pt["acc_ci_low"]),
+    )
     if "top5_mean" in points:
         has = pd.notna(pt.get("top5_mean"))
-        rec.update(top5_err=100 * (1 - pt["top5_mean"]) if has else math.nan,
-                   top5_err_low=100 * (1 - pt["top5_ci_high"]) if has else math.nan,
-                   top5_err_high=100 * (1 - pt["top5_ci_low"]) if has else math.nan)
+        rec.update(
+            top5_err=100 * (1 - pt["top5_mean"]) if has else math.nan,
+            top5_err_low=100 * (1 - pt["top5_ci_high"]) if has else math.nan,
+            top5_err_high=100 * (1 - pt["top5_ci_low"]) if has else math.nan,
+        )
     return rec
 
 
@@ -90,28 +95,35 @@ def _chance_note(config: dict[str, Any], accuracy: float, floor: float, rows: in
     classes = pd.to_numeric(pd.Series([config.get("arch.num_classes")]), errors="coerce")[0]
     if not floor > 0 or not pd.notna(accuracy) or not pd.notna(classes) or classes < 2:
         return ""
-    return notes.row_note(config, float(accuracy), round(1 / floor), int(classes),
-                          rows=rows) or ""
+    return notes.row_note(config, float(accuracy), round(1 / floor), int(classes), rows=rows) or ""
 
 
 def row_notes(table: pd.DataFrame) -> list[str]:
     """``setting: note`` for each row of a table that has a note, to print under it."""
     if "note" not in table:
         return []
-    return [f"{setting}: {note}" for setting, note in zip(table["setting"], table["note"],
-                                                          strict=True) if note]
+    return [
+        f"{setting}: {note}"
+        for setting, note in zip(table["setting"], table["note"], strict=True)
+        if note
+    ]
 
 
-def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Series | None,
-                       floor: float) -> pd.DataFrame:
+def _tests_vs_baseline(
+    table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Series | None, floor: float
+) -> pd.DataFrame:
     """Two-sided t-test of each row against the baseline, Holm-adjusted over the table's rows."""
-    results = [compare(pt["acc_values"], base["acc_values"], pt["seeds"], base["seeds"],
-                       floor=floor) if base is not None and not pt["baseline"] else None
-               for _, pt in ordered.iterrows()]
+    results = [
+        compare(pt["acc_values"], base["acc_values"], pt["seeds"], base["seeds"], floor=floor)
+        if base is not None and not pt["baseline"]
+        else None
+        for _, pt in ordered.iterrows()
+    ]
     raw = [r.p_value if r is not None else math.nan for r in results]
     table["delta_top1_err_pp"] = [-100 * r.diff if r else math.nan for r in results]
-    table["test"] = ["" if r is None else (r.test if r.available else f"n/a ({r.reason})")
-                     for r in results]
+    table["test"] = [
+        "" if r is None else (r.test if r.available else f"n/a ({r.reason})") for r in results
+    ]
     table["p_value"] = raw
     table["p_holm"] = holm(raw)
     table["significant"] = [bool(p < SIGNIFICANCE_ALPHA) for p in table["p_holm"]]
@@ -119,7 +131,10 @@ def _tests_vs_baseline(table: pd.DataFrame, ordered: pd.DataFrame, base: pd.Seri
 
 
 def ablation_table(
-    points: pd.DataFrame, axis: str, varied: list[str], level: float = 0.95,
+    points: pd.DataFrame,
+    axis: str,
+    varied: list[str],
+    level: float = 0.95,
     configs: dict[str, dict[str, Any]] | None = None,
 ) -> pd.DataFrame | None:
     """The numeric table for one axis from :func:`points.point_summary` output (or None).
@@ -143,11 +158,19 @@ def ablation_table(
         value = pt.get(axis) if (not is_base or axis == "arch.se.enabled") else None
         rec: dict[str, Any] = {"axis": axis, "value": value, "setting": pt["label"]}
         rec.update({k: None if is_base else pt.get(k) for k in shown})
-        rec.update(baseline=is_base, n_seeds=int(pt["n"]),
-                   n_not_finished=int(pt["n_not_finished"]), not_finished=pt["not_finished"])
+        rec.update(
+            baseline=is_base,
+            n_seeds=int(pt["n"]),
+            n_not_finished=int(pt["n_not_finished"]),
+            not_finished=pt["not_finished"],
+        )
         rec.update(_accuracy_columns(pt, points))
-        rec.update({col: pt.get(col, math.nan)
-                    for col in ("params", "flops", "se_params", "se_flops", "images_per_s")})
+        rec.update(
+            {
+                col: pt.get(col, math.nan)
+                for col in ("params", "flops", "se_params", "se_flops", "images_per_s")
+            }
+        )
         _cost_increase(rec, base)
         config = (configs or {}).get(pt["point_key"]) or {k: pt.get(k) for k in varied}
         rec["note"] = _chance_note(config, pt["acc_mean"], floor, rows=len(ordered))
@@ -240,12 +263,15 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     axis = str(table["axis"].iloc[0])
     pdiv, pprefix = scale_for(list(table["params"].dropna()))
-    fdiv, fprefix = (1e9, "G") if table["flops"].max(skipna=True) >= 1e8 else scale_for(
-        list(table["flops"].dropna())
+    fdiv, fprefix = (
+        (1e9, "G")
+        if table["flops"].max(skipna=True) >= 1e8
+        else scale_for(list(table["flops"].dropna()))
     )
     skip = {"axis", "value", "setting", "baseline", "n_seeds", "n_not_finished", "not_finished"}
-    other_axes = [c for c in table.columns if c.startswith(("arch.", "train.", "data."))
-                  and c not in skip]
+    other_axes = [
+        c for c in table.columns if c.startswith(("arch.", "train.", "data.")) and c not in skip
+    ]
     out = pd.DataFrame()
     out[axis_title(axis)] = table["value"].map(_value)
     out["setting"] = table["setting"]
@@ -256,9 +282,15 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     for k in ("top1", "top5"):
         if f"{k}_err" in table:
             out[f"top-{k[-1]} err (%) [95% CI]"] = [
-                _with_ci(*vals) for vals in zip(table[f"{k}_err"], table[f"{k}_err_low"],
-                                                table[f"{k}_err_high"], table["n_seeds"],
-                                                strict=True)]
+                _with_ci(*vals)
+                for vals in zip(
+                    table[f"{k}_err"],
+                    table[f"{k}_err_low"],
+                    table[f"{k}_err_high"],
+                    table["n_seeds"],
+                    strict=True,
+                )
+            ]
     out[f"params ({pprefix or 'count'})"] = (table["params"] / pdiv).map(lambda v: _num(v, ".3g"))
     out["Δparams vs no SE"] = table["params_increase_pct"].map(_pct)
     out[f"{fprefix}FLOPs"] = (table["flops"] / fdiv).map(lambda v: _num(v, ".4g"))
@@ -292,13 +324,16 @@ def to_text(df: pd.DataFrame) -> str:
     """A fixed-width table for a terminal: the first column left-aligned, the rest right."""
     if df.empty:
         return "(no finished configuration)"
-    cells = [[str(c) for c in df.columns]] + [[str(v) for v in row]
-                                             for row in df.itertuples(index=False)]
+    cells = [[str(c) for c in df.columns]] + [
+        [str(v) for v in row] for row in df.itertuples(index=False)
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
 
     def line(row: list[str]) -> str:
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                         for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        return "  ".join(
+            v.ljust(w) if i == 0 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])

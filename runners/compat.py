@@ -92,7 +92,8 @@ def reporter_progress_text(reporter: Any, trials: list[Any], done: bool, *sys_in
     its private `_progress_str`, the only way to change a line of it.
     """
     return _private_attribute("reporter_progress_text", reporter, "_progress_str")(
-        trials, done, *sys_info)
+        trials, done, *sys_info
+    )
 
 
 def reporter_print(reporter: Any, text: str) -> None:
@@ -110,9 +111,11 @@ def new_ray_auth_token() -> str:
     Missing public API: Ray generates tokens only inside `ray start` and its private
     `authentication_token_generator`.
     """
-    generate = _private("new_ray_auth_token",
-                        "ray._private.authentication.authentication_token_generator",
-                        "generate_new_authentication_token")
+    generate = _private(
+        "new_ray_auth_token",
+        "ray._private.authentication.authentication_token_generator",
+        "generate_new_authentication_token",
+    )
     return generate()
 
 
@@ -136,8 +139,11 @@ def tracking_store_schemes() -> list[str]:
     Missing public API: MLflow's registry of tracking stores is the private
     `_tracking_store_registry` and its `_registry` dict.
     """
-    registry = _private("tracking_store_schemes", "mlflow.tracking._tracking_service.utils",
-                        "_tracking_store_registry")
+    registry = _private(
+        "tracking_store_schemes",
+        "mlflow.tracking._tracking_service.utils",
+        "_tracking_store_registry",
+    )
     return sorted(_private_attribute("tracking_store_schemes", registry, "_registry"))
 
 
@@ -147,8 +153,9 @@ def has_tracking_store(uri: str) -> bool:
 
     Missing public API: only the private registry answers without opening the store.
     """
-    registry = _private("has_tracking_store", "mlflow.tracking._tracking_service.utils",
-                        "_tracking_store_registry")
+    registry = _private(
+        "has_tracking_store", "mlflow.tracking._tracking_service.utils", "_tracking_store_registry"
+    )
     try:
         registry.get_store_builder(uri)
     except Exception:  # noqa: BLE001 - MLflow's own "unsupported URI" error

@@ -53,7 +53,7 @@ def image(arrangement: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         pattern = texture(kind, rng)
         low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)  # colours carry no class
         patch = low[:, None, None] + (high - low)[:, None, None] * pattern[None]
-        out[:, row * HALF:(row + 1) * HALF, col * HALF:(col + 1) * HALF] = patch
+        out[:, row * HALF : (row + 1) * HALF, col * HALF : (col + 1) * HALF] = patch
     out += rng.normal(0, NOISE_SD, out.shape)
     return np.clip(out, 0, 255).astype(np.uint8)
 

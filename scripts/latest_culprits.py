@@ -41,19 +41,26 @@ def newer_than_lock(pins: dict[str, str]) -> dict[str, tuple[str, str]]:
 
 def failed_tests(args: list[str]) -> list[str] | None:
     """Node ids of the failed tests (None when pytest could not run at all)."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "-rfE", *args], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *args],
+        capture_output=True,
+        text=True,
+    )
     sys.stdout.write(out.stdout[-3000:])
-    ids = [line.split()[1] for line in out.stdout.splitlines()
-           if line.startswith(("FAILED ", "ERROR "))]
+    ids = [
+        line.split()[1]
+        for line in out.stdout.splitlines()
+        if line.startswith(("FAILED ", "ERROR "))
+    ]
     if out.returncode not in (0, 1) and not ids:
         return None
     return ids
 
 
 def pip_install(requirement: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    requirement], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", requirement], check=True
+    )
 
 
 def main(lock: str) -> int:

@@ -38,25 +38,41 @@ def stem_gradient(arch: ArchConfig, batch: int, seed: int) -> float:
     return model.stem[0].weight.grad.norm().item()
 
 
-def arch_for(backbone: str, placement: str, gate_init: float | None, zero: bool,
-             size: int = 8) -> ArchConfig:
-    se = {"enabled": placement != "none", "reduction": 16, "gate_init": gate_init,
-          "placement": "standard" if placement == "none" else placement}
-    return ArchConfig.parse({"backbone": backbone, "num_classes": 10, "in_channels": 1,
-                             "input_size": size, "se": se, "zero_init_residual": zero})
+def arch_for(
+    backbone: str, placement: str, gate_init: float | None, zero: bool, size: int = 8
+) -> ArchConfig:
+    se = {
+        "enabled": placement != "none",
+        "reduction": 16,
+        "gate_init": gate_init,
+        "placement": "standard" if placement == "none" else placement,
+    }
+    return ArchConfig.parse(
+        {
+            "backbone": backbone,
+            "num_classes": 10,
+            "in_channels": 1,
+            "input_size": size,
+            "se": se,
+            "zero_init_residual": zero,
+        }
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backbones", nargs="+",
-                        default=["cifar_resnet20", "cifar_resnet56", "cifar_resnet164"])
+    parser.add_argument(
+        "--backbones", nargs="+", default=["cifar_resnet20", "cifar_resnet56", "cifar_resnet164"]
+    )
     parser.add_argument("--gate-init", type=float, default=0.9975)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--size", type=int, default=8, help="input size (digits are 8x8)")
     args = parser.parse_args()
-    print(f"stem gradient norm at init, median of seeds {args.seeds}, {args.batch} digits;"
-          " ratio to the network without SE in brackets")
+    print(
+        f"stem gradient norm at init, median of seeds {args.seeds}, {args.batch} digits;"
+        " ratio to the network without SE in brackets"
+    )
     for backbone in args.backbones:
         for zero in (False, True):
             plain = None
@@ -68,17 +84,20 @@ def main() -> None:
                 cells = []
                 for gate_init in (None, args.gate_init):
                     arch = arch_for(backbone, placement, gate_init, zero, args.size)
-                    value = statistics.median(stem_gradient(arch, args.batch, s)
-                                              for s in args.seeds)
+                    value = statistics.median(
+                        stem_gradient(arch, args.batch, s) for s in args.seeds
+                    )
                     plain = value if placement == "none" else plain
                     cells.append(f"{value:9.3g} ({value / plain:8.2g})")
                     if placement == "none":
                         break
                 units = gated_units(probe)
                 gain = math.log10(identity_path_gain(probe)) if units else 0.0
-                print(f"{backbone:24s} zero_init={str(zero):5s} {placement:9s} "
-                      f"default {cells[0]}  gate_init {cells[-1]}  "
-                      f"gates along the identity path: 10^{gain:.1f} ({units} units)")
+                print(
+                    f"{backbone:24s} zero_init={str(zero):5s} {placement:9s} "
+                    f"default {cells[0]}  gate_init {cells[-1]}  "
+                    f"gates along the identity path: 10^{gain:.1f} ({units} units)"
+                )
 
 
 if __name__ == "__main__":

@@ -100,8 +100,9 @@ def recommendation(results: Results) -> str:
     """The report's answer as a Markdown quote: the verdict of recommendation.md (its bold
     line), its decision table, then the claims in QUOTED."""
     lines = results.recommendation_md.splitlines()
-    verdict = next((line.strip("*") for line in lines
-                    if line.startswith("**") and line.endswith("**")), None)
+    verdict = next(
+        (line.strip("*") for line in lines if line.startswith("**") and line.endswith("**")), None
+    )
     if verdict is None:
         sys.exit("recommendation.md has no verdict (a **bold** line): has its layout changed?")
     table = [line for line in lines if line.startswith("|")]
@@ -235,9 +236,13 @@ def run_quickstart(work: Path) -> tuple[Results, dict[Path, Path]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print the blocks, change nothing")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="run in this new folder and keep it (its runs, MLflow store and "
-                             "report), e.g. to browse them with `selab ui` there")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="run in this new folder and keep it (its runs, MLflow store and "
+        "report), e.g. to browse them with `selab ui` there",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -24,9 +24,13 @@ from .plan_types import SENET_BOTTLENECK as SENET_BOTTLENECK  # re-exported for 
 from .plan_types import SHUFFLE as SHUFFLE
 
 # family -> allowed depths; None means the family has one fixed depth.
-RESNET_DEPTHS = {18: (BASIC, (2, 2, 2, 2)), 34: (BASIC, (3, 4, 6, 3)),
-                 50: (BOTTLENECK, (3, 4, 6, 3)), 101: (BOTTLENECK, (3, 4, 23, 3)),
-                 152: (BOTTLENECK, (3, 8, 36, 3))}
+RESNET_DEPTHS = {
+    18: (BASIC, (2, 2, 2, 2)),
+    34: (BASIC, (3, 4, 6, 3)),
+    50: (BOTTLENECK, (3, 4, 6, 3)),
+    101: (BOTTLENECK, (3, 4, 23, 3)),
+    152: (BOTTLENECK, (3, 8, 36, 3)),
+}
 RESNEXT_DEPTHS = {50: (BOTTLENECK, (3, 4, 6, 3)), 101: (BOTTLENECK, (3, 4, 23, 3))}
 # 6n+2 with basic blocks (8 and 14 are handy for smoke runs), 9n+2 with bottlenecks.
 CIFAR_RESNET_DEPTHS = {d: BASIC for d in (8, 14, 20, 32, 44, 56, 110)} | {164: BOTTLENECK}
@@ -35,8 +39,15 @@ CIFAR_RESNET_DEPTHS = {d: BASIC for d in (8, 14, 20, 32, 44, 56, 110)} | {164: B
 CIFAR_PREACT_DEPTHS = CIFAR_RESNET_DEPTHS | {1001: BOTTLENECK}
 VGG_DEPTHS = {11: (1, 1, 2, 2, 2), 13: (2, 2, 2, 2, 2), 16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
 # MobileNetV2 (t, c, n, s) rows, as in the paper and torchvision; each row is a stage.
-MOBILENET_V2_ROWS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                     (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENET_V2_ROWS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
     "resnet": tuple(RESNET_DEPTHS),
@@ -54,8 +65,13 @@ FAMILY_DEPTHS: dict[str, tuple[int, ...] | None] = {
 PAPER_FAMILIES = ("bn_inception", "inception_resnet_v2", "mobilenet", "shufflenet", "senet154")
 # The input size a family is defined at, where it is not 224.
 DEFAULT_INPUT_SIZE = {"inception_resnet_v2": 299}
-DEFAULT_DEPTH = {"resnet": 50, "resnext": 50, "cifar_resnet": 20, "cifar_preact_resnet": 164,
-                 "vgg": 16}
+DEFAULT_DEPTH = {
+    "resnet": 50,
+    "resnext": 50,
+    "cifar_resnet": 20,
+    "cifar_preact_resnet": 164,
+    "vgg": 16,
+}
 FAMILIES = tuple(FAMILY_DEPTHS)
 
 
@@ -141,6 +157,9 @@ def residual_units(stage: StagePlan) -> int:
     if stage.block == INCEPTION_RESNET:
         return stage.blocks - 1
     if stage.block == INVERTED:
-        return sum(1 for u in range(stage.blocks)
-                   if u > 0 or (stage.stride == 1 and stage.in_channels == stage.out_channels))
+        return sum(
+            1
+            for u in range(stage.blocks)
+            if u > 0 or (stage.stride == 1 and stage.in_channels == stage.out_channels)
+        )
     return stage.blocks

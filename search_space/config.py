@@ -38,7 +38,8 @@ Rounding = Literal["exact", "divisible"]
 
 # Names people type for a backbone, mapped to (family, depth).
 _SHORTHAND = re.compile(
-    r"^(resnet|resnext|cifar_resnet|cifar_preact_resnet|vgg)(\d+)(?:_32x4d|_bn)?$")
+    r"^(resnet|resnext|cifar_resnet|cifar_preact_resnet|vgg)(\d+)(?:_32x4d|_bn)?$"
+)
 # Families whose 3x3 convs `arch.groups` regroups, and those with a Caffe layout.
 GROUPED_FAMILIES = ("resnet", "resnext", "cifar_resnet", "cifar_preact_resnet")
 CAFFE_FAMILIES = ("resnet", "resnext")
@@ -111,8 +112,10 @@ class SEConfig(BaseModel):
         wrong = [v for v in items if v not in ("0", "1")]
         if wrong or not items:
             bad = f" ({allowed(map(repr, wrong))} is not 0 or 1)" if wrong else ""
-            raise ValueError(f"got {value!r}{bad}; a mask is one 0 or 1 per stage, comma"
-                             " separated; allowed: 0, 1 (e.g. 1,0,1), or all")
+            raise ValueError(
+                f"got {value!r}{bad}; a mask is one 0 or 1 per stage, comma"
+                " separated; allowed: 0, 1 (e.g. 1,0,1), or all"
+            )
         return tuple(v == "1" for v in items)
 
     def reduction_for(self, stage: int) -> int:
@@ -308,8 +311,7 @@ class ArchConfig(BaseModel):
         if size < plan.min_input or size % plan.input_multiple:
             multiple = f"a multiple of {plan.input_multiple}, " if plan.input_multiple > 1 else ""
             raise ValueError(
-                f"input_size: {self.name} takes {multiple}at least {plan.min_input} px;"
-                f" got {size}"
+                f"input_size: {self.name} takes {multiple}at least {plan.min_input} px; got {size}"
             )
 
     def _check_groups(self) -> None:
@@ -349,8 +351,7 @@ class ArchConfig(BaseModel):
 
     def _check_se(self) -> None:
         if self.attention not in kind_names():
-            raise ValueError(
-                f"attention: got {self.attention!r}; allowed: {allowed(kind_names())}")
+            raise ValueError(f"attention: got {self.attention!r}; allowed: {allowed(kind_names())}")
         se, plan = self.se, self.plan
         n = len(plan.stages)
         if se.stages is not None and len(se.stages) != n:
@@ -443,10 +444,15 @@ class ArchConfig(BaseModel):
     def plain(self) -> ArchConfig:
         """The same network without attention, with every attention knob at its default, so
         that all attention settings of one backbone and shape share one plain config."""
-        return self.model_copy(update={
-            "attention": NONE, "se": SEConfig(enabled=False), "eca": ECAConfig(),
-            "cbam": CBAMConfig(), "sk": SKConfig(),
-        })
+        return self.model_copy(
+            update={
+                "attention": NONE,
+                "se": SEConfig(enabled=False),
+                "eca": ECAConfig(),
+                "cbam": CBAMConfig(),
+                "sk": SKConfig(),
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-ready dict that `ArchConfig.parse` reads back to an equal config."""
@@ -463,7 +469,8 @@ class ArchConfig(BaseModel):
             "in_channels": str(self.in_channels),
             "input_size": str(self.input_size),
             "se.enabled": str(se.enabled).lower(),
-            "se.reduction": ",".join(map(str, reduction)) if isinstance(reduction, tuple)
+            "se.reduction": ",".join(map(str, reduction))
+            if isinstance(reduction, tuple)
             else str(reduction),
             "se.rounding": se.rounding,
             "se.divisor": str(se.divisor),

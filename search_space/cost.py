@@ -45,9 +45,11 @@ _PER_INPUT = elementwise_flop_counter(1, 0)
 # Ops that fvcore skips or ignores, with the convention above. Both the out-of-place and the
 # in-place spelling, since tracing keeps whichever the module used.
 EXTRA_HANDLES: dict[str, Handle] = {
-    **{f"aten::{op}{suffix}": _PER_OUTPUT
-       for op in ("add", "mul", "relu", "hardtanh", "sigmoid", "hardsigmoid", "tanh")
-       for suffix in ("", "_")},
+    **{
+        f"aten::{op}{suffix}": _PER_OUTPUT
+        for op in ("add", "mul", "relu", "hardtanh", "sigmoid", "hardsigmoid", "tanh")
+        for suffix in ("", "_")
+    },
     "aten::addcmul": elementwise_flop_counter(0, 2),
     "aten::mean": _PER_INPUT,
     "aten::amax": _PER_INPUT,
@@ -91,8 +93,10 @@ class Cost:
     def as_metrics(self) -> dict[str, float]:
         """Flat metric names for MLflow / Ray Tune: flops, params, stage1.se_flops, ..."""
         metrics = {
-            "flops": float(self.flops), "params": float(self.params),
-            "se_flops": float(self.se_flops), "se_params": float(self.se_params),
+            "flops": float(self.flops),
+            "params": float(self.params),
+            "se_flops": float(self.se_flops),
+            "se_params": float(self.se_params),
         }
         for s in self.per_stage:
             for key in ("params", "flops", "se_params", "se_flops"):
@@ -149,14 +153,23 @@ def count_cost(arch: ArchConfig, model: nn.Module | None = None) -> Cost:
     plain = _plain_count(arch.plain().model_dump_json()) if any(arch.stage_mask) else count
     stages = tuple(
         StageCost(stage=i + 1, params=p, flops=f, se_params=p - plain_p, se_flops=f - plain_f)
-        for i, (p, f, plain_p, plain_f) in enumerate(zip(
-            count.stage_params, count.stage_flops, plain.stage_params, plain.stage_flops,
-            strict=True))
+        for i, (p, f, plain_p, plain_f) in enumerate(
+            zip(
+                count.stage_params,
+                count.stage_flops,
+                plain.stage_params,
+                plain.stage_flops,
+                strict=True,
+            )
+        )
     )
     return Cost(
-        params=count.params, flops=count.flops,
-        se_params=count.params - plain.params, se_flops=count.flops - plain.flops,
-        flops_fvcore_default=flops.fvcore_default, per_stage=stages,
+        params=count.params,
+        flops=count.flops,
+        se_params=count.params - plain.params,
+        se_flops=count.flops - plain.flops,
+        flops_fvcore_default=flops.fvcore_default,
+        per_stage=stages,
     )
 
 
@@ -170,10 +183,10 @@ class _NetworkCount:
 
 def _count(model: nn.Module, flops: FlopCount) -> _NetworkCount:
     return _NetworkCount(
-        params=count_params(model), flops=flops.total,
+        params=count_params(model),
+        flops=flops.total,
         stage_params=tuple(count_params(stage) for stage in model.stages),
-        stage_flops=tuple(flops.by_module.get(f"stages.{i}", 0)
-                          for i in range(len(model.stages))),
+        stage_flops=tuple(flops.by_module.get(f"stages.{i}", 0) for i in range(len(model.stages))),
     )
 
 
@@ -202,41 +215,57 @@ def se_flops_closed_form(channels: int, reduced: int, height: int, width: int, s
     area = channels * height * width
     if squeeze == "none":
         return (2 * channels * reduced + reduced + channels) * height * width + area
-    return _pool_flops(channels, height, width, squeeze) + 2 * channels * reduced + reduced \
-        + channels + area
+    return (
+        _pool_flops(channels, height, width, squeeze)
+        + 2 * channels * reduced
+        + reduced
+        + channels
+        + area
+    )
 
 
-def eca_flops_closed_form(channels: int, kernel: int, height: int, width: int,
-                          squeeze: str) -> int:
+def eca_flops_closed_form(channels: int, kernel: int, height: int, width: int, squeeze: str) -> int:
     """squeeze + the 1D conv (k multiply-adds per channel) + the gate (C) + the scaling."""
-    return _pool_flops(channels, height, width, squeeze) + kernel * channels + channels \
+    return (
+        _pool_flops(channels, height, width, squeeze)
+        + kernel * channels
+        + channels
         + channels * height * width
+    )
 
 
-def cbam_flops_closed_form(channels: int, reduced: int, height: int, width: int, squeeze: str,
-                           spatial_kernel: int) -> int:
+def cbam_flops_closed_form(
+    channels: int, reduced: int, height: int, width: int, squeeze: str, spatial_kernel: int
+) -> int:
     """Channel part: per pooled descriptor (CBAM: avg and max) a pool (C·H·W) and the shared
     MLP (2·C·C_r + C_r), the sum of their logits, the gate (C) and the channel scaling (C·H·W).
     Spatial part: mean and max across channels (2·C·H·W), the 2 -> 1 conv (2·k²·H·W), its BN
     (2·H·W), the sigmoid (H·W) and the spatial scaling (C·H·W)."""
     pools = 2 if squeeze == "avgmax" else 1
     area, plane = channels * height * width, height * width
-    channel = pools * (area + 2 * channels * reduced + reduced) + (pools - 1) * channels \
-        + channels + area
-    spatial = 2 * area + 2 * spatial_kernel ** 2 * plane + 2 * plane + plane + area
+    channel = (
+        pools * (area + 2 * channels * reduced + reduced) + (pools - 1) * channels + channels + area
+    )
+    spatial = 2 * area + 2 * spatial_kernel**2 * plane + 2 * plane + plane + area
     return channel + spatial
 
 
-def sk_flops_closed_form(channels: int, groups: int, reduced: int, branches: int,
-                         height: int, width: int, squeeze: str) -> int:
+def sk_flops_closed_form(
+    channels: int, groups: int, reduced: int, branches: int, height: int, width: int, squeeze: str
+) -> int:
     """What an SK conv adds over the 3x3 conv-BN-ReLU it replaces, on its (C, H, W) output:
     M-1 more branches (conv C·C/g·9·H·W, BN 2·C·H·W, ReLU C·H·W), the fusing sum (M·C·H·W),
     the squeeze, FC C -> d, BN (2·d), ReLU (d), FC d -> M·C, the softmax (M·C), the weighting
     (M·C·H·W) and the weighted sum (M·C·H·W)."""
     area = channels * height * width
     branch = channels * (channels // groups) * 9 * height * width + 2 * area + area
-    attend = _pool_flops(channels, height, width, squeeze) + channels * reduced + 3 * reduced \
-        + reduced * branches * channels + branches * channels
+    attend = (
+        _pool_flops(channels, height, width, squeeze)
+        + channels * reduced
+        + 3 * reduced
+        + reduced * branches * channels
+        + branches * channels
+    )
     return (branches - 1) * branch + branches * area + attend + 2 * branches * area
 
 
@@ -247,7 +276,7 @@ def se_params_closed_form(channels: int, reduced: int, bias: bool) -> int:
 
 def cbam_params_closed_form(channels: int, reduced: int, bias: bool, spatial_kernel: int) -> int:
     """The channel MLP as SE's, the 2 -> 1 spatial conv (2·k²) and its BN (2)."""
-    return se_params_closed_form(channels, reduced, bias) + 2 * spatial_kernel ** 2 + 2
+    return se_params_closed_form(channels, reduced, bias) + 2 * spatial_kernel**2 + 2
 
 
 def sk_params_closed_form(channels: int, groups: int, reduced: int, branches: int) -> int:

@@ -43,8 +43,9 @@ def unknown_key_message(name: object, fields: Iterable[str], section: str = "") 
     return f"unknown field (check its spelling){hint} ({where}: {allowed(fields)})"
 
 
-def from_validation_error(err: ValidationError, prefix: str = "",
-                          model: type[BaseModel] | None = None) -> ConfigError:
+def from_validation_error(
+    err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> ConfigError:
     """Turn pydantic's report into one readable message per bad field (dotted path first).
     `model`, the model that was validated, lets an unknown key get its nearest valid key."""
     by_field: dict[str, list[str]] = {}  # a union's members each say why: one line, "or"
@@ -62,22 +63,28 @@ def from_validation_error(err: ValidationError, prefix: str = "",
         field = f"{prefix}{path}"
         if item["type"] == "extra_forbidden":
             section = f"{prefix}{'.'.join(str(p) for p in parts[:-1])}".rstrip(".")
-            msg = (unknown_key_message(parts[-1], fields, section) if fields is not None
-                   else "unknown field (check its spelling)")
+            msg = (
+                unknown_key_message(parts[-1], fields, section)
+                if fields is not None
+                else "unknown field (check its spelling)"
+            )
         elif item["type"] == "literal_error":
             expected = item.get("ctx", {}).get("expected", "")
             msg = f"got {item.get('input')!r}; allowed: {expected}"
         by_field.setdefault(field, []).append(msg)
-    lines = [f"{field}: {'; or '.join(dict.fromkeys(msgs))}" if msgs else field
-             for field, msgs in by_field.items()]
+    lines = [
+        f"{field}: {'; or '.join(dict.fromkeys(msgs))}" if msgs else field
+        for field, msgs in by_field.items()
+    ]
     return ConfigError("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- locations
 
 
-def _locate(model: type[BaseModel] | None, loc: tuple[int | str, ...]
-            ) -> tuple[list[int | str], list[str] | None, list[str]]:
+def _locate(
+    model: type[BaseModel] | None, loc: tuple[int | str, ...]
+) -> tuple[list[int | str], list[str] | None, list[str]]:
     """(the location as the spec spells it, the fields of the model holding its last part,
     the fields of the model it points at, if it points at one).
 
@@ -102,8 +109,11 @@ def _locate(model: type[BaseModel] | None, loc: tuple[int | str, ...]
 def _is_model(annotation: Any) -> bool:
     """Whether `annotation` is a pydantic model class. Generic aliases (tuple[int, ...]) pass
     isinstance(..., type) on Python 3.10 and make issubclass raise: they are not models."""
-    return (isinstance(annotation, type) and typing.get_origin(annotation) is None
-            and issubclass(annotation, BaseModel))
+    return (
+        isinstance(annotation, type)
+        and typing.get_origin(annotation) is None
+        and issubclass(annotation, BaseModel)
+    )
 
 
 def _step(annotation: Any, part: int | str) -> tuple[Any, bool, list[str] | None]:
@@ -113,8 +123,9 @@ def _step(annotation: Any, part: int | str) -> tuple[Any, bool, list[str] | None
     if annotation is None:
         return None, True, None
     if _is_model(annotation):
-        fields = {(info.alias or name): info.annotation
-                  for name, info in annotation.model_fields.items()}
+        fields = {
+            (info.alias or name): info.annotation for name, info in annotation.model_fields.items()
+        }
         return fields.get(str(part)), True, list(fields)
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)

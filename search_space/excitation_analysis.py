@@ -25,8 +25,12 @@ from torch import nn
 from search_space.excitation import gate_sites, last_per_stage, record_excitations
 
 # The output range of each gate; relu is unbounded above, so saturation is not defined for it.
-GATE_RANGES = {"sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0),
-               "relu": (0.0, math.inf)}
+GATE_RANGES = {
+    "sigmoid": (0.0, 1.0),
+    "hard_sigmoid": (0.0, 1.0),
+    "tanh": (-1.0, 1.0),
+    "relu": (0.0, math.inf),
+}
 SATURATION_BAND = 0.05
 ALL = "all"
 
@@ -39,8 +43,12 @@ class ExcitationTables:
 
 def per_class_means(values: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """(num_classes + 1, C): the mean excitation of each channel per class, then over all."""
-    rows = [values[labels == k].mean(axis=0) if np.any(labels == k)
-            else np.full(values.shape[1], np.nan) for k in range(num_classes)]
+    rows = [
+        values[labels == k].mean(axis=0)
+        if np.any(labels == k)
+        else np.full(values.shape[1], np.nan)
+        for k in range(num_classes)
+    ]
     rows.append(values.mean(axis=0))
     return np.stack(rows)
 
@@ -67,13 +75,20 @@ def excitation_tables(
         for k, name in enumerate(names):
             long_rows += [(block, stage, unit, name, c, float(m)) for c, m in enumerate(means[k])]
         high, low = saturation(block_values, gate)
-        summary_rows.append({
-            "block": block, "stage": stage, "unit": unit, "channels": block_values.shape[1],
-            "images": block_values.shape[0], "mean": float(block_values.mean()),
-            "class_spread": float(np.nanstd(means[:-1], axis=0).mean()),
-            "channel_sd": float(means[-1].std()),
-            "saturated_high": high, "saturated_low": low,
-        })
+        summary_rows.append(
+            {
+                "block": block,
+                "stage": stage,
+                "unit": unit,
+                "channels": block_values.shape[1],
+                "images": block_values.shape[0],
+                "mean": float(block_values.mean()),
+                "class_spread": float(np.nanstd(means[:-1], axis=0).mean()),
+                "channel_sd": float(means[-1].std()),
+                "saturated_high": high,
+                "saturated_low": low,
+            }
+        )
     columns = ["block", "stage", "unit", "class", "channel", "mean"]
     return ExcitationTables(pd.DataFrame(long_rows, columns=columns), pd.DataFrame(summary_rows))
 
@@ -91,14 +106,18 @@ def choose_blocks(model: nn.Module, blocks: str | Iterable[str] = "last") -> lis
     by_name = {site.name: site for site in sites}
     unknown = [name for name in wanted if name not in by_name]
     if unknown:
-        raise ValueError(f"--blocks: unknown {', '.join(unknown)}; this network has "
-                         f"{', '.join(by_name)}")
+        raise ValueError(
+            f"--blocks: unknown {', '.join(unknown)}; this network has {', '.join(by_name)}"
+        )
     return [by_name[name] for name in wanted]
 
 
 def analyze(
-    model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], classes: list[str],
-    gate: str, blocks: str | Iterable[str] = "last",
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    classes: list[str],
+    gate: str,
+    blocks: str | Iterable[str] = "last",
 ) -> ExcitationTables:
     """Record the chosen blocks' excitations over labelled `batches` and tabulate them."""
     sites = choose_blocks(model, blocks)

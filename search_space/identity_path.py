@@ -36,8 +36,9 @@ def gated_units(arch: ArchConfig) -> int:
     Identity): every residual unit of the stages that carry attention."""
     if not arch.has_attention or arch.se.placement not in GATED_IDENTITY:
         return 0
-    return sum(residual_units(stage) for i, stage in enumerate(arch.plan.stages)
-               if arch.stage_enabled(i))
+    return sum(
+        residual_units(stage) for i, stage in enumerate(arch.plan.stages) if arch.stage_enabled(i)
+    )
 
 
 def initial_block_scale(arch: ArchConfig, gate_init: float | None = None) -> float:
@@ -69,8 +70,11 @@ def identity_path_note(arch: ArchConfig) -> str | None:
     if units == 0 or gain >= NOTE_BELOW:
         return None
     scale = initial_block_scale(arch)
-    start = ("PyTorch's default init" if arch.se.gate_init is None
-             else f"arch.se.gate_init {arch.se.gate_init:g}")
+    start = (
+        "PyTorch's default init"
+        if arch.se.gate_init is None
+        else f"arch.se.gate_init {arch.se.gate_init:g}"
+    )
     text = (
         f"arch.se.placement {arch.se.placement} multiplies the identity path of every"
         f" residual unit by the {arch.attention} gate; {arch.name} has {units} such units and"
@@ -84,12 +88,16 @@ def identity_path_note(arch: ArchConfig) -> str | None:
 
 def _fix(arch: ArchConfig, units: int) -> str:
     if arch.kind is None or "gate_init" not in arch.kind.reads:
-        return (f"attention {arch.attention} has no gate bias to start near 1; placement"
-                " standard or pre keeps the identity path ungated. See docs/placements.md.")
+        return (
+            f"attention {arch.attention} has no gate bias to start near 1; placement"
+            " standard or pre keeps the identity path ungated. See docs/placements.md."
+        )
     value = RECOMMENDED_GATE_INIT[arch.se.gate]
     if arch.attention == "cbam":  # its spatial gate is a sigmoid: below 1
         value = min(value, RECOMMENDED_GATE_INIT["sigmoid"])
     gain = identity_path_gain(arch, value)
     start = initial_block_scale(arch, value)
-    return (f"Set arch.se.gate_init: {value:g} to start the gates near 1 (then"
-            f" {start:.4g}^{units} = {gain:.2f}). See docs/placements.md.")
+    return (
+        f"Set arch.se.gate_init: {value:g} to start the gates near 1 (then"
+        f" {start:.4g}^{units} = {gain:.2f}). See docs/placements.md."
+    )

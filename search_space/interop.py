@@ -65,8 +65,11 @@ EXTERNAL_MODELS: dict[str, ExternalModel] = {}
 
 
 def register_external(
-    source: str, arch: dict[str, Any], attention_keys: tuple[str, ...] = (),
-    factory: Callable[[int], nn.Module] | None = None, **kwargs: Any,
+    source: str,
+    arch: dict[str, Any],
+    attention_keys: tuple[str, ...] = (),
+    factory: Callable[[int], nn.Module] | None = None,
+    **kwargs: Any,
 ) -> None:
     """Add a model: `source` is "timm:<name>" or "torchvision:<name>"."""
     library = source.partition(":")[0]
@@ -78,8 +81,9 @@ def register_external(
 def _torchvision_resnext101_32x4d(num_classes: int) -> nn.Module:
     # torchvision registers 32x8d and 64x4d only; its ResNet class builds 32x4d as timm does.
     resnet = importlib.import_module("torchvision.models.resnet")
-    return resnet.ResNet(resnet.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4,
-                         num_classes=num_classes)
+    return resnet.ResNet(
+        resnet.Bottleneck, [3, 4, 23, 3], groups=32, width_per_group=4, num_classes=num_classes
+    )
 
 
 def _plain(backbone: str) -> dict[str, Any]:
@@ -90,35 +94,44 @@ def _plain(backbone: str) -> dict[str, Any]:
 for _depth in (18, 34, 50, 101, 152):
     register_external(f"torchvision:resnet{_depth}", _plain(f"resnet{_depth}"))
 register_external("torchvision:resnext50_32x4d", _plain("resnext50"))
-register_external("torchvision:resnext101_32x4d", _plain("resnext101"),
-                  factory=_torchvision_resnext101_32x4d)
+register_external(
+    "torchvision:resnext101_32x4d", _plain("resnext101"), factory=_torchvision_resnext101_32x4d
+)
 register_external("torchvision:mobilenet_v2", _plain("mobilenet_v2"))
 for _depth in (11, 13, 16, 19):
     register_external(f"torchvision:vgg{_depth}_bn", _plain(f"vgg{_depth}"))
 # timm's ResNet with SE: 1x1-conv FCs of make_divisible(C/16, 8) width, on the residual branch.
 _TIMM_SE = {"attention": "se", "se": {"rounding": "divisible", "divisor": 8}}
 for _depth in (18, 34, 50, 101, 152):
-    register_external(f"timm:seresnet{_depth}", {"backbone": f"resnet{_depth}", **_TIMM_SE},
-                      (".se.",))
+    register_external(
+        f"timm:seresnet{_depth}", {"backbone": f"resnet{_depth}", **_TIMM_SE}, (".se.",)
+    )
 for _depth in (50, 101):
-    register_external(f"timm:seresnext{_depth}_32x4d",
-                      {"backbone": f"resnext{_depth}", **_TIMM_SE}, (".se.",))
+    register_external(
+        f"timm:seresnext{_depth}_32x4d", {"backbone": f"resnext{_depth}", **_TIMM_SE}, (".se.",)
+    )
 # timm's ports of the paper's released Caffe models: exact C // 16 and the Caffe layout.
 _LEGACY = {"attention": "se", "layout": "caffe", "se": {"rounding": "exact"}}
 for _depth in (18, 34, 50, 101, 152):
-    register_external(f"timm:legacy_seresnet{_depth}", {"backbone": f"resnet{_depth}", **_LEGACY},
-                      (".se_module.",))
+    register_external(
+        f"timm:legacy_seresnet{_depth}",
+        {"backbone": f"resnet{_depth}", **_LEGACY},
+        (".se_module.",),
+    )
 for _depth in (50, 101):
-    register_external(f"timm:legacy_seresnext{_depth}_32x4d",
-                      {"backbone": f"resnext{_depth}", **_LEGACY}, (".se_module.",))
+    register_external(
+        f"timm:legacy_seresnext{_depth}_32x4d",
+        {"backbone": f"resnext{_depth}", **_LEGACY},
+        (".se_module.",),
+    )
 # SKNet-50 as timm builds it: checks the selective-kernel conv.
 register_external("timm:skresnext50_32x4d", {"backbone": "resnext50", "attention": "sk"})
 # The paper's other networks that timm builds exactly (tests/test_paper_networks.py).
-register_external("timm:legacy_senet154", {"backbone": "senet154", "attention": "se"},
-                  (".se_module.",))
+register_external(
+    "timm:legacy_senet154", {"backbone": "senet154", "attention": "se"}, (".se_module.",)
+)
 register_external("timm:inception_resnet_v2", _plain("inception_resnet_v2"))
 register_external("timm:mobilenetv1_100", _plain("mobilenet"))
-
 
 
 def _entry(source: str) -> ExternalModel:
@@ -142,7 +155,9 @@ def create_external(source: str, num_classes: int = 1000) -> nn.Module:
 
 
 def load_external_weights(
-    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    source: str,
     template: nn.Module | Mapping[str, torch.Tensor] | None = None,
 ) -> nn.Module:
     """Load `source`'s weights into a selab `model` built from `arch_for(source)`.
@@ -157,34 +172,39 @@ def load_external_weights(
         raise ValueError(f"state_dict: {len(missing)} keys of {source} missing, e.g. {missing[0]}")
     external = {k: state_dict[k] for k in order}
     ours = model.state_dict()
-    converted = {mine: external[theirs].reshape(ours[mine].shape)
-                 for mine, theirs in _pairs(model, list(external), ours, external, source)}
+    converted = {
+        mine: external[theirs].reshape(ours[mine].shape)
+        for mine, theirs in _pairs(model, list(external), ours, external, source)
+    }
     model.load_state_dict(converted)
     return model
 
 
 def export_weights(
-    model: nn.Module, source: str,
-    template: nn.Module | Mapping[str, torch.Tensor] | None = None,
+    model: nn.Module, source: str, template: nn.Module | Mapping[str, torch.Tensor] | None = None
 ) -> dict[str, torch.Tensor]:
     """A state dict of `source`'s model holding the weights of the selab `model`."""
     if template is None:
         template = create_external(source, _num_classes(model))
     external = dict(_state(template))
     ours = model.state_dict()
-    pairs = {theirs: mine for mine, theirs in _pairs(model, list(external), ours, external,
-                                                     source)}
-    return {theirs: ours[pairs[theirs]].reshape(external[theirs].shape).clone()
-            for theirs in external}
+    pairs = {theirs: mine for mine, theirs in _pairs(model, list(external), ours, external, source)}
+    return {
+        theirs: ours[pairs[theirs]].reshape(external[theirs].shape).clone() for theirs in external
+    }
 
 
 def _pairs(
-    model: nn.Module, external_keys: list[str], ours: Mapping[str, torch.Tensor],
-    external: Mapping[str, torch.Tensor], source: str,
+    model: nn.Module,
+    external_keys: list[str],
+    ours: Mapping[str, torch.Tensor],
+    external: Mapping[str, torch.Tensor],
+    source: str,
 ) -> list[tuple[str, str]]:
     fragments = _entry(source).attention_keys
-    prefixes = tuple(f"{name}." for name, m in model.named_modules()
-                     if isinstance(m, _UNIT_ATTENTION))
+    prefixes = tuple(
+        f"{name}." for name, m in model.named_modules() if isinstance(m, _UNIT_ATTENTION)
+    )
     our_keys = list(ours)
     pairs = []
     for part in (False, True):  # the rest, then the attention blocks
@@ -192,13 +212,18 @@ def _pairs(
         theirs = [k for k in external_keys if any(f in k for f in fragments) == part]
         if len(mine) != len(theirs):
             what = "attention" if part else "non-attention"
-            raise ValueError(f"{source}: {len(theirs)} {what} tensors, the selab network has"
-                             f" {len(mine)}; build it with arch_for({source!r})")
+            raise ValueError(
+                f"{source}: {len(theirs)} {what} tensors, the selab network has"
+                f" {len(mine)}; build it with arch_for({source!r})"
+            )
         for a, b in zip(mine, theirs, strict=True):
             if ours[a].numel() != external[b].numel() or _squeezed(ours[a]) != _squeezed(
-                    external[b]):
-                raise ValueError(f"{source}: {b} {tuple(external[b].shape)} does not fit {a}"
-                                 f" {tuple(ours[a].shape)}; build it with arch_for({source!r})")
+                external[b]
+            ):
+                raise ValueError(
+                    f"{source}: {b} {tuple(external[b].shape)} does not fit {a}"
+                    f" {tuple(ours[a].shape)}; build it with arch_for({source!r})"
+                )
             pairs.append((a, b))
     return pairs
 

@@ -37,17 +37,20 @@ def mobilenet_v1_stage(arch: Any, index: int, make_se: MakeSE) -> nn.Sequential:
     units = []
     for u in range(stage.blocks):
         in_ch, mid_ch, out_ch = unit_channels(stage, u, stage.in_channels)
-        se = (make_se(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
-              if arch.stage_enabled(index) else None)
+        se = (
+            make_se(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
+            if arch.stage_enabled(index)
+            else None
+        )
         mid_se, unit_se = (se, None) if inside_branch(placement) else (None, se)
-        units.append(dw_separable_unit(in_ch, out_ch, stage.stride if u == 0 else 1,
-                                       unit_se, mid_se))
+        units.append(
+            dw_separable_unit(in_ch, out_ch, stage.stride if u == 0 else 1, unit_se, mid_se)
+        )
     return nn.Sequential(*units)
 
 
 def dw_separable_unit(
-    in_ch: int, out_ch: int, stride: int, unit_se: nn.Module | None,
-    mid_se: nn.Module | None,
+    in_ch: int, out_ch: int, stride: int, unit_se: nn.Module | None, mid_se: nn.Module | None
 ) -> Unit:
     layers = conv_bn(in_ch, in_ch, 3, stride, groups=in_ch, act=nn.ReLU6)
     if mid_se is not None:
@@ -72,12 +75,20 @@ class ChannelShuffle(nn.Module):
 
 
 def shuffle_branch(
-    in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int, first_groups: int,
+    in_ch: int,
+    mid_ch: int,
+    out_ch: int,
+    stride: int,
+    groups: int,
+    first_groups: int,
     mid_se: nn.Module | None,
 ) -> nn.Sequential:
     """GConv 1x1 - BN - ReLU - shuffle - DWConv 3x3 - BN - GConv 1x1 - BN (no final ReLU)."""
-    layers = [*conv_bn(in_ch, mid_ch, 1, groups=first_groups), ChannelShuffle(groups),
-              *conv_bn(mid_ch, mid_ch, 3, stride, groups=mid_ch, act=None)]
+    layers = [
+        *conv_bn(in_ch, mid_ch, 1, groups=first_groups),
+        ChannelShuffle(groups),
+        *conv_bn(mid_ch, mid_ch, 3, stride, groups=mid_ch, act=None),
+    ]
     if mid_se is not None:
         layers.append(mid_se)
     layers += conv_bn(mid_ch, out_ch, 1, groups=groups, act=None)
@@ -93,7 +104,10 @@ class ConcatUnit(nn.Module):
     """
 
     def __init__(
-        self, branch: nn.Module, shortcut: nn.Module, se: nn.Module | None = None,
+        self,
+        branch: nn.Module,
+        shortcut: nn.Module,
+        se: nn.Module | None = None,
         placement: str = "standard",
     ) -> None:
         super().__init__()
@@ -138,7 +152,7 @@ def shufflenet_v1_stage(arch: Any, index: int, make_se: MakeSE) -> nn.Sequential
 
 
 def shuffle_unit(
-    stage: StagePlan, u: int, first_unit_of_net: bool, se: nn.Module | None, placement: str,
+    stage: StagePlan, u: int, first_unit_of_net: bool, se: nn.Module | None, placement: str
 ) -> nn.Module:
     in_ch, mid_ch, out_ch = unit_channels(stage, u, stage.in_channels)
     stride = stage.stride if u == 0 else 1
@@ -153,5 +167,6 @@ def shuffle_unit(
 
 
 def classifier(in_ch: int, num_classes: int, bias: bool = True) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(in_ch, num_classes, bias=bias))
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_classes, bias=bias)
+    )

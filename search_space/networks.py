@@ -83,22 +83,37 @@ def _stage(arch: ArchConfig, plan: NetworkPlan, index: int) -> nn.Sequential:
 
 
 def _unit(
-    arch: ArchConfig, index: int, in_ch: int, mid_ch: int, out_ch: int, stride: int,
-    mid_se: nn.Module | None, unit_se: nn.Module | None, mid_conv: nn.Module | None = None,
+    arch: ArchConfig,
+    index: int,
+    in_ch: int,
+    mid_ch: int,
+    out_ch: int,
+    stride: int,
+    mid_se: nn.Module | None,
+    unit_se: nn.Module | None,
+    mid_conv: nn.Module | None = None,
 ) -> Unit:
     stage, placement = arch.plan.stages[index], arch.se.placement
     if stage.block == BASIC:
         groups = (arch.conv_groups(index, in_ch), arch.conv_groups(index, out_ch))
         branch = basic_branch(in_ch, out_ch, stride, groups, act_last=arch.layout == "caffe")
-        return Unit(branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True),
-                    unit_se, placement)
+        return Unit(
+            branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True), unit_se, placement
+        )
     if stage.block == BOTTLENECK:
         branch = bottleneck_branch(
-            in_ch, mid_ch, out_ch, stride, arch.conv_groups(index, mid_ch), mid_se, mid_conv,
+            in_ch,
+            mid_ch,
+            out_ch,
+            stride,
+            arch.conv_groups(index, mid_ch),
+            mid_se,
+            mid_conv,
             stride_on_1x1=arch.layout == "caffe" and arch.backbone == "resnet",
         )
-        return Unit(branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True),
-                    unit_se, placement)
+        return Unit(
+            branch, projection(in_ch, out_ch, stride), nn.ReLU(inplace=True), unit_se, placement
+        )
     if stage.block == INVERTED:
         branch = inverted_branch(in_ch, mid_ch, out_ch, stride, mid_se)
         shortcut = nn.Identity() if stride == 1 and in_ch == out_ch else None
@@ -111,7 +126,11 @@ def _unit(
 
 
 def _preact_unit(
-    arch: ArchConfig, index: int, u: int, stride: int, mid_se: nn.Module | None,
+    arch: ArchConfig,
+    index: int,
+    u: int,
+    stride: int,
+    mid_se: nn.Module | None,
     unit_se: nn.Module | None,
 ) -> Unit:
     stage = arch.plan.stages[index]
@@ -125,10 +144,13 @@ def _preact_unit(
         groups_3x3 = arch.conv_groups(index, mid_ch)
 
         def branch_of(opens_with_act: bool) -> nn.Sequential:
-            return preact_bottleneck_branch(in_ch, mid_ch, out_ch, stride, groups_3x3,
-                                            opens_with_act, mid_se)
-    return preact_unit(branch_of, in_ch, out_ch, stride, index == 0 and u == 0, unit_se,
-                       arch.se.placement)
+            return preact_bottleneck_branch(
+                in_ch, mid_ch, out_ch, stride, groups_3x3, opens_with_act, mid_se
+            )
+
+    return preact_unit(
+        branch_of, in_ch, out_ch, stride, index == 0 and u == 0, unit_se, arch.se.placement
+    )
 
 
 def _stem(plan: NetworkPlan, in_channels: int, layout: str = "torchvision") -> nn.Module:
@@ -154,15 +176,22 @@ def _head(plan: NetworkPlan, arch: ArchConfig) -> nn.Module:
     if plan.family == "mobilenet_v2":
         return nn.Sequential(
             *conv_bn(last, plan.head_channels, 1, act=nn.ReLU6),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(0.2),
             nn.Linear(plan.head_channels, arch.num_classes),
         )
     if plan.family == "vgg" and arch.input_size >= 64:
         # torchvision's ImageNet classifier; small inputs get the CIFAR-style head below.
         return nn.Sequential(
-            nn.AdaptiveAvgPool2d(7), nn.Flatten(),
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(),
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(True),
+            nn.Dropout(),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Dropout(),
             nn.Linear(4096, arch.num_classes),
         )
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(last, arch.num_classes))

@@ -39,8 +39,9 @@ TABLE_2 = (
 )
 TABLE_3 = (
     PaperRow("MobileNet v1", {"backbone": "mobilenet"}, (569, 572), (4.2, 4.7), unit=1e6),
-    PaperRow("ShuffleNet v1 (1x, g=3)", {"backbone": "shufflenet"}, (140, 142), (1.8, 2.4),
-             unit=1e6),
+    PaperRow(
+        "ShuffleNet v1 (1x, g=3)", {"backbone": "shufflenet"}, (140, 142), (1.8, 2.4), unit=1e6
+    ),
 )
 
 
@@ -73,19 +74,26 @@ def _row(row: PaperRow) -> str:
     se = count(ArchConfig.parse(row.arch))
     u = row.unit
     digits = 3 if u == 1e9 else 1
-    paper = "-" if row.paper_flops is None else " -> ".join(
-        f"{v:.2f}" if u == 1e9 else f"{v:.0f}" for v in row.paper_flops)
+    paper = (
+        "-"
+        if row.paper_flops is None
+        else " -> ".join(f"{v:.2f}" if u == 1e9 else f"{v:.0f}" for v in row.paper_flops)
+    )
     if row.paper_params:
         paper += f" ({row.paper_params[0]}M -> {row.paper_params[1]}M params)"
-    return (f"| {row.label} | {plain.params:,} | {se.params:,} | "
-            f"{plain.flops / u:.{digits}f} -> {se.flops / u:.{digits}f} | "
-            f"{plain.paper_flops / u:.{digits}f} -> {se.paper_flops / u:.{digits}f} | {paper} |")
+    return (
+        f"| {row.label} | {plain.params:,} | {se.params:,} | "
+        f"{plain.flops / u:.{digits}f} -> {se.flops / u:.{digits}f} | "
+        f"{plain.paper_flops / u:.{digits}f} -> {se.paper_flops / u:.{digits}f} | {paper} |"
+    )
 
 
 def main() -> None:
     for title, rows in (("GFLOPs", TABLE_2), ("MFLOPs", TABLE_3)):
-        print(f"| network | params | params SE (r=16) | {title} selab | {title} paper's"
-              f" convention | paper |")
+        print(
+            f"| network | params | params SE (r=16) | {title} selab | {title} paper's"
+            f" convention | paper |"
+        )
         print("|---|---|---|---|---|---|")
         for row in rows:
             print(_row(row), flush=True)

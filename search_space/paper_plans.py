@@ -46,16 +46,22 @@ class InceptionSpec(NamedTuple):
 # Stages 3, 4 and 5 of BN-Inception (modules 3a-3c, 4a-4e, 5a-5b), as in the released Caffe
 # model that the SENet paper builds SE-BN-Inception on.
 BN_INCEPTION_MODULES: tuple[tuple[InceptionSpec, ...], ...] = (
-    (InceptionSpec(64, 64, 64, 64, 96, "avg", 32),
-     InceptionSpec(64, 64, 96, 64, 96, "avg", 64),
-     InceptionSpec(0, 128, 160, 64, 96, "max", 0, stride=2)),
-    (InceptionSpec(224, 64, 96, 96, 128, "avg", 128),
-     InceptionSpec(192, 96, 128, 96, 128, "avg", 128),
-     InceptionSpec(160, 128, 160, 128, 160, "avg", 128),
-     InceptionSpec(96, 128, 192, 160, 192, "avg", 128),
-     InceptionSpec(0, 128, 192, 192, 256, "max", 0, stride=2)),
-    (InceptionSpec(352, 192, 320, 160, 224, "avg", 128),
-     InceptionSpec(352, 192, 320, 192, 224, "max", 128)),
+    (
+        InceptionSpec(64, 64, 64, 64, 96, "avg", 32),
+        InceptionSpec(64, 64, 96, 64, 96, "avg", 64),
+        InceptionSpec(0, 128, 160, 64, 96, "max", 0, stride=2),
+    ),
+    (
+        InceptionSpec(224, 64, 96, 96, 128, "avg", 128),
+        InceptionSpec(192, 96, 128, 96, 128, "avg", 128),
+        InceptionSpec(160, 128, 160, 128, 160, "avg", 128),
+        InceptionSpec(96, 128, 192, 160, 192, "avg", 128),
+        InceptionSpec(0, 128, 192, 192, 256, "max", 0, stride=2),
+    ),
+    (
+        InceptionSpec(352, 192, 320, 160, 224, "avg", 128),
+        InceptionSpec(352, 192, 320, 192, 224, "max", 128),
+    ),
 )
 BN_INCEPTION_STEM = 192
 
@@ -87,24 +93,43 @@ def _bn_inception() -> NetworkPlan:
             width = spec.out_channels(width)
             widths.append(width)
         stride = 2 if any(spec.stride == 2 for spec in modules) else 1
-        stages.append(StagePlan(INCEPTION, len(modules), in_ch, widths[-1], widths[-1], stride,
-                                unit_out=tuple(widths)))
+        stages.append(
+            StagePlan(
+                INCEPTION,
+                len(modules),
+                in_ch,
+                widths[-1],
+                widths[-1],
+                stride,
+                unit_out=tuple(widths),
+            )
+        )
         in_ch = widths[-1]
     # The stride-2 modules concatenate a 3x3/2 conv (padding 1) with a 3x3/2 ceil-mode pool
     # (no padding): the two line up only on even maps, so the input is a multiple of 32.
-    return NetworkPlan("bn_inception", None, "bn_inception", BN_INCEPTION_STEM, tuple(stages),
-                       in_ch, min_input=32, input_multiple=32)
+    return NetworkPlan(
+        "bn_inception",
+        None,
+        "bn_inception",
+        BN_INCEPTION_STEM,
+        tuple(stages),
+        in_ch,
+        min_input=32,
+        input_multiple=32,
+    )
 
 
 def _inception_resnet_v2() -> NetworkPlan:
     stages, in_ch = [], 192
     for i, (blocks, width, _) in enumerate(INCEPTION_RESNET_V2_STAGES):
-        stages.append(StagePlan(INCEPTION_RESNET, blocks + 1, in_ch, width, width,
-                                1 if i == 0 else 2))
+        stages.append(
+            StagePlan(INCEPTION_RESNET, blocks + 1, in_ch, width, width, 1 if i == 0 else 2)
+        )
         in_ch = width
     # Unpadded convs and pools: 75 px is the smallest input that leaves a 1x1 map at the end.
-    return NetworkPlan("inception_resnet_v2", None, "inception_resnet_v2", 192, tuple(stages),
-                       1536, min_input=75)
+    return NetworkPlan(
+        "inception_resnet_v2", None, "inception_resnet_v2", 192, tuple(stages), 1536, min_input=75
+    )
 
 
 def _mobilenet_v1() -> NetworkPlan:
@@ -119,8 +144,9 @@ def _shufflenet_v1() -> NetworkPlan:
     stages, in_ch = [], 24
     for width, units in SHUFFLENET_V1_STAGES:
         # the bottleneck is a quarter of the unit's output width, in every unit
-        stages.append(StagePlan(SHUFFLE, units, in_ch, width, width // 4, 2,
-                                groups=SHUFFLENET_GROUPS))
+        stages.append(
+            StagePlan(SHUFFLE, units, in_ch, width, width // 4, 2, groups=SHUFFLENET_GROUPS)
+        )
         in_ch = width
     return NetworkPlan("shufflenet", None, "shufflenet_v1", 24, tuple(stages), in_ch)
 
@@ -129,8 +155,17 @@ def _senet154() -> NetworkPlan:
     stages, in_ch = [], 128
     for i, (planes, blocks) in enumerate(SENET154_STAGES):
         width = planes * 4
-        stages.append(StagePlan(SENET_BOTTLENECK, blocks, in_ch, width, width,
-                                1 if i == 0 else 2, groups=SENET154_GROUPS))
+        stages.append(
+            StagePlan(
+                SENET_BOTTLENECK,
+                blocks,
+                in_ch,
+                width,
+                width,
+                1 if i == 0 else 2,
+                groups=SENET154_GROUPS,
+            )
+        )
         in_ch = width
     return NetworkPlan("senet154", None, "senet154", 128, tuple(stages), in_ch)
 

@@ -35,23 +35,35 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1)
 
 
 def preact_basic_branch(
-    in_ch: int, out_ch: int, stride: int, groups: tuple[int, int], opens_with_act: bool,
+    in_ch: int, out_ch: int, stride: int, groups: tuple[int, int], opens_with_act: bool
 ) -> nn.Sequential:
     """[BN-ReLU] 3x3 - BN-ReLU - 3x3 (pre-activation ResNet-110)."""
     layers = bn_relu(in_ch) if opens_with_act else []
-    layers += [conv(in_ch, out_ch, 3, stride, groups[0]), *bn_relu(out_ch),
-               conv(out_ch, out_ch, 3, groups=groups[1])]
+    layers += [
+        conv(in_ch, out_ch, 3, stride, groups[0]),
+        *bn_relu(out_ch),
+        conv(out_ch, out_ch, 3, groups=groups[1]),
+    ]
     return nn.Sequential(*layers)
 
 
 def preact_bottleneck_branch(
-    in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int, opens_with_act: bool,
+    in_ch: int,
+    mid_ch: int,
+    out_ch: int,
+    stride: int,
+    groups: int,
+    opens_with_act: bool,
     mid_se: nn.Module | None = None,
 ) -> nn.Sequential:
     """[BN-ReLU] 1x1 - BN-ReLU - 3x3 (stride here) - BN-ReLU - [SE_3x3] - 1x1 (ResNet-164)."""
     layers = bn_relu(in_ch) if opens_with_act else []
-    layers += [conv(in_ch, mid_ch, 1), *bn_relu(mid_ch), conv(mid_ch, mid_ch, 3, stride, groups),
-               *bn_relu(mid_ch)]
+    layers += [
+        conv(in_ch, mid_ch, 1),
+        *bn_relu(mid_ch),
+        conv(mid_ch, mid_ch, 3, stride, groups),
+        *bn_relu(mid_ch),
+    ]
     if mid_se is not None:
         layers.append(mid_se)
     layers.append(conv(mid_ch, out_ch, 1))
@@ -59,8 +71,13 @@ def preact_bottleneck_branch(
 
 
 def preact_unit(
-    branch_of: Callable[[bool], nn.Sequential], in_ch: int, out_ch: int, stride: int,
-    first_of_network: bool, unit_se: nn.Module | None, placement: str,
+    branch_of: Callable[[bool], nn.Sequential],
+    in_ch: int,
+    out_ch: int,
+    stride: int,
+    first_of_network: bool,
+    unit_se: nn.Module | None,
+    placement: str,
 ) -> Unit:
     """A pre-activation unit; `branch_of(opens_with_act)` builds its branch."""
     projects = stride != 1 or in_ch != out_ch
@@ -68,11 +85,13 @@ def preact_unit(
     branch = branch_of(not projects and not first_of_network)
     shortcut = conv(in_ch, out_ch, 1, stride) if projects else nn.Identity()
     pre_act = nn.Sequential(*bn_relu(in_ch)) if shared_act else None
-    return Unit(branch, shortcut, None, unit_se, placement, pre_act=pre_act,
-                shortcut_pre_act=shared_act)
+    return Unit(
+        branch, shortcut, None, unit_se, placement, pre_act=pre_act, shortcut_pre_act=shared_act
+    )
 
 
 def preact_head(channels: int, num_classes: int) -> nn.Sequential:
     """The final BN-ReLU (after the last addition), global average pooling, the classifier."""
-    return nn.Sequential(*bn_relu(channels), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(channels, num_classes))
+    return nn.Sequential(
+        *bn_relu(channels), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes)
+    )

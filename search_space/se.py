@@ -57,7 +57,11 @@ class SqueezeExcite(nn.Module):
     """FC(C -> C_r) - ReLU - FC(C_r -> C) - gate, then x * s (per channel)."""
 
     def __init__(
-        self, channels: int, reduced: int, squeeze: str = "avg", gate: str = "sigmoid",
+        self,
+        channels: int,
+        reduced: int,
+        squeeze: str = "avg",
+        gate: str = "sigmoid",
         bias: bool = True,
     ) -> None:
         super().__init__()

@@ -46,7 +46,10 @@ class _SqueezeScale(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, x: torch.Tensor, residual: torch.Tensor | None, block: nn.Module,
+        ctx: Any,
+        x: torch.Tensor,
+        residual: torch.Tensor | None,
+        block: nn.Module,
         *params: torch.Tensor | None,
     ) -> torch.Tensor:
         pooled = squeeze(x, block.squeeze)
@@ -92,8 +95,9 @@ class FastSqueezeExcite(nn.Module):
         self.fc1, self.act, self.fc2, self.gate = plain.fc1, plain.act, plain.fc2, plain.gate
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad
-                                                               for p in self.parameters())):
+        if torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        ):
             return _SqueezeScale.apply(x, residual, self, *_params(self))
         s = _excite(self, squeeze(x, self.squeeze))
         return rescale(x, s[:, :, None, None], residual)

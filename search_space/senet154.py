@@ -22,13 +22,16 @@ DROPOUT = 0.2
 
 
 def senet154_stem(in_channels: int) -> nn.Sequential:
-    return nn.Sequential(*conv_bn(in_channels, 64, 3, 2), *conv_bn(64, 64, 3),
-                         *conv_bn(64, 128, 3), nn.MaxPool2d(3, 2, ceil_mode=True))
+    return nn.Sequential(
+        *conv_bn(in_channels, 64, 3, 2),
+        *conv_bn(64, 64, 3),
+        *conv_bn(64, 128, 3),
+        nn.MaxPool2d(3, 2, ceil_mode=True),
+    )
 
 
 def senet154_branch(
-    in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int,
-    mid_se: nn.Module | None = None,
+    in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int, mid_se: nn.Module | None = None
 ) -> nn.Sequential:
     """1x1 to mid/2 - grouped 3x3 (stride here) to mid - 1x1; SE_3x3 after the 3x3 block."""
     layers = [*conv_bn(in_ch, mid_ch // 2, 1), *conv_bn(mid_ch // 2, mid_ch, 3, stride, groups)]
@@ -51,15 +54,26 @@ def senet154_stage(arch: Any, index: int, make_se: MakeSE) -> nn.Sequential:
     for u in range(stage.blocks):
         in_ch, mid_ch, out_ch = unit_channels(stage, u, stage.in_channels)
         stride = stage.stride if u == 0 else 1
-        se = (make_se(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
-              if arch.stage_enabled(index) else None)
+        se = (
+            make_se(arch, index, se_width(placement, in_ch, mid_ch, out_ch))
+            if arch.stage_enabled(index)
+            else None
+        )
         mid_se, unit_se = (se, None) if inside_branch(placement) else (None, se)
         branch = senet154_branch(in_ch, mid_ch, out_ch, stride, stage.groups, mid_se)
-        units.append(Unit(branch, senet154_shortcut(in_ch, out_ch, stride),
-                          nn.ReLU(inplace=True), unit_se, placement))
+        units.append(
+            Unit(
+                branch,
+                senet154_shortcut(in_ch, out_ch, stride),
+                nn.ReLU(inplace=True),
+                unit_se,
+                placement,
+            )
+        )
     return nn.Sequential(*units)
 
 
 def senet154_head(in_ch: int, num_classes: int) -> nn.Sequential:
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(DROPOUT),
-                         nn.Linear(in_ch, num_classes))
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(DROPOUT), nn.Linear(in_ch, num_classes)
+    )

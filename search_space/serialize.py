@@ -26,12 +26,18 @@ def model_payload(
 ) -> dict[str, Any]:
     """The dict `save_model` writes: weights detached and on the CPU, in their own storage."""
     weights = {key: value.detach().to("cpu").clone() for key, value in state_dict.items()}
-    return {"format": FORMAT, "arch": arch.to_dict(), "state_dict": weights,
-            "meta": dict(meta or {})}
+    return {
+        "format": FORMAT,
+        "arch": arch.to_dict(),
+        "state_dict": weights,
+        "meta": dict(meta or {}),
+    }
 
 
 def save_model(
-    path: str | Path, arch: ArchConfig, model: nn.Module | Mapping[str, torch.Tensor],
+    path: str | Path,
+    arch: ArchConfig,
+    model: nn.Module | Mapping[str, torch.Tensor],
     meta: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write `model` (a module or its state_dict) and the config that builds it to `path`."""

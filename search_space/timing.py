@@ -83,8 +83,10 @@ class TimingPlan:
 
     def key(self) -> str:
         """What makes two measurements of one architecture the same measurement."""
-        return (f"{self.device}/{self.autocast_dtype}/{self.memory_format}/"
-                f"{self.batch_sizes}/{self.train_batch_size}")
+        return (
+            f"{self.device}/{self.autocast_dtype}/{self.memory_format}/"
+            f"{self.batch_sizes}/{self.train_batch_size}"
+        )
 
 
 @dataclass(frozen=True)
@@ -141,20 +143,24 @@ class Timing:
         throughput_train_img_s, stage1.latency_ms, stage1.se_latency_ms, latency_rounds."""
         out: dict[str, float] = {}
         for batch, m in self.latency.items():
-            out |= {f"latency_b{batch}_ms": 1e3 * m.network.median,
-                    f"latency_b{batch}_iqr_ms": 1e3 * m.network.iqr,
-                    f"plain_latency_b{batch}_ms": 1e3 * m.plain.median,
-                    f"latency_ratio_b{batch}": m.ratio.median,
-                    f"latency_ratio_b{batch}_iqr": m.ratio.iqr,
-                    f"latency_noise_b{batch}": m.noise}
+            out |= {
+                f"latency_b{batch}_ms": 1e3 * m.network.median,
+                f"latency_b{batch}_iqr_ms": 1e3 * m.network.iqr,
+                f"plain_latency_b{batch}_ms": 1e3 * m.plain.median,
+                f"latency_ratio_b{batch}": m.ratio.median,
+                f"latency_ratio_b{batch}_iqr": m.ratio.iqr,
+                f"latency_noise_b{batch}": m.noise,
+            }
         if self.training is not None and self.train_batch_size:
             t, images = self.training, self.train_batch_size
             # A throughput ratio is the inverse of the time ratio: network img/s over plain.
-            out |= {"throughput_train_img_s": images / t.network.median,
-                    "plain_throughput_train_img_s": images / t.plain.median,
-                    "throughput_train_ratio": 1 / t.ratio.median,
-                    "throughput_train_ratio_iqr": 1 / t.ratio.q1 - 1 / t.ratio.q3,
-                    "throughput_train_noise": t.noise}
+            out |= {
+                "throughput_train_img_s": images / t.network.median,
+                "plain_throughput_train_img_s": images / t.plain.median,
+                "throughput_train_ratio": 1 / t.ratio.median,
+                "throughput_train_ratio_iqr": 1 / t.ratio.q1 - 1 / t.ratio.q3,
+                "throughput_train_noise": t.noise,
+            }
         for i, (own, added) in enumerate(zip(self.stages, self.stages_added, strict=True)):
             out[f"stage{i + 1}.latency_ms"] = 1e3 * own.median
             out[f"stage{i + 1}.se_latency_ms"] = 1e3 * added.median
@@ -162,8 +168,12 @@ class Timing:
         return out
 
 
-def time_arch(arch: ArchConfig, plan: TimingPlan, model: nn.Module | None = None,
-              plain: nn.Module | None = None) -> Timing:
+def time_arch(
+    arch: ArchConfig,
+    plan: TimingPlan,
+    model: nn.Module | None = None,
+    plain: nn.Module | None = None,
+) -> Timing:
     """Time `arch` beside its plain network (the same network without attention) on `plan`.
 
     `model`: the network as it will be trained (fast SE swapped in, say); it is copied, never
@@ -175,49 +185,68 @@ def time_arch(arch: ArchConfig, plan: TimingPlan, model: nn.Module | None = None
     with torch.random.fork_rng(devices=devices):
         network = copy.deepcopy(model) if model is not None else build_model(arch)
         if not any(arch.stage_mask):
-            return _measure(network, network, plan, arch.in_channels, arch.input_size,
-                            arch.num_classes)
+            return _measure(
+                network, network, plan, arch.in_channels, arch.input_size, arch.num_classes
+            )
         if plain is None:
             plain = build_model(arch.plain())
         # Training steps at lr 0 keep the weights, unless fp16 gradients overflow (inf times
         # 0 is NaN); BN statistics move: the reused network gets its state back.
         state = copy.deepcopy(plain.state_dict())
         try:
-            return _measure(network, plain, plan, arch.in_channels, arch.input_size,
-                            arch.num_classes)
+            return _measure(
+                network, plain, plan, arch.in_channels, arch.input_size, arch.num_classes
+            )
         finally:
             plain.load_state_dict(state)
 
 
-def time_networks(network: nn.Module, plain: nn.Module, plan: TimingPlan, in_channels: int,
-                  input_size: int, num_classes: int) -> Timing:
+def time_networks(
+    network: nn.Module,
+    plain: nn.Module,
+    plan: TimingPlan,
+    in_channels: int,
+    input_size: int,
+    num_classes: int,
+) -> Timing:
     """`time_arch` for two built networks (`network is plain`: a network timed alone)."""
     devices = [plan.device] if plan.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         return _measure(network, plain, plan, in_channels, input_size, num_classes)
 
 
-def _measure(network: nn.Module, plain: nn.Module, plan: TimingPlan, in_channels: int,
-             input_size: int, num_classes: int) -> Timing:
+def _measure(
+    network: nn.Module,
+    plain: nn.Module,
+    plan: TimingPlan,
+    in_channels: int,
+    input_size: int,
+    num_classes: int,
+) -> Timing:
     began = time.perf_counter()
     alone = network is plain
     nets = {"plain": _prepare(plain, plan)} | ({} if alone else {"net": _prepare(network, plan)})
     inputs = _Inputs(plan, in_channels, input_size, num_classes)
     measures = [*plan.batch_sizes, *([TRAIN] if plan.train_batch_size else [])]
-    steps = {(name, measure): _step(net, measure, inputs, plan)
-             for name, net in nets.items() for measure in measures}
+    steps = {
+        (name, measure): _step(net, measure, inputs, plan)
+        for name, net in nets.items()
+        for measure in measures
+    }
     clocks = {name: _StageClock(net, plan.device) for name, net in nets.items()}
     try:
         per_call = _warm_up(steps, nets, measures, plan.device)
-        calls = {m: max(1, math.ceil(MIN_SAMPLE_S / min(per_call[n, m] for n in nets)))
-                 for m in measures}
+        calls = {
+            m: max(1, math.ceil(MIN_SAMPLE_S / min(per_call[n, m] for n in nets))) for m in measures
+        }
         # plain, network, plain: the network between two plain timings (alone: plain twice).
         order = ["plain", "plain"] if alone else ["plain", "net", "plain"]
         samples: dict[Any, list[list[float]]] = {m: [] for m in measures}
         stage_samples: list[list[tuple[float, ...]]] = []
         rounds = 0
         while rounds < plan.max_rounds and (
-                rounds < MIN_ROUNDS or time.perf_counter() - began < plan.budget_s):
+            rounds < MIN_ROUNDS or time.perf_counter() - began < plan.budget_s
+        ):
             rounds += 1
             for m in measures:
                 _set_mode(nets.values(), training=m == TRAIN)
@@ -229,13 +258,17 @@ def _measure(network: nn.Module, plain: nn.Module, plan: TimingPlan, in_channels
     finally:
         for clock in clocks.values():
             clock.remove()
-    return _summarise(samples, stage_samples, plan, alone, rounds,
-                      time.perf_counter() - began)
+    return _summarise(samples, stage_samples, plan, alone, rounds, time.perf_counter() - began)
 
 
-def _round(steps: dict[tuple[str, Any], Step], measure: Any, calls: int, order: list[str],
-           clocks: dict[str, _StageClock], device: torch.device
-           ) -> tuple[list[float], list[tuple[float, ...]]]:
+def _round(
+    steps: dict[tuple[str, Any], Step],
+    measure: Any,
+    calls: int,
+    order: list[str],
+    clocks: dict[str, _StageClock],
+    device: torch.device,
+) -> tuple[list[float], list[tuple[float, ...]]]:
     """One measure of one round: seconds per call of each side in `order`, and per stage when
     `clocks` are given."""
     # One untimed call first: the first call after another measure (another batch size or
@@ -251,8 +284,14 @@ def _round(steps: dict[tuple[str, Any], Step], measure: Any, calls: int, order: 
     return per_side, per_stage
 
 
-def _summarise(samples: dict[Any, list[list[float]]], stage_samples: list[list[tuple]],
-               plan: TimingPlan, alone: bool, rounds: int, seconds: float) -> Timing:
+def _summarise(
+    samples: dict[Any, list[list[float]]],
+    stage_samples: list[list[tuple]],
+    plan: TimingPlan,
+    alone: bool,
+    rounds: int,
+    seconds: float,
+) -> Timing:
     paired = {m: _paired(rows, alone) for m, rows in samples.items()}
     stages: tuple[Spread, ...] = ()
     added: tuple[Spread, ...] = ()
@@ -260,12 +299,21 @@ def _summarise(samples: dict[Any, list[list[float]]], stage_samples: list[list[t
         count = len(stage_samples[0][0])
         own = 0 if alone else 1  # the network's stages: the middle sample of a round
         stages = tuple(Spread.of([r[own][i] for r in stage_samples]) for i in range(count))
-        added = tuple(Spread.exact(0.0) if alone else
-                      Spread.of([r[1][i] - (r[0][i] + r[2][i]) / 2 for r in stage_samples])
-                      for i in range(count))
-    return Timing(latency={b: paired[b] for b in plan.batch_sizes},
-                  training=paired.get(TRAIN), train_batch_size=plan.train_batch_size,
-                  stages=stages, stages_added=added, rounds=rounds, seconds=seconds)
+        added = tuple(
+            Spread.exact(0.0)
+            if alone
+            else Spread.of([r[1][i] - (r[0][i] + r[2][i]) / 2 for r in stage_samples])
+            for i in range(count)
+        )
+    return Timing(
+        latency={b: paired[b] for b in plan.batch_sizes},
+        training=paired.get(TRAIN),
+        train_batch_size=plan.train_batch_size,
+        stages=stages,
+        stages_added=added,
+        rounds=rounds,
+        seconds=seconds,
+    )
 
 
 def _paired(rows: list[list[float]], alone: bool) -> Paired:
@@ -274,10 +322,12 @@ def _paired(rows: list[list[float]], alone: bool) -> Paired:
     if alone:
         every = Spread.of([t for r in rows for t in r])
         return Paired(every, every, Spread.exact(1.0), noise)
-    return Paired(network=Spread.of([r[1] for r in rows]),
-                  plain=Spread.of([(r[0] + r[2]) / 2 for r in rows]),
-                  ratio=Spread.of([2 * r[1] / (r[0] + r[2]) for r in rows]),
-                  noise=noise)
+    return Paired(
+        network=Spread.of([r[1] for r in rows]),
+        plain=Spread.of([(r[0] + r[2]) / 2 for r in rows]),
+        ratio=Spread.of([2 * r[1] / (r[0] + r[2]) for r in rows]),
+        noise=noise,
+    )
 
 
 # ----------------------------------------------------------------------------- the timed steps
@@ -296,8 +346,10 @@ class _Inputs:
         if size not in self._cache:
             x = torch.randn(size, *self.shape, generator=self._generator)
             y = torch.randint(0, self.num_classes, (size,), generator=self._generator)
-            self._cache[size] = (x.to(self.plan.device, memory_format=self.plan.memory_format),
-                                 y.to(self.plan.device))
+            self._cache[size] = (
+                x.to(self.plan.device, memory_format=self.plan.memory_format),
+                y.to(self.plan.device),
+            )
         return self._cache[size]
 
 
@@ -306,8 +358,9 @@ def _prepare(net: nn.Module, plan: TimingPlan) -> nn.Module:
 
 
 def _autocast(plan: TimingPlan) -> torch.autocast:
-    return torch.autocast(plan.device.type, dtype=plan.autocast_dtype,
-                          enabled=plan.autocast_dtype is not None)
+    return torch.autocast(
+        plan.device.type, dtype=plan.autocast_dtype, enabled=plan.autocast_dtype is not None
+    )
 
 
 def _step(net: nn.Module, measure: Any, inputs: _Inputs, plan: TimingPlan) -> Step:
@@ -341,8 +394,12 @@ def _set_mode(nets: Any, training: bool) -> None:
         net.train(training)
 
 
-def _warm_up(steps: dict[tuple[str, Any], Step], nets: dict[str, nn.Module], measures: list,
-             device: torch.device) -> dict[tuple[str, Any], float]:
+def _warm_up(
+    steps: dict[tuple[str, Any], Step],
+    nets: dict[str, nn.Module],
+    measures: list,
+    device: torch.device,
+) -> dict[tuple[str, Any], float]:
     """WARMUP_CALLS calls of every step; the seconds of the last one, per (network, measure)."""
     per_call = {}
     for m in measures:
@@ -404,6 +461,7 @@ class _StageClock:
         def hook(*_: Any) -> None:
             if self.on:
                 self._open[i] = self._now()
+
         return hook
 
     def _leave(self, i: int) -> Callable[..., None]:
@@ -413,6 +471,7 @@ class _StageClock:
                     self._events[i].append((self._open[i], self._now()))
                 else:
                     self.totals[i] += time.perf_counter() - self._open[i]
+
         return hook
 
     @contextmanager
@@ -429,8 +488,7 @@ class _StageClock:
         """Seconds per call in each stage, over the last sample."""
         if self.cuda:
             torch.cuda.synchronize()
-            self.totals = [sum(a.elapsed_time(b) for a, b in pairs) / 1e3
-                           for pairs in self._events]
+            self.totals = [sum(a.elapsed_time(b) for a, b in pairs) / 1e3 for pairs in self._events]
         return tuple(t / calls for t in self.totals)
 
     def remove(self) -> None:

@@ -15,8 +15,13 @@ from torch import nn
 
 
 def conv_bn(
-    in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-    act: type[nn.Module] | None = nn.ReLU, bias: bool = False,
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: type[nn.Module] | None = nn.ReLU,
+    bias: bool = False,
 ) -> list[nn.Module]:
     layers: list[nn.Module] = [
         nn.Conv2d(in_ch, out_ch, kernel, stride, kernel // 2, groups=groups, bias=bias),
@@ -28,19 +33,24 @@ def conv_bn(
 
 
 def basic_branch(
-    in_ch: int, out_ch: int, stride: int, groups: tuple[int, int] = (1, 1),
-    act_last: bool = False,
+    in_ch: int, out_ch: int, stride: int, groups: tuple[int, int] = (1, 1), act_last: bool = False
 ) -> nn.Sequential:
     """3x3 - 3x3 (ResNet-18/34, CIFAR ResNet-6n+2); the last BN has no activation unless
     `act_last` (the SE-ResNet-18/34 of timm's legacy SENet port has one before SE)."""
-    return nn.Sequential(*conv_bn(in_ch, out_ch, 3, stride, groups[0]),
-                         *conv_bn(out_ch, out_ch, 3, groups=groups[1],
-                                  act=nn.ReLU if act_last else None))
+    return nn.Sequential(
+        *conv_bn(in_ch, out_ch, 3, stride, groups[0]),
+        *conv_bn(out_ch, out_ch, 3, groups=groups[1], act=nn.ReLU if act_last else None),
+    )
 
 
 def bottleneck_branch(
-    in_ch: int, mid_ch: int, out_ch: int, stride: int, groups: int = 1,
-    mid_se: nn.Module | None = None, mid_conv: nn.Module | None = None,
+    in_ch: int,
+    mid_ch: int,
+    out_ch: int,
+    stride: int,
+    groups: int = 1,
+    mid_se: nn.Module | None = None,
+    mid_conv: nn.Module | None = None,
     stride_on_1x1: bool = False,
 ) -> nn.Sequential:
     """1x1 - 3x3 - 1x1; SE_3x3 goes after the 3x3 block.
@@ -93,9 +103,14 @@ class Unit(nn.Module):
     """
 
     def __init__(
-        self, branch: nn.Module, shortcut: nn.Module | None, act: nn.Module | None,
-        se: nn.Module | None = None, placement: str = "standard",
-        pre_act: nn.Module | None = None, shortcut_pre_act: bool = False,
+        self,
+        branch: nn.Module,
+        shortcut: nn.Module | None,
+        act: nn.Module | None,
+        se: nn.Module | None = None,
+        placement: str = "standard",
+        pre_act: nn.Module | None = None,
+        shortcut_pre_act: bool = False,
     ) -> None:
         super().__init__()
         self.pre_act = pre_act  # registered first: the state dict follows the forward order

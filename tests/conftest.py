@@ -92,8 +92,7 @@ def ray_address() -> str:
     subprocess driver can join it."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False,
-             logging_level=logging.WARNING)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

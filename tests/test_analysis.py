@@ -19,8 +19,15 @@ CLASSES = ["a", "b", "c"]
 def trained() -> tuple[ArchConfig, torch.nn.Module, torch.Tensor, torch.Tensor]:
     """SE-ResNet-8 trained for a few steps on three separable classes of 8x8 images."""
     torch.manual_seed(0)
-    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 3, "in_channels": 1,
-                             "input_size": 8, "se": {"reduction": 4}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet8",
+            "num_classes": 3,
+            "in_channels": 1,
+            "input_size": 8,
+            "se": {"reduction": 4},
+        }
+    )
     model = build_model(arch)
     y = torch.arange(96) % 3
     x = torch.randn(96, 1, 8, 8) + y[:, None, None, None].float()
@@ -61,13 +68,21 @@ def test_per_class_means_match_a_direct_computation(trained):
         summary = tables.summary[tables.summary["stage"] == stage].iloc[0]
         per_class = torch.stack([s[y == k].mean(0) for k in range(3)])
         assert summary["class_spread"] == pytest.approx(
-            per_class.std(0, unbiased=False).mean().item(), abs=1e-5)
+            per_class.std(0, unbiased=False).mean().item(), abs=1e-5
+        )
         assert summary["saturated_high"] == pytest.approx((s >= 0.95).float().mean().item())
 
 
 def test_blocks_are_named_by_stage_and_unit_and_the_default_is_the_last_of_each_stage():
-    arch = ArchConfig.parse({"backbone": "cifar_resnet20", "num_classes": 10, "in_channels": 3,
-                             "input_size": 32, "se": {"stages": "1,0,1"}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet20",
+            "num_classes": 10,
+            "in_channels": 3,
+            "input_size": 32,
+            "se": {"stages": "1,0,1"},
+        }
+    )
     sites = gate_sites(build_model(arch))
     assert [s.name for s in sites] == [f"stage{s}.unit{u}" for s in (1, 3) for u in (1, 2, 3)]
     assert [s.name for s in last_per_stage(sites)] == ["stage1.unit3", "stage3.unit3"]

@@ -18,8 +18,15 @@ from search_space.networks import build_model
 
 def summary_of(reduction: int, seed: int):
     torch.manual_seed(seed)
-    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 10, "in_channels": 1,
-                             "input_size": 8, "se": {"reduction": reduction}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet8",
+            "num_classes": 10,
+            "in_channels": 1,
+            "input_size": 8,
+            "se": {"reduction": reduction},
+        }
+    )
     model = build_model(arch).eval()
     splits = load_splits(DataConfig.model_validate({"name": "digits"}), "cpu")
     return analyze(model, splits.eval_batches("val", 512), splits.classes, arch.se.gate).summary

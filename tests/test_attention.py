@@ -29,9 +29,13 @@ def _inputs(model, arch, types):
     for i, stage in enumerate(model.stages):
         for m in stage.modules():
             if isinstance(m, types):
-                hooks.append(m.register_forward_hook(
-                    lambda mod, inp, out, i=i: seen.append((i, mod, tuple(inp[0].shape[1:]),
-                                                            tuple(out.shape[1:])))))
+                hooks.append(
+                    m.register_forward_hook(
+                        lambda mod, inp, out, i=i: seen.append(
+                            (i, mod, tuple(inp[0].shape[1:]), tuple(out.shape[1:]))
+                        )
+                    )
+                )
     with torch.no_grad():
         model.eval()(torch.zeros(1, arch.in_channels, arch.input_size, arch.input_size))
     for h in hooks:
@@ -64,13 +68,23 @@ def _expected(arch, model):
 # Placements on the small basic-block network, the bottleneck-only ones on ResNet-50 (its plain
 # count is cached, so the ResNet-50 cases count it once).
 COST_CASES = [
-    *[("cifar_resnet8", 32, kind, {"placement": p, "reduction": 4}, {})
-      for kind in ("eca", "cbam") for p in ("standard", "pre", "post", "identity")],
-    *[("cifar_resnet8", 32, "se", {"squeeze": "none", "placement": p, "reduction": 4}, {})
-      for p in ("standard", "pre", "post", "identity")],
+    *[
+        ("cifar_resnet8", 32, kind, {"placement": p, "reduction": 4}, {})
+        for kind in ("eca", "cbam")
+        for p in ("standard", "pre", "post", "identity")
+    ],
+    *[
+        ("cifar_resnet8", 32, "se", {"squeeze": "none", "placement": p, "reduction": 4}, {})
+        for p in ("standard", "pre", "post", "identity")
+    ],
     ("cifar_resnet8", 32, "eca", {"squeeze": "avgmax"}, {"eca": {"k": 3}}),
-    ("cifar_resnet8", 32, "cbam", {"squeeze": "max", "reduction": 4},
-     {"cbam": {"spatial_kernel": 3}}),
+    (
+        "cifar_resnet8",
+        32,
+        "cbam",
+        {"squeeze": "max", "reduction": 4},
+        {"cbam": {"spatial_kernel": 3}},
+    ),
     ("resnet50", 64, "eca", {"placement": "after_3x3"}, {}),
     ("resnet50", 64, "cbam", {"placement": "after_3x3"}, {}),
     ("resnet50", 64, "se", {"squeeze": "none", "placement": "after_3x3"}, {}),
@@ -81,8 +95,9 @@ COST_CASES = [
 
 @pytest.mark.parametrize(("name", "size", "kind", "se", "extra"), COST_CASES)
 def test_attention_cost_equals_its_closed_form(name, size, kind, se, extra):
-    arch = ArchConfig.parse({"backbone": name, "input_size": size, "attention": kind, "se": se,
-                             **extra})
+    arch = ArchConfig.parse(
+        {"backbone": name, "input_size": size, "attention": kind, "se": se, **extra}
+    )
     model = build_model(arch)
     cost = count_cost(arch, model)
     flops, params, per_stage = _expected(arch, model)
@@ -103,8 +118,12 @@ def test_eca_kernel_follows_the_paper():
     assert [eca_kernel(c) for c in (16, 64, 256, 512, 1024, 2048)] == [3, 3, 5, 5, 5, 7]
     arch = ArchConfig.parse({"backbone": "resnet50", "attention": "eca"})
     assert arch.eca.kernel_for(2048) == 7
-    assert ArchConfig.parse({"backbone": "resnet50", "attention": "eca",
-                             "eca": {"k": 9}}).eca.kernel_for(2048) == 9
+    assert (
+        ArchConfig.parse(
+            {"backbone": "resnet50", "attention": "eca", "eca": {"k": 9}}
+        ).eca.kernel_for(2048)
+        == 9
+    )
 
 
 def test_eca_cbam_and_nosqueeze_compute_their_definitions():
@@ -113,8 +132,9 @@ def test_eca_cbam_and_nosqueeze_compute_their_definitions():
     eca = ECA(32, 5).eval()
     s = torch.sigmoid(F.conv1d(x.mean((2, 3))[:, None], eca.conv.weight, padding=2))
     assert torch.allclose(eca(x), x * s[:, 0, :, None, None], atol=1e-6)
-    assert torch.allclose(eca(x, residual=residual), residual + x * s[:, 0, :, None, None],
-                          atol=1e-6)
+    assert torch.allclose(
+        eca(x, residual=residual), residual + x * s[:, 0, :, None, None], atol=1e-6
+    )
 
     cbam = CBAM(32, 8, "avgmax").eval()
     mlp = lambda v: cbam.fc2(torch.relu(cbam.fc1(v)))  # noqa: E731
@@ -133,8 +153,9 @@ def test_selective_kernel_matches_timm_with_three_branches():
     from timm.layers import SelectiveKernel as TimmSK
 
     torch.manual_seed(0)
-    theirs = TimmSK(64, 64, kernel_size=[3, 5, 7], stride=2, groups=4, rd_channels=16,
-                    split_input=False).eval()
+    theirs = TimmSK(
+        64, 64, kernel_size=[3, 5, 7], stride=2, groups=4, rd_channels=16, split_input=False
+    ).eval()
     ours = SelectiveKernel(64, 64, stride=2, groups=4, branches=3, reduced=16).eval()
     with torch.no_grad():
         for m in theirs.modules():
@@ -142,8 +163,9 @@ def test_selective_kernel_matches_timm_with_three_branches():
                 m.running_mean.normal_(0, 0.3)
                 m.running_var.uniform_(0.5, 2)
     values = list(theirs.state_dict().values())
-    ours.load_state_dict({k: v.reshape(t.shape) for (k, t), v in
-                          zip(ours.state_dict().items(), values, strict=True)})
+    ours.load_state_dict(
+        {k: v.reshape(t.shape) for (k, t), v in zip(ours.state_dict().items(), values, strict=True)}
+    )
     x = torch.randn(2, 64, 16, 16)
     with torch.no_grad():
         assert (ours(x) - theirs(x)).abs().max() < 1e-5
@@ -154,8 +176,9 @@ def test_attention_none_is_the_plain_network():
     off = ArchConfig.parse({"backbone": "resnet50", "se": {"enabled": False}})
     assert not none.se.enabled and not any(none.stage_mask)
     a, b = build_model(none), build_model(off)
-    assert [(n, p.shape) for n, p in a.named_parameters()] == \
-        [(n, p.shape) for n, p in b.named_parameters()]
+    assert [(n, p.shape) for n, p in a.named_parameters()] == [
+        (n, p.shape) for n, p in b.named_parameters()
+    ]
 
 
 def test_kind_defaults_fill_only_what_the_user_left_out():
@@ -163,15 +186,20 @@ def test_kind_defaults_fill_only_what_the_user_left_out():
     assert sk.se.placement == "replace_3x3"
     cbam = ArchConfig.parse({"backbone": "resnet50", "attention": "cbam"})
     assert cbam.se.squeeze == "avgmax"  # CBAM pools both
-    assert ArchConfig.parse({"backbone": "resnet50", "attention": "cbam",
-                             "se": {"squeeze": "avg"}}).se.squeeze == "avg"
+    assert (
+        ArchConfig.parse(
+            {"backbone": "resnet50", "attention": "cbam", "se": {"squeeze": "avg"}}
+        ).se.squeeze
+        == "avg"
+    )
     for arch in (sk, cbam):
         assert ArchConfig.parse(arch.to_dict()) == arch
 
 
 def test_flat_params_name_the_kind_and_its_knobs():
-    flat = ArchConfig.parse({"backbone": "resnext50", "attention": "sk",
-                             "sk": {"branches": 3}}).flat_params()
+    flat = ArchConfig.parse(
+        {"backbone": "resnext50", "attention": "sk", "sk": {"branches": 3}}
+    ).flat_params()
     assert flat["arch.attention"] == "sk" and flat["arch.sk.branches"] == "3"
     assert flat["arch.se.placement"] == "replace_3x3"
     eca = ArchConfig.parse({"backbone": "resnet50", "attention": "eca"}).flat_params()
@@ -179,29 +207,50 @@ def test_flat_params_name_the_kind_and_its_knobs():
     assert all(isinstance(v, str) for v in flat.values())
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"attention": "gc"}, ["attention", "'gc'", "allowed: se, eca, cbam, sk, none"]),
-    ({"backbone": "resnet18", "attention": "sk"},
-     ["attention", "sk", "basic units", "bottleneck", "allowed for resnet18: se, eca, cbam, none"]),
-    ({"backbone": "mobilenet_v2", "attention": "sk"}, ["attention", "sk", "inverted"]),
-    ({"attention": "sk", "se": {"placement": "post"}},
-     ["se.placement", "3x3 conv itself", "allowed for sk: replace_3x3"]),
-    ({"se": {"placement": "replace_3x3"}}, ["se.placement", "sk", "allowed: standard"]),
-    ({"attention": "eca", "se": {"squeeze": "none"}},
-     ["se.squeeze", "eca", "allowed: avg, max, avgmax"]),
-    ({"attention": "cbam", "se": {"squeeze": "none"}}, ["se.squeeze", "cbam"]),
-    ({"attention": "eca", "eca": {"k": 4}}, ["eca.k", "odd"]),
-    ({"attention": "eca", "eca": {"k": "big"}}, ["eca.k", "auto"]),
-    ({"attention": "cbam", "cbam": {"spatial_kernel": 6}}, ["cbam.spatial_kernel", "odd"]),
-    ({"attention": "sk", "sk": {"branches": 1}}, ["sk.branches", "2"]),
-    ({"attention": "sk", "sk": {"width": 3}}, ["sk.width", "unknown field"]),
-    ({"backbone": "cifar_resnet20", "groups": 3},
-     ["groups", "3", "16 -> 16", "stage 1", "allowed: divisors of 16, or depthwise"]),
-    ({"backbone": "mobilenet_v2", "groups": 2},
-     ["groups", "depthwise already", "allowed backbones: resnet, resnext, cifar_resnet"]),
-    ({"backbone": "vgg16", "layout": "caffe"},
-     ["layout", "caffe", "allowed for vgg16: torchvision"]),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"attention": "gc"}, ["attention", "'gc'", "allowed: se, eca, cbam, sk, none"]),
+        (
+            {"backbone": "resnet18", "attention": "sk"},
+            [
+                "attention",
+                "sk",
+                "basic units",
+                "bottleneck",
+                "allowed for resnet18: se, eca, cbam, none",
+            ],
+        ),
+        ({"backbone": "mobilenet_v2", "attention": "sk"}, ["attention", "sk", "inverted"]),
+        (
+            {"attention": "sk", "se": {"placement": "post"}},
+            ["se.placement", "3x3 conv itself", "allowed for sk: replace_3x3"],
+        ),
+        ({"se": {"placement": "replace_3x3"}}, ["se.placement", "sk", "allowed: standard"]),
+        (
+            {"attention": "eca", "se": {"squeeze": "none"}},
+            ["se.squeeze", "eca", "allowed: avg, max, avgmax"],
+        ),
+        ({"attention": "cbam", "se": {"squeeze": "none"}}, ["se.squeeze", "cbam"]),
+        ({"attention": "eca", "eca": {"k": 4}}, ["eca.k", "odd"]),
+        ({"attention": "eca", "eca": {"k": "big"}}, ["eca.k", "auto"]),
+        ({"attention": "cbam", "cbam": {"spatial_kernel": 6}}, ["cbam.spatial_kernel", "odd"]),
+        ({"attention": "sk", "sk": {"branches": 1}}, ["sk.branches", "2"]),
+        ({"attention": "sk", "sk": {"width": 3}}, ["sk.width", "unknown field"]),
+        (
+            {"backbone": "cifar_resnet20", "groups": 3},
+            ["groups", "3", "16 -> 16", "stage 1", "allowed: divisors of 16, or depthwise"],
+        ),
+        (
+            {"backbone": "mobilenet_v2", "groups": 2},
+            ["groups", "depthwise already", "allowed backbones: resnet, resnext, cifar_resnet"],
+        ),
+        (
+            {"backbone": "vgg16", "layout": "caffe"},
+            ["layout", "caffe", "allowed for vgg16: torchvision"],
+        ),
+    ],
+)
 def test_bad_attention_input_names_the_field_and_the_allowed_values(data, expected):
     data = {"backbone": "resnet50", **data}
     with pytest.raises(ConfigError) as err:
@@ -217,21 +266,25 @@ def test_registry_lists_every_kind_once():
     assert all(k.summary and k.placements for k in KINDS.values())
 
 
-@pytest.mark.parametrize(("name", "groups", "expected"), [
-    ("cifar_resnet20", 4, [4, 4, 4]),
-    ("cifar_resnet20", "depthwise", [16, 32, 64]),
-    ("resnet50", 1, [1, 1, 1, 1]),
-    ("resnet50", "depthwise", [64, 128, 256, 512]),
-    ("resnext50", None, [32, 32, 32, 32]),
-    ("resnext50", 8, [8, 8, 8, 8]),
-])
+@pytest.mark.parametrize(
+    ("name", "groups", "expected"),
+    [
+        ("cifar_resnet20", 4, [4, 4, 4]),
+        ("cifar_resnet20", "depthwise", [16, 32, 64]),
+        ("resnet50", 1, [1, 1, 1, 1]),
+        ("resnet50", "depthwise", [64, 128, 256, 512]),
+        ("resnext50", None, [32, 32, 32, 32]),
+        ("resnext50", 8, [8, 8, 8, 8]),
+    ],
+)
 def test_groups_regroup_every_3x3_conv(name, groups, expected):
     arch = ArchConfig.parse({"backbone": name, "groups": groups, "input_size": 32})
     model = build_model(arch)
     for stage, g in zip(model.stages, expected, strict=True):
         last = stage[-1].branch  # a unit inside the stage: its width does not change
-        convs = [m for m in last.modules() if isinstance(m, torch.nn.Conv2d)
-                 and m.kernel_size == (3, 3)]
+        convs = [
+            m for m in last.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)
+        ]
         assert convs and all(c.groups == g for c in convs)
         assert all(c.weight.shape[1] == c.in_channels // g for c in convs)
     out = model(torch.randn(2, 3, 32, 32))

@@ -25,8 +25,23 @@ def test_cost_json_for_se_and_plain_resnet50(capsys):
 
 
 def test_cost_flags_select_placement_squeeze_gate_and_stages(capsys):
-    out = _json(capsys, ["cost", "--backbone", "resnet50", "--placement", "after_3x3",
-                         "--squeeze", "max", "--gate", "tanh", "--stages", "1,1,1,0", "--json"])
+    out = _json(
+        capsys,
+        [
+            "cost",
+            "--backbone",
+            "resnet50",
+            "--placement",
+            "after_3x3",
+            "--squeeze",
+            "max",
+            "--gate",
+            "tanh",
+            "--stages",
+            "1,1,1,0",
+            "--json",
+        ],
+    )
     assert out["arch"]["se"]["placement"] == "after_3x3"
     assert out["arch"]["se"]["squeeze"] == "max" and out["arch"]["se"]["gate"] == "tanh"
     assert out["per_stage"][3]["se_params"] == 0 and out["per_stage"][0]["se_params"] > 0
@@ -34,8 +49,18 @@ def test_cost_flags_select_placement_squeeze_gate_and_stages(capsys):
 
 def test_cost_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
     path = tmp_path / "arch.yaml"
-    path.write_text(yaml.safe_dump({"arch": {"backbone": "cifar_resnet20", "input_size": 32,
-                                             "num_classes": 10, "se": {"reduction": 4}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "arch": {
+                    "backbone": "cifar_resnet20",
+                    "input_size": 32,
+                    "num_classes": 10,
+                    "se": {"reduction": 4},
+                }
+            }
+        )
+    )
     out = _json(capsys, ["cost", str(path), "--reduction", "8", "--json"])
     assert out["arch"]["backbone"] == "cifar_resnet" and out["arch"]["se"]["reduction"] == 8
     assert main(["cost", str(path)]) == 0
@@ -44,8 +69,9 @@ def test_cost_reads_a_config_file_and_flags_override_it(tmp_path, capsys):
 
 
 def test_invalid_combination_exits_nonzero_with_the_message_and_no_traceback(tmp_path):
-    proc = selab(["cost", "--backbone", "resnet18", "--placement", "after_3x3"], cwd=tmp_path,
-                 timeout=120)
+    proc = selab(
+        ["cost", "--backbone", "resnet18", "--placement", "after_3x3"], cwd=tmp_path, timeout=120
+    )
     assert proc.returncode == 2
     assert "se.placement" in proc.stderr and "allowed: standard, pre, post, identity" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -73,12 +99,29 @@ def test_cost_of_sknet50_and_of_nosqueeze(capsys):
 def test_cost_text_lists_every_attention_kind_per_stage(capsys):
     from search_space.cost import _plain_count
 
-    assert main(["cost", "--backbone", "cifar_resnet20", "--input-size", "32",
-                 "--attention", "eca", "--eca-k", "3"]) == 0
+    assert (
+        main(
+            [
+                "cost",
+                "--backbone",
+                "cifar_resnet20",
+                "--input-size",
+                "32",
+                "--attention",
+                "eca",
+                "--eca-k",
+                "3",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("cifar_resnet20  attention: eca k=3")
-    rows = {line.split()[0]: line for line in lines if line.strip().startswith(
-        ("se ", "eca ", "cbam ", "sk "))}
+    rows = {
+        line.split()[0]: line
+        for line in lines
+        if line.strip().startswith(("se ", "eca ", "cbam ", "sk "))
+    }
     assert set(rows) == {"se", "eca", "cbam", "sk"}
     assert "n/a: attention: sk cannot sit in the basic units" in rows["sk"]
     assert rows["eca"].count("/") == 4  # the total and three stages
@@ -89,8 +132,7 @@ def test_cost_text_lists_every_attention_kind_per_stage(capsys):
 
 
 def test_attention_that_cannot_sit_there_exits_2(tmp_path):
-    proc = selab(["cost", "--backbone", "resnet18", "--attention", "sk"], cwd=tmp_path,
-                 timeout=120)
+    proc = selab(["cost", "--backbone", "resnet18", "--attention", "sk"], cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "attention: sk cannot sit in the basic units of resnet18" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -75,8 +75,20 @@ def test_an_address_that_does_not_answer_fails_at_once(
     port = free_port()  # nothing listens there
     for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
         start = time.monotonic()
-        done = selab(["run", spec, "--address", address, "--tracking-uri", tracking_uri,
-                      "--storage", str(tmp_path / "runs")], cwd=tmp_path, timeout=60)
+        done = selab(
+            [
+                "run",
+                spec,
+                "--address",
+                address,
+                "--tracking-uri",
+                tracking_uri,
+                "--storage",
+                str(tmp_path / "runs"),
+            ],
+            cwd=tmp_path,
+            timeout=60,
+        )
         elapsed = time.monotonic() - start
         assert done.returncode == 2, done.stderr[-2000:]
         assert f"--address {address}: no Ray cluster answers" in done.stderr
@@ -91,12 +103,15 @@ def test_an_address_that_does_not_answer_fails_at_once(
 JOB_DIR = "gcs://_ray_pkg_0123456789abcdef.zip"  # what `ray job submit` makes of --working-dir
 
 
-@pytest.mark.parametrize("job_env", [
-    {},  # not a job
-    {"working_dir": JOB_DIR},
-    {"working_dir": JOB_DIR, "excludes": ["data/"]},
-    {"working_dir": JOB_DIR, "py_modules": ["gcs://_ray_pkg_fedcba9876543210.zip"]},
-])
+@pytest.mark.parametrize(
+    "job_env",
+    [
+        {},  # not a job
+        {"working_dir": JOB_DIR},
+        {"working_dir": JOB_DIR, "excludes": ["data/"]},
+        {"working_dir": JOB_DIR, "py_modules": ["gcs://_ray_pkg_fedcba9876543210.zip"]},
+    ],
+)
 def test_the_driver_code_merges_with_a_jobs_runtime_env(
     job_env: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,8 +126,9 @@ def test_the_driver_code_merges_with_a_jobs_runtime_env(
     assert merged is not None
     assert {k: merged[k] for k in job_env} == job_env
     if "py_modules" not in job_env:
-        imported = [str(Path(importlib.import_module(name).__file__).parent)
-                    for name in CODE_PACKAGES]
+        imported = [
+            str(Path(importlib.import_module(name).__file__).parent) for name in CODE_PACKAGES
+        ]
         assert merged["py_modules"] == imported
 
 
@@ -120,28 +136,53 @@ def test_the_driver_code_merges_with_a_jobs_runtime_env(
 
 
 @pytest.mark.timeout(300)
-def test_ray_client_address(cluster: LocalCluster, tmp_path: Path, tiny_spec,
-                            tracking_uri: str, sweep_runs) -> None:
+def test_ray_client_address(
+    cluster: LocalCluster, tmp_path: Path, tiny_spec, tracking_uri: str, sweep_runs
+) -> None:
     """`selab run SPEC --address ray://head:10001`: the driver is here, Tune's controller and
     the trials run on the cluster, the code travels as runtime_env py_modules."""
     spec = write_spec(tmp_path, tiny_spec(name="client"))
-    done = selab(["run", spec, "--address", cluster.client_address, "--tracking-uri",
-                  tracking_uri, "--storage", str(tmp_path / "runs")],
-                 cwd=tmp_path, env=driver_env(cluster))
+    done = selab(
+        [
+            "run",
+            spec,
+            "--address",
+            cluster.client_address,
+            "--tracking-uri",
+            tracking_uri,
+            "--storage",
+            str(tmp_path / "runs"),
+        ],
+        cwd=tmp_path,
+        env=driver_env(cluster),
+    )
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert "sweep client: 2 finished" in done.stdout
     assert_complete(tracking_uri, "client", trials=2, epochs=2, sweep_runs=sweep_runs)
 
 
-def ray_job_submit(cluster: LocalCluster, project: Path,
-                   *entrypoint: str) -> tuple[subprocess.CompletedProcess, str]:
+def ray_job_submit(
+    cluster: LocalCluster, project: Path, *entrypoint: str
+) -> tuple[subprocess.CompletedProcess, str]:
     """`RAY_AUTH_MODE=token ray job submit --address http://head:8265 --working-dir . -- ...`
     in the project folder, as the README writes it; (the finished command, the job's id)."""
     done = subprocess.run(
-        [RAY, "job", "submit", "--address", cluster.dashboard_address, "--working-dir", ".",
-         "--", *entrypoint],
-        env=driver_env(cluster, RAY_AUTH_MODE="token"), cwd=project, capture_output=True,
-        text=True, timeout=240,
+        [
+            RAY,
+            "job",
+            "submit",
+            "--address",
+            cluster.dashboard_address,
+            "--working-dir",
+            ".",
+            "--",
+            *entrypoint,
+        ],
+        env=driver_env(cluster, RAY_AUTH_MODE="token"),
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     output = done.stdout + done.stderr
     submitted = re.search(r"Job '(\S+)' submitted successfully", output)
@@ -154,8 +195,9 @@ def project_folder(tmp_path: Path, tiny_spec, name: str, **sections) -> Path:
     working dir first on the driver's path, so the job runs this code) and experiments/."""
     project = tmp_path / "project"
     for package in CODE_PACKAGES:
-        shutil.copytree(ROOT / package, project / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / package, project / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (project / "experiments").mkdir()
     write_spec(project / "experiments", tiny_spec(name=name, **sections))
     return project
@@ -171,8 +213,16 @@ def test_ray_job_submit(cluster: LocalCluster, tmp_path: Path, tiny_spec, sweep_
     try:
         project = project_folder(tmp_path, tiny_spec, "job")
         done, job_id = ray_job_submit(
-            cluster, project, "selab", "run", "experiments/job.yaml", "--tracking-uri",
-            server.uri, "--storage", str(tmp_path / "runs"))
+            cluster,
+            project,
+            "selab",
+            "run",
+            "experiments/job.yaml",
+            "--tracking-uri",
+            server.uri,
+            "--storage",
+            str(tmp_path / "runs"),
+        )
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-4000:]
         assert "sweep job: 2 finished" in output
@@ -187,15 +237,24 @@ def test_ray_job_submit(cluster: LocalCluster, tmp_path: Path, tiny_spec, sweep_
 
 
 @pytest.mark.timeout(200)
-def test_ray_job_submit_fails_with_the_driver(cluster: LocalCluster, tmp_path: Path, tiny_spec,
-                                              tracking_uri: str) -> None:
+def test_ray_job_submit_fails_with_the_driver(
+    cluster: LocalCluster, tmp_path: Path, tiny_spec, tracking_uri: str
+) -> None:
     """A sweep the cluster cannot run (2 CPUs per trial, 1-CPU nodes) is refused by the driver's
     pre-flight on the head: the job fails with the driver's exit code 2, `ray job submit` exits
     non-zero and shows selab's message, and nothing of the sweep exists."""
     project = project_folder(tmp_path, tiny_spec, "greedy", resources={"cpus_per_trial": 2})
     done, job_id = ray_job_submit(
-        cluster, project, "selab", "run", "experiments/greedy.yaml", "--tracking-uri",
-        tracking_uri, "--storage", str(tmp_path / "runs"))
+        cluster,
+        project,
+        "selab",
+        "run",
+        "experiments/greedy.yaml",
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(tmp_path / "runs"),
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output[-4000:]
     assert "resources.cpus_per_trial" in output
@@ -215,16 +274,35 @@ def test_host_port_address_on_two_nodes_survives_losing_one(
     its processes, SIGKILL): its trial is retried on the head, and nothing is lost or logged
     twice."""
     assert len(cluster.nodes) == 2
-    spec = write_spec(tmp_path, tiny_spec(name="nodes", train={"epochs": 3},
-                                          search={"grid": {"arch.se.reduction": [2, 4, 8, 16]}},
-                                          failure={"max_retries": 1}))
+    spec = write_spec(
+        tmp_path,
+        tiny_spec(
+            name="nodes",
+            train={"epochs": 3},
+            search={"grid": {"arch.se.reduction": [2, 4, 8, 16]}},
+            failure={"max_retries": 1},
+        ),
+    )
     folder = tmp_path / "runs" / "nodes"
     log = tmp_path / "driver.log"
-    run = ["run", spec, "--address", cluster.address, "--tracking-uri", tracking_uri,
-           "--storage", str(tmp_path / "runs")]
+    run = [
+        "run",
+        spec,
+        "--address",
+        cluster.address,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     with running_selab(run, cwd=tmp_path, log=log, env=driver_env(cluster)) as driver:
-        wait_until(lambda: two_training(folder), driver, log, limit_s=200,
-                   what="two trials training at once")
+        wait_until(
+            lambda: two_training(folder),
+            driver,
+            log,
+            limit_s=200,
+            what="two trials training at once",
+        )
         cluster.nodes[1].kill()  # the worker node: raylet, workers, trial actors
         code = driver.wait(timeout=300)
     output = log.read_text()

@@ -25,17 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_a_moved_private_name_fails_naming_the_wrapper() -> None:
     """The failure every other test here would show after an upgrade."""
-    with pytest.raises(compat.MovedPrivateAPI,
-                       match=r"runners\.compat\.some_wrapper: ray\._private\.no_such_module\.thing "
-                             r"is gone in ray \d"):
+    with pytest.raises(
+        compat.MovedPrivateAPI,
+        match=r"runners\.compat\.some_wrapper: ray\._private\.no_such_module\.thing "
+        r"is gone in ray \d",
+    ):
         compat._private("some_wrapper", "ray._private.no_such_module", "thing")
-    with pytest.raises(compat.MovedPrivateAPI,
-                       match=r"runners\.compat\.other: MlflowClient\._no_such_attribute is gone "
-                             r"in mlflow \d"):
+    with pytest.raises(
+        compat.MovedPrivateAPI,
+        match=r"runners\.compat\.other: MlflowClient\._no_such_attribute is gone "
+        r"in mlflow \d",
+    ):
         from mlflow import MlflowClient
 
-        compat._private_attribute("other", MlflowClient("sqlite:///:memory:"),
-                                  "_no_such_attribute")
+        compat._private_attribute("other", MlflowClient("sqlite:///:memory:"), "_no_such_attribute")
 
 
 # ----------------------------------------------------------------------------- Ray
@@ -52,8 +55,9 @@ def test_enable_ray_token_auth_switches_ray_to_tokens() -> None:
         "print(json.dumps([os.environ.get('RAY_AUTH_MODE'), is_token_auth_enabled()]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == ["token", True]
 
@@ -61,8 +65,8 @@ def test_enable_ray_token_auth_switches_ray_to_tokens() -> None:
 def test_silence_ray_token_notice_quiets_the_logger_ray_announces_with() -> None:
     module = compat._private("silence_ray_token_notice", compat.RAY_TOKEN_SETUP_MODULE, "logger")
     assert module.name == compat.RAY_TOKEN_SETUP_MODULE, (
-        "runners.compat.silence_ray_token_notice: Ray's token notice now comes from "
-        f"{module.name}")
+        f"runners.compat.silence_ray_token_notice: Ray's token notice now comes from {module.name}"
+    )
     compat.silence_ray_token_notice()
     assert module.getEffectiveLevel() == logging.ERROR
 
@@ -110,8 +114,9 @@ def test_new_ray_auth_token_is_a_token_ray_accepts_in_form() -> None:
 
 
 def test_merge_runtime_envs_merges_and_refuses_a_key_in_both() -> None:
-    merged = compat.merge_runtime_envs({"working_dir": "gcs://_ray_pkg_x.zip"},
-                                       {"py_modules": ["/a"], "excludes": ["__pycache__"]})
+    merged = compat.merge_runtime_envs(
+        {"working_dir": "gcs://_ray_pkg_x.zip"}, {"py_modules": ["/a"], "excludes": ["__pycache__"]}
+    )
     assert merged is not None
     assert merged["working_dir"] == "gcs://_ray_pkg_x.zip" and merged["py_modules"] == ["/a"]
     assert compat.merge_runtime_envs({"py_modules": ["/a"]}, {"py_modules": ["/b"]}) is None
@@ -141,22 +146,30 @@ PRIVATE = re.compile(
 
 
 def test_no_private_ray_or_mlflow_name_outside_compat() -> None:
-    sources = [p for folder in ("runners", "tests", "benchmarks", "scripts", "reports",
-                                "search_space")
-               for p in (ROOT / folder).rglob("*.py")]
+    sources = [
+        p
+        for folder in ("runners", "tests", "benchmarks", "scripts", "reports", "search_space")
+        for p in (ROOT / folder).rglob("*.py")
+    ]
     exempt = {ROOT / "runners" / "compat.py", Path(__file__).resolve()}
-    found = [f"{p.relative_to(ROOT)}: {m.group(0).strip()}"
-             for p in sources if p not in exempt
-             for m in PRIVATE.finditer(p.read_text(encoding="utf-8"))]
-    assert found == [], "private Ray/MLflow names belong in runners/compat.py:\n" + "\n".join(
-        found)
+    found = [
+        f"{p.relative_to(ROOT)}: {m.group(0).strip()}"
+        for p in sources
+        if p not in exempt
+        for m in PRIVATE.finditer(p.read_text(encoding="utf-8"))
+    ]
+    assert found == [], "private Ray/MLflow names belong in runners/compat.py:\n" + "\n".join(found)
 
 
 def test_every_wrapper_is_tested_here() -> None:
-    wrappers = [name for name, value in vars(compat).items()
-                if callable(value) and not name.startswith("_")
-                and getattr(value, "__module__", "") == "runners.compat"
-                and not isinstance(value, type)]
+    wrappers = [
+        name
+        for name, value in vars(compat).items()
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__module__", "") == "runners.compat"
+        and not isinstance(value, type)
+    ]
     text = Path(__file__).read_text(encoding="utf-8")
     untested = [name for name in wrappers if f"compat.{name}(" not in text]
     assert untested == [], f"wrappers without a test in tests/test_compat.py: {untested}"

@@ -194,8 +194,11 @@ def test_a_crafted_cifar_pickle_is_refused_without_running_it(tmp_path):
     with open(batch, "wb") as f:
         pickle.dump({b"data": _Payload(marker), b"labels": [0]}, f, protocol=2)
     for load in (inspect_dataset, load_splits):
-        with pytest.raises(ConfigError, match=r"data\.root: .*data_batch_1 is not a CIFAR batch "
-                                              r"file .*refusing to load posix\.mkdir"):
+        with pytest.raises(
+            ConfigError,
+            match=r"data\.root: .*data_batch_1 is not a CIFAR batch "
+            r"file .*refusing to load posix\.mkdir",
+        ):
             load(DataConfig(name="cifar10", root=str(tmp_path), val_size=5))
     assert not marker.exists()
 
@@ -277,8 +280,7 @@ def test_imagefolder_over_the_memory_budget_streams_through_torchvision(tmp_path
     the set is read from disk by DataLoader workers (random-resized crop and flip for training,
     resize and center crop for evaluation) and a trainer learns from it."""
     write_image_folder(tmp_path, {"red": (220, 30, 30), "blue": (30, 30, 220)}, per_class=60)
-    cfg = DataConfig(name="imagefolder", root=str(tmp_path), memory_budget_mb=0,
-                     val_fraction=0.25)
+    cfg = DataConfig(name="imagefolder", root=str(tmp_path), memory_budget_mb=0, val_fraction=0.25)
     info = inspect_dataset(cfg)
     assert info.streamed and info.memory_bytes == 0
     assert (info.num_train, info.num_val, info.in_channels, info.image_size) == (90, 30, 3, 32)
@@ -297,8 +299,9 @@ def test_imagefolder_over_the_memory_budget_streams_through_torchvision(tmp_path
 
     arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 2, "input_size": 32})
     torch.manual_seed(0)
-    trainer = Trainer(build_model(arch), s, TrainConfig(epochs=2, batch_size=16, lr=0.05),
-                      "cpu", seed=0)
+    trainer = Trainer(
+        build_model(arch), s, TrainConfig(epochs=2, batch_size=16, lr=0.05), "cpu", seed=0
+    )
     results = [trainer.run_epoch() for _ in range(2)]
     assert results[-1].val_acc > 0.9 and results[-1].test_acc is None
 

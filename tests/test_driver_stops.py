@@ -28,8 +28,13 @@ from tests.support.sweep_state import state_statuses
 
 @pytest.mark.timeout(300)
 def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "runs"
@@ -40,8 +45,13 @@ def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
     # No --address: the driver starts a Ray instance of its own, which takes seconds; it is
     # SIGKILLed, while Ray starts, when the block ends.
     with running_selab(run, cwd=tmp_path, log=log) as driver:
-        wait_until(lambda: (folder / SWEEP_META_FILE).exists(), driver, log, limit_s=120,
-                   what="the sweep's folder")
+        wait_until(
+            lambda: (folder / SWEEP_META_FILE).exists(),
+            driver,
+            log,
+            limit_s=120,
+            what="the sweep's folder",
+        )
         # A second driver of the same sweep is refused at once, naming the first.
         capsys.readouterr()
         assert main(["resume", "startup", "--storage", str(storage)]) == 2
@@ -66,8 +76,9 @@ def test_a_driver_killed_while_ray_starts_leaves_a_resumable_sweep(
     assert resumed.info.status == "FINISHED"
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("startup")
-    roles = Counter(r.data.tags.get("selab.role")
-                    for r in client.search_runs([experiment.experiment_id]))
+    roles = Counter(
+        r.data.tags.get("selab.role") for r in client.search_runs([experiment.experiment_id])
+    )
     assert roles == Counter(sweep=1, trial=2)  # no second parent, no orphan trial run
     for run in trials:
         assert run.data.tags["selab.status"] == "finished"
@@ -83,7 +94,11 @@ def saved_statuses(folder: Path) -> dict[str, str]:
 
 @pytest.mark.timeout(300)
 def test_a_trial_that_finished_after_rays_last_save_resumes_from_its_checkpoint(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A driver killed after a trial finished, but before Ray saved that, leaves a state that
@@ -94,18 +109,36 @@ def test_a_trial_that_finished_after_rays_last_save_resumes_from_its_checkpoint(
     second, slow trial has trained two epochs, one at a time."""
     storage = tmp_path / "runs"
     folder = storage / "window"
-    spec_file = write_spec(tmp_path, tiny_spec(
-        name="window", train={"epochs": 3},
-        search={"grid": {"arch.se.reduction": [4], "train.batch_size": [64, 4]}},
-        resources={"cpus_per_trial": 1, "max_concurrent": 1}))
+    spec_file = write_spec(
+        tmp_path,
+        tiny_spec(
+            name="window",
+            train={"epochs": 3},
+            search={"grid": {"arch.se.reduction": [4], "train.batch_size": [64, 4]}},
+            resources={"cpus_per_trial": 1, "max_concurrent": 1},
+        ),
+    )
     log = tmp_path / "driver.log"
-    run = ["run", spec_file, "--address", ray_address, "--tracking-uri", tracking_uri,
-           "--storage", str(storage)]
-    with running_selab(run, cwd=tmp_path, log=log,
-                       env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"}) as driver:
-        wait_until(lambda: [e for e, _ in read_events(folder / JOURNAL_FILE)
-                            if e["kind"] == "trial_end"], driver, log, limit_s=180,
-                   what="a trial's end")
+    run = [
+        "run",
+        spec_file,
+        "--address",
+        ray_address,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(storage),
+    ]
+    with running_selab(
+        run, cwd=tmp_path, log=log, env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "100000"}
+    ) as driver:
+        wait_until(
+            lambda: [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"],
+            driver,
+            log,
+            limit_s=180,
+            what="a trial's end",
+        )
     ended = [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == "trial_end"]
     assert len(ended) == 1
     assert saved_statuses(folder)[ended[0]["trial_id"]] == "RUNNING"  # Ray did not save its end

@@ -26,7 +26,6 @@ from search_space.serialize import load_model, save_model
 pytestmark = pytest.mark.gpu
 
 
-
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     """CIFAR-10 in its real on-disk format (5 x 400 training images, learnable colours):
@@ -39,8 +38,9 @@ def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def se_resnet20() -> tuple[ArchConfig, torch.nn.Module]:
-    arch = ArchConfig.parse({"backbone": "cifar_resnet20", "num_classes": 10, "input_size": 32,
-                             "se": {"reduction": 16}})
+    arch = ArchConfig.parse(
+        {"backbone": "cifar_resnet20", "num_classes": 10, "input_size": 32, "se": {"reduction": 16}}
+    )
     torch.manual_seed(0)
     return arch, build_model(arch)
 
@@ -83,13 +83,15 @@ def test_fp16_trains_through_the_gradient_scaler(monkeypatch, cifar_root: str) -
     assert not result.diverged and math.isfinite(result.train_loss)
     scale = trainer.scaler.get_scale()
     assert math.isfinite(scale) and scale > 0
-    moved = [not torch.equal(b, p.detach().cpu().to(b.device))
-             for b, p in zip(before, trainer.model.parameters(), strict=True)]
+    moved = [
+        not torch.equal(b, p.detach().cpu().to(b.device))
+        for b, p in zip(before, trainer.model.parameters(), strict=True)
+    ]
     assert sum(moved) > len(moved) // 2  # the scaled steps did update the weights
 
 
 def test_a_model_saved_on_the_gpu_gives_the_same_outputs_loaded_on_the_cpu(
-    tmp_path: Path, cifar_root: str,
+    tmp_path: Path, cifar_root: str
 ) -> None:
     arch, model = se_resnet20()
     trainer = trainer_for(model, cifar_root)
@@ -133,10 +135,18 @@ def test_the_in_memory_dataset_stays_on_the_gpu_while_training(cifar_root: str) 
 def test_a_streamed_folder_reaches_the_gpu_through_pinned_memory(tmp_path: Path) -> None:
     from tests.support.fakedata import write_image_folder
 
-    root = write_image_folder(tmp_path / "folder", {"red": (200, 30, 30), "blue": (30, 30, 200)},
-                              per_class=80)
-    cfg = DataConfig.model_validate({"name": "imagefolder", "root": str(root), "image_size": 32,
-                                     "memory_budget_mb": 0, "loader_workers": 2})
+    root = write_image_folder(
+        tmp_path / "folder", {"red": (200, 30, 30), "blue": (30, 30, 200)}, per_class=80
+    )
+    cfg = DataConfig.model_validate(
+        {
+            "name": "imagefolder",
+            "root": str(root),
+            "image_size": 32,
+            "memory_budget_mb": 0,
+            "loader_workers": 2,
+        }
+    )
     splits = load_splits(cfg, "cuda", workers=2)
     assert splits.streamed
     assert splits._loader(splits.train, 32).pin_memory  # pinned: copies can overlap compute
@@ -157,14 +167,20 @@ def test_trials_at_half_a_gpu_share_it_through_selab_run(tmp_path, tiny_spec) ->
     from tests.support.specs import write_spec
     from tests.support.sweep_state import sweep_runs
 
-    spec = write_spec(tmp_path, tiny_spec(
-        name="half-gpu", arch={"backbone": "cifar_resnet20"},
-        data={"name": "synthetic", "image_size": 32, "train_size": 1024, "val_size": 256},
-        train={"epochs": 2, "batch_size": 128},
-        resources={"cpus_per_trial": 1, "gpus_per_trial": 0.5}))
+    spec = write_spec(
+        tmp_path,
+        tiny_spec(
+            name="half-gpu",
+            arch={"backbone": "cifar_resnet20"},
+            data={"name": "synthetic", "image_size": 32, "train_size": 1024, "val_size": 256},
+            train={"epochs": 2, "batch_size": 128},
+            resources={"cpus_per_trial": 1, "gpus_per_trial": 0.5},
+        ),
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = selab(["run", str(spec), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri],
-                 cwd=tmp_path)
+    done = selab(
+        ["run", str(spec), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri], cwd=tmp_path
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     parent, trials = sweep_runs(uri, "half-gpu")
     assert parent.info.status == "FINISHED" and len(trials) == 2

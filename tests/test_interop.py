@@ -69,8 +69,9 @@ def test_export_gives_back_the_source_state_dict(converted):
     assert all(torch.equal(exported[k], original[k]) for k in original)
 
 
-@pytest.mark.parametrize("source", ["timm:seresnet50", "torchvision:mobilenet_v2",
-                                    "timm:legacy_seresnet18"])
+@pytest.mark.parametrize(
+    "source", ["timm:seresnet50", "torchvision:mobilenet_v2", "timm:legacy_seresnet18"]
+)
 def test_a_selab_network_exports_into_a_fresh_source_model(source):
     torch.manual_seed(1)
     ours = build_model(arch_for(source, num_classes=NUM_CLASSES, input_size=64))

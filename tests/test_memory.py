@@ -40,8 +40,9 @@ print(json.dumps({"kept": kept, "faults": faults}))
 
 
 def faults_per_step(mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", STEPS, mode], cwd=REPO, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", STEPS, mode], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.splitlines()[-1])
 
 

@@ -45,8 +45,15 @@ FLOPS = {"r=4": 1.2e6, "r=8": 1.1e6, "no SE": 1.0e6}
 
 def network_file(folder: Path, reduction: int | None) -> Path:
     se = {"enabled": False} if reduction is None else {"reduction": reduction}
-    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 10, "in_channels": 1,
-                             "input_size": 8, "se": se})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet8",
+            "num_classes": 10,
+            "in_channels": 1,
+            "input_size": 8,
+            "se": se,
+        }
+    )
     from search_space.networks import build_model
 
     return save_model(folder / "model.pt", arch, build_model(arch))
@@ -58,20 +65,43 @@ def run_sweep_events(spec_data: dict, uri: str, folder: Path, models: bool) -> A
     spec = parse_spec(spec_data)
     parent = open_parent_run(spec, json.dumps(spec_data), uri, str(folder / "runs"))
     journal = Journal.of(folder)
-    for number, (point, seed) in enumerate(
-            (p, s) for p in grid_points(spec) for s in range(SEEDS)):
+    for number, (point, seed) in enumerate((p, s) for p in grid_points(spec) for s in range(SEEDS)):
         trial_id = f"t{number}"
         record = TrialRecord.resolve(spec, point.overrides, seed)
-        journal.append("trial_start", trial_id=trial_id, point=point.overrides, seed=seed,
-                       **record.event_fields())
+        journal.append(
+            "trial_start",
+            trial_id=trial_id,
+            point=point.overrides,
+            seed=seed,
+            **record.event_fields(),
+        )
         acc = HITS[point.label][seed] / N_VAL
-        journal.append("result", trial_id=trial_id, step=1, metrics={"val_acc": acc},
-                       cost={"flops": FLOPS[point.label], "params": 1e5})
-        model = network_file(folder / trial_id, point.overrides.get("arch.se.reduction")
-                             if not point.baseline else None) if models else None
-        journal.append("trial_end", trial_id=trial_id, status="finished",
-                       mlflow_status="FINISHED", epochs_done=1, best_val_acc=acc, error="",
-                       traceback="", model=str(model or ""))
+        journal.append(
+            "result",
+            trial_id=trial_id,
+            step=1,
+            metrics={"val_acc": acc},
+            cost={"flops": FLOPS[point.label], "params": 1e5},
+        )
+        model = (
+            network_file(
+                folder / trial_id,
+                point.overrides.get("arch.se.reduction") if not point.baseline else None,
+            )
+            if models
+            else None
+        )
+        journal.append(
+            "trial_end",
+            trial_id=trial_id,
+            status="finished",
+            mlflow_status="FINISHED",
+            epochs_done=1,
+            best_val_acc=acc,
+            error="",
+            traceback="",
+            model=str(model or ""),
+        )
     journal.append("sweep", status="FINISHED")
     assert MlflowWriter(spec, parent, folder, echo=False).send() == 0
     return parent
@@ -82,9 +112,12 @@ def trial_runs(client: MlflowClient, parent: Any) -> dict[str, Any]:
     return {r.info.run_name: r for r in runs}
 
 
-RACED = tiny_spec(name="answer", seeds={"initial": SEEDS, "max": SEEDS, "margin": 2.0},
-                  tracking={"models": "all"},
-                  search={"grid": {"arch.se.reduction": [4, 8]}, "baseline": True})
+RACED = tiny_spec(
+    name="answer",
+    seeds={"initial": SEEDS, "max": SEEDS, "margin": 2.0},
+    tracking={"models": "all"},
+    search={"grid": {"arch.se.reduction": [4, 8]}, "baseline": True},
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +128,19 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     uri = sqlite_store(folder, tmp_path_factory)
     # artifacts (the logged models) in the test's folder, not under ./mlruns
     MlflowClient(uri).create_experiment("answer", artifact_location=str(folder / "artifacts"))
-    return {"uri": uri, "folder": folder,
-            "parent": run_sweep_events(RACED, uri, folder, models=True)}
+    return {
+        "uri": uri,
+        "folder": folder,
+        "parent": run_sweep_events(RACED, uri, folder, models=True),
+    }
 
 
 def test_trial_runs_carry_their_knobs_as_short_tags(store):
     runs = trial_runs(MlflowClient(store["uri"]), store["parent"])
-    knobs = {name: {k: v for k, v in run.data.tags.items() if k.startswith("selab.knob.")}
-             for name, run in runs.items()}
+    knobs = {
+        name: {k: v for k, v in run.data.tags.items() if k.startswith("selab.knob.")}
+        for name, run in runs.items()
+    }
     assert knobs["r=4 seed=0"] == {"selab.knob.r": "4", "selab.knob.se": "on"}
     assert knobs["no SE seed=1"] == {"selab.knob.r": "—", "selab.knob.se": "off"}
     assert len(runs) == 9
@@ -144,9 +182,13 @@ def test_the_end_of_a_run_publishes_the_answer_on_the_parent_run(store):
     assert "selab ui --tracking-uri" in lines[1] and "selab report answer" in lines[1]
     assert tags["mlflow.note.content"].startswith(lines[0])
     view = json.loads(client.get_experiment(parent.experiment_id).tags[VIEW_TAG])
-    assert view["selectedColumns"] == ["metrics.`val_acc`", "metrics.`flops`",
-                                       "tags.`selab.knob.r`", "tags.`selab.knob.se`",
-                                       "tags.`selab.status`"]
+    assert view["selectedColumns"] == [
+        "metrics.`val_acc`",
+        "metrics.`flops`",
+        "tags.`selab.knob.r`",
+        "tags.`selab.knob.se`",
+        "tags.`selab.status`",
+    ]
     assert view["columnOrder"] == view["selectedColumns"]  # accuracy, then the knobs
     # a parent run that is not the newest of its name is not this driver's: nothing published
     assert publish_after_run(uri, "answer", parent.experiment_id, "another-run") == []
@@ -154,8 +196,9 @@ def test_the_end_of_a_run_publishes_the_answer_on_the_parent_run(store):
 
 def test_a_failure_to_publish_is_one_line_not_an_error(store):
     lines = publish_after_run(store["uri"], "gone", "999", "x")  # no such experiment
-    assert len(lines) == 1 and lines[0].startswith("The answer was not published to MLflow "
-                                                   "(MlflowException: ")
+    assert len(lines) == 1 and lines[0].startswith(
+        "The answer was not published to MLflow (MlflowException: "
+    )
     assert "selab report gone" in lines[0]
 
 
@@ -164,8 +207,10 @@ def test_a_searched_trial_is_named_as_mlflow_allows(store, tmp_path):
     in a model's name."""
     client = MlflowClient(store["uri"])
     experiment = client.create_experiment("searched", artifact_location=str(tmp_path / "art"))
-    run = client.create_run(experiment, tags={
-        "selab.label": "r=2 stages=0,1,0 lr=0.0740665", "selab.knob.lr": "0.0740665"})
+    run = client.create_run(
+        experiment,
+        tags={"selab.label": "r=2 stages=0,1,0 lr=0.0740665", "selab.knob.lr": "0.0740665"},
+    )
     client.log_batch(run.info.run_id, params=[Param("seed", "3")])
     model_id = log_model(client, run.info.run_id, network_file(tmp_path, 2))
     model = client.get_logged_model(model_id)
@@ -194,8 +239,12 @@ def test_models_of_an_earlier_selab_are_still_found(store, tmp_path):
 def rest(server: MlflowServer, endpoint: str, body: dict | None = None, **query: str) -> Any:
     url = f"{server.uri}{endpoint}?{urllib.parse.urlencode(query)}"
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data else "GET",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -214,21 +263,29 @@ def test_the_answer_knobs_and_models_through_the_rest_api(tmp_path):
         assert metrics["sweep.trials_finished"] == 9
         assert metrics["sweep.pick_acc"] == pytest.approx(351 / N_VAL)
 
-        found = rest(server, "/api/2.0/mlflow/runs/search", {
-            "experiment_ids": [parent.experiment_id],
-            "filter": "tags.`selab.knob.se` = 'off'"})["runs"]
+        found = rest(
+            server,
+            "/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [parent.experiment_id], "filter": "tags.`selab.knob.se` = 'off'"},
+        )["runs"]
         assert sorted(r["info"]["run_name"] for r in found) == [
-            f"no SE seed={seed}" for seed in range(SEEDS)]
-        models = rest(server, "/api/2.0/mlflow/logged-models/search", {
-            "experiment_ids": [parent.experiment_id]})["models"]
+            f"no SE seed={seed}" for seed in range(SEEDS)
+        ]
+        models = rest(
+            server,
+            "/api/2.0/mlflow/logged-models/search",
+            {"experiment_ids": [parent.experiment_id]},
+        )["models"]
         names = sorted(m["info"]["name"] for m in models)
-        assert names == sorted(f"{label}_seed{seed}" for label in ("no_SE", "r4", "r8")
-                               for seed in range(SEEDS))
+        assert names == sorted(
+            f"{label}_seed{seed}" for label in ("no_SE", "r4", "r8") for seed in range(SEEDS)
+        )
         assert {m["info"]["status"] for m in models} == {"LOGGED_MODEL_READY"}
         # each model's file is served by the server, and rebuilds the network
         client = MlflowClient(server.uri)
-        r4 = next(r for r in client.search_runs([parent.experiment_id],
-                                                "tags.`selab.label` = 'r=4'"))
+        r4 = next(
+            r for r in client.search_runs([parent.experiment_id], "tags.`selab.label` = 'r=4'")
+        )
         arch, _ = load_model(fetch_model(client, r4, tmp_path / "from-server"))
         assert arch.se.reduction == 4
     finally:

@@ -29,10 +29,16 @@ def swept(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """r=4 and r=8 and the no-SE baseline, 3 epochs, a checkpoint every 2 epochs."""
     root = tmp_path_factory.mktemp("kept")
     uri, storage = f"sqlite:///{root / 'mlflow.db'}", root / "runs"
-    data = tiny_spec(name=NAME, search={"baseline": True},
-                     train={"epochs": 3, "checkpoint_every": 2})
-    result = run_sweep(parse_spec(data), yaml.safe_dump(data), address=ray_address,
-                       tracking_uri=uri, storage=str(storage))
+    data = tiny_spec(
+        name=NAME, search={"baseline": True}, train={"epochs": 3, "checkpoint_every": 2}
+    )
+    result = run_sweep(
+        parse_spec(data),
+        yaml.safe_dump(data),
+        address=ray_address,
+        tracking_uri=uri,
+        storage=str(storage),
+    )
     assert result.complete and result.statuses["finished"] == 3
     return {"uri": uri, "storage": storage, "root": root}
 
@@ -40,8 +46,11 @@ def swept(ray_address: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def trial_runs(uri: str) -> list:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(NAME)
-    return [r for r in client.search_runs([exp.experiment_id])
-            if r.data.tags.get("selab.role") == "trial"]
+    return [
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get("selab.role") == "trial"
+    ]
 
 
 def test_a_finished_trial_keeps_only_its_last_checkpoint_which_holds_its_network(swept):
@@ -75,8 +84,9 @@ def test_report_logs_the_models_of_the_recommended_configuration_and_the_front(
 def test_an_exported_network_reproduces_the_trials_validation_accuracy(swept, tmp_path):
     run = next(r for r in trial_runs(swept["uri"]) if r.data.tags["selab.label"] == "r=8")
     out = tmp_path / "r8.pt"
-    code = main(["export", NAME, "--trial", "r=8 seed=0", "--out", str(out),
-                 "--tracking-uri", swept["uri"]])
+    code = main(
+        ["export", NAME, "--trial", "r=8 seed=0", "--out", str(out), "--tracking-uri", swept["uri"]]
+    )
     assert code == 0
     payload = torch.load(out, weights_only=True)
     assert payload["arch"]["se"]["reduction"] == 8
@@ -92,8 +102,9 @@ def test_an_exported_network_reproduces_the_trials_validation_accuracy(swept, tm
 
 def test_analyze_writes_the_excitation_tables_and_figures_and_logs_them(swept, tmp_path):
     out = tmp_path / "exc"
-    code = main(["analyze", NAME, "--trials", "r=4", "--out", str(out),
-                 "--tracking-uri", swept["uri"]])
+    code = main(
+        ["analyze", NAME, "--trials", "r=4", "--out", str(out), "--tracking-uri", swept["uri"]]
+    )
     assert code == 0
     folder = out / "r4_seed0"
     summary = pd.read_csv(folder / "summary.csv")
@@ -102,10 +113,12 @@ def test_analyze_writes_the_excitation_tables_and_figures_and_logs_them(swept, t
     assert set(per_class["class"].astype(str)) == {str(d) for d in range(10)} | {"all"}
     assert (folder / "per_class.png").stat().st_size > 0
     run = next(r for r in trial_runs(swept["uri"]) if r.data.tags["selab.label"] == "r=4")
-    logged = {a.path for a in MlflowClient(swept["uri"]).list_artifacts(run.info.run_id,
-                                                                         "excitation")}
-    assert logged == {f"excitation/{n}" for n in ("per_class.csv", "summary.csv",
-                                                   "per_class.png", "summary.png")}
+    logged = {
+        a.path for a in MlflowClient(swept["uri"]).list_artifacts(run.info.run_id, "excitation")
+    }
+    assert logged == {
+        f"excitation/{n}" for n in ("per_class.csv", "summary.csv", "per_class.png", "summary.png")
+    }
     # The baseline has no gate: asked for alone, it is refused with the reason.
     assert main(["analyze", NAME, "--trials", "no SE", "--tracking-uri", swept["uri"]]) == 2
 
@@ -113,8 +126,11 @@ def test_analyze_writes_the_excitation_tables_and_figures_and_logs_them(swept, t
 def test_resume_of_a_finished_sweep_says_so_and_changes_nothing(swept, capsys):
     client = MlflowClient(swept["uri"])
     exp = client.get_experiment_by_name(NAME)
-    parent = next(r for r in client.search_runs([exp.experiment_id])
-                  if r.data.tags.get("selab.role") == "sweep")
+    parent = next(
+        r
+        for r in client.search_runs([exp.experiment_id])
+        if r.data.tags.get("selab.role") == "sweep"
+    )
     folder = swept["storage"] / NAME
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
     assert main(["resume", NAME, "--storage", str(swept["storage"])]) == 0
@@ -127,8 +143,21 @@ def test_resume_of_a_finished_sweep_says_so_and_changes_nothing(swept, capsys):
 
 def test_the_report_shows_the_excitation_figures_analyze_logged(swept, monkeypatch):
     monkeypatch.chdir(swept["root"])
-    assert main(["analyze", NAME, "--trials", "r=8 seed=0", "--out",
-                 str(swept["root"] / "exc"), "--tracking-uri", swept["uri"]]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                NAME,
+                "--trials",
+                "r=8 seed=0",
+                "--out",
+                str(swept["root"] / "exc"),
+                "--tracking-uri",
+                swept["uri"],
+            ]
+        )
+        == 0
+    )
     assert main(["report", NAME, "--tracking-uri", swept["uri"], "--no-log"]) == 0
     page = (swept["root"] / "selab_reports" / NAME / "report.html").read_text()
     assert "<h2>Excitation analysis</h2>" in page

@@ -28,16 +28,47 @@ def declared_floor(package: str) -> str:
 def test_the_nsga2_and_tpe_searches_pass_with_the_oldest_supported_optuna(tmp_path) -> None:
     floor = declared_floor("optuna")
     target = tmp_path / "optuna-floor"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--target", str(target), f"optuna=={floor}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"optuna=={floor}",
+        ],
+        check=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    version = subprocess.run([sys.executable, "-c", "import optuna; print(optuna.__version__)"],
-                             env=env, capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [sys.executable, "-c", "import optuna; print(optuna.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Version(version) == Version(floor)
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_portable_sampler.py", "tests/test_sweep.py", "-k",
-         "portable or sampler or searcher or nsga2 or tpe"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_portable_sampler.py",
+            "tests/test_sweep.py",
+            "-k",
+            "portable or sampler or searcher or nsga2 or tpe",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout and " failed" not in tests.stdout

@@ -22,14 +22,22 @@ from search_space.se import GATES, SQUEEZES, SqueezeExcite
 
 PAPER_NETS = ("bn_inception", "inception_resnet_v2", "mobilenet", "shufflenet", "senet154")
 # Smallest inputs each network takes (fast tests); IRv2's unpadded convs need 75 px.
-SMALL = {"bn_inception": 32, "inception_resnet_v2": 75, "mobilenet": 32, "shufflenet": 32,
-         "senet154": 32}
+SMALL = {
+    "bn_inception": 32,
+    "inception_resnet_v2": 75,
+    "mobilenet": 32,
+    "shufflenet": 32,
+    "senet154": 32,
+}
 # Plain counts of the reference implementations without a timm twin, measured once on them:
 # Cadene's pretrained-models `bninception` (the released Caffe BN-Inception) and the authors'
 # ShuffleNet v1 release (megvii-model/ShuffleNet-Series, 1.0x, group=3).
 REFERENCE_PARAMS = {"bn_inception": 11_295_240, "shufflenet": 1_864_728}
-TIMM_MODELS = {"senet154": "legacy_senet154", "inception_resnet_v2": "inception_resnet_v2",
-               "mobilenet": "mobilenetv1_100"}
+TIMM_MODELS = {
+    "senet154": "legacy_senet154",
+    "inception_resnet_v2": "inception_resnet_v2",
+    "mobilenet": "mobilenetv1_100",
+}
 
 
 def _arch(name, **kw):
@@ -65,8 +73,12 @@ def _randomise_bn(model):
     gen = torch.Generator().manual_seed(0)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
-            for t, lo, hi in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0),
-                              (m.weight.data, 0.5, 1.5), (m.bias.data, -0.5, 0.5)):
+            for t, lo, hi in (
+                (m.running_mean, -0.5, 0.5),
+                (m.running_var, 0.5, 2.0),
+                (m.weight.data, 0.5, 1.5),
+                (m.bias.data, -0.5, 0.5),
+            ):
                 t.copy_(torch.rand(t.shape, generator=gen) * (hi - lo) + lo)
 
 
@@ -88,18 +100,23 @@ def senet154_pair():
 
 # ---- reference structures and counts ------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "se", "timm_name"), [
-    ("senet154", True, "legacy_senet154"),
-    ("inception_resnet_v2", False, "inception_resnet_v2"),
-    ("mobilenet", False, "mobilenetv1_100"),
-])
+
+@pytest.mark.parametrize(
+    ("name", "se", "timm_name"),
+    [
+        ("senet154", True, "legacy_senet154"),
+        ("inception_resnet_v2", False, "inception_resnet_v2"),
+        ("mobilenet", False, "mobilenetv1_100"),
+    ],
+)
 def test_parameter_counts_equal_timm(name, se, timm_name):
     mine = _meta(_arch(name, se={"enabled": se}))
     ref = _timm_meta(timm_name)
     assert _params(mine) == _params(ref)
     # the same tensors, not only the same total (timm's SE FC layers are 1x1 convs)
     assert sorted(_shape(p) for p in mine.state_dict().values() if p.dim()) == sorted(
-        _shape(p) for p in ref.state_dict().values() if p.dim())
+        _shape(p) for p in ref.state_dict().values() if p.dim()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
@@ -146,6 +163,7 @@ def test_inception_resnet_v2_is_defined_at_299_px():
 
 # ---- SE where the paper puts it -----------------------------------------------------------
 
+
 def _capture(model, arch, kinds):
     """Inputs and outputs of every module of the given kinds and of every SE block."""
     seen = {}
@@ -171,8 +189,18 @@ def test_se_follows_every_whole_inception_module():
             se_in, se_out = seen[unit.se]
             assert se_in is module_out  # the module's concatenated output, nothing between
             assert not torch.equal(se_out, module_out)
-    assert [se.channels for se in _ses(model)] == [256, 320, 576, 576, 576, 608, 608, 1056,
-                                                   1024, 1024]
+    assert [se.channels for se in _ses(model)] == [
+        256,
+        320,
+        576,
+        576,
+        576,
+        608,
+        608,
+        1056,
+        1024,
+        1024,
+    ]
 
 
 def test_inception_resnet_se_sits_on_the_residual_branch():
@@ -226,6 +254,7 @@ def test_mobilenet_se_follows_each_pointwise_output():
 
 # ---- every placement, squeeze, gate and attention kind trains -----------------------------
 
+
 def _variants():
     gates = itertools.cycle(GATES)
     squeezes = itertools.cycle(SQUEEZES)
@@ -238,8 +267,12 @@ def _variants():
 @pytest.mark.parametrize(("name", "placement", "squeeze", "gate"), list(_variants()))
 def test_every_placement_builds_and_trains(name, placement, squeeze, gate):
     torch.manual_seed(0)
-    arch = _arch(name, num_classes=5, input_size=SMALL[name],
-                 se={"placement": placement, "squeeze": squeeze, "gate": gate, "reduction": 8})
+    arch = _arch(
+        name,
+        num_classes=5,
+        input_size=SMALL[name],
+        se={"placement": placement, "squeeze": squeeze, "gate": gate, "reduction": 8},
+    )
     if name == "senet154":  # 115M parameters: check the wiring on the meta device
         model, x = _meta(arch), torch.randn(2, 3, 32, 32, device="meta")
         assert model(x).shape == (2, 5)
@@ -255,10 +288,15 @@ def test_every_placement_builds_and_trains(name, placement, squeeze, gate):
     assert all(se.fc1.weight.grad is not None for se in ses)
 
 
-@pytest.mark.parametrize(("name", "attention"), [
-    ("shufflenet", "eca"), ("mobilenet", "cbam"), ("bn_inception", "eca"),
-    ("shufflenet", "se_nosqueeze"),
-])
+@pytest.mark.parametrize(
+    ("name", "attention"),
+    [
+        ("shufflenet", "eca"),
+        ("mobilenet", "cbam"),
+        ("bn_inception", "eca"),
+        ("shufflenet", "se_nosqueeze"),
+    ],
+)
 def test_other_attention_kinds_reach_these_networks(name, attention):
     data = {"attention": attention}
     if attention == "se_nosqueeze":
@@ -281,8 +319,9 @@ def test_stage_mask_and_per_stage_reduction():
         plan = _arch(name, se={"enabled": False}).plan
         mask = [1] + [0] * (len(plan.stages) - 1)
         model = _meta(_arch(name, se={"stages": mask}))
-        assert [len(_ses(s)) for s in model.stages] == \
-            [plan.stages[0].blocks] + [0] * (len(plan.stages) - 1)
+        assert [len(_ses(s)) for s in model.stages] == [plan.stages[0].blocks] + [0] * (
+            len(plan.stages) - 1
+        )
 
 
 def test_se_off_is_exactly_the_plain_network():
@@ -290,23 +329,36 @@ def test_se_off_is_exactly_the_plain_network():
         n = len(_arch(name, se={"enabled": False}).plan.stages)
         off = _meta(_arch(name, se={"stages": [0] * n}))
         plain = _meta(_arch(name, se={"enabled": False}))
-        assert [(k, v.shape) for k, v in off.state_dict().items()] == \
-            [(k, v.shape) for k, v in plain.state_dict().items()]
+        assert [(k, v.shape) for k, v in off.state_dict().items()] == [
+            (k, v.shape) for k, v in plain.state_dict().items()
+        ]
 
 
-@pytest.mark.parametrize(("data", "expected"), [
-    ({"backbone": "bn_inception", "se": {"placement": "pre"}},
-     ["se.placement", "inception units", "allowed: standard"]),
-    ({"backbone": "mobilenet", "se": {"placement": "identity"}},
-     ["se.placement", "allowed: standard, after_3x3"]),
-    ({"backbone": "inception_resnet_v2", "se": {"placement": "identity"}},
-     ["se.placement", "allowed: standard, pre, post"]),
-    ({"backbone": "inception_resnet_v2", "input_size": 64}, ["input_size", "at least 75", "64"]),
-    ({"backbone": "bn_inception", "input_size": 100}, ["input_size", "multiple of 32"]),
-    ({"backbone": "senet154", "depth": 152}, ["depth", "one fixed depth"]),
-    ({"backbone": "mobilenet", "se": {"stages": [1, 1, 1]}}, ["se.stages", "5 stages"]),
-    ({"backbone": "senet154", "attention": "sk"}, ["attention", "sk"]),
-])
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"backbone": "bn_inception", "se": {"placement": "pre"}},
+            ["se.placement", "inception units", "allowed: standard"],
+        ),
+        (
+            {"backbone": "mobilenet", "se": {"placement": "identity"}},
+            ["se.placement", "allowed: standard, after_3x3"],
+        ),
+        (
+            {"backbone": "inception_resnet_v2", "se": {"placement": "identity"}},
+            ["se.placement", "allowed: standard, pre, post"],
+        ),
+        (
+            {"backbone": "inception_resnet_v2", "input_size": 64},
+            ["input_size", "at least 75", "64"],
+        ),
+        ({"backbone": "bn_inception", "input_size": 100}, ["input_size", "multiple of 32"]),
+        ({"backbone": "senet154", "depth": 152}, ["depth", "one fixed depth"]),
+        ({"backbone": "mobilenet", "se": {"stages": [1, 1, 1]}}, ["se.stages", "5 stages"]),
+        ({"backbone": "senet154", "attention": "sk"}, ["attention", "sk"]),
+    ],
+)
 def test_bad_input_names_the_field_and_the_allowed_values(data, expected):
     with pytest.raises(ConfigError) as err:
         ArchConfig.parse(data)
@@ -315,6 +367,7 @@ def test_bad_input_names_the_field_and_the_allowed_values(data, expected):
 
 
 # ---- cost ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["bn_inception", "inception_resnet_v2", "shufflenet"])
 def test_every_op_is_counted(name):
@@ -330,10 +383,12 @@ def test_shufflenet_se_cost_is_its_closed_form(placement):
     model = build_model(arch)
     cost = count_cost(arch, model)
     shapes = [(se, *i[0].shape[1:]) for se, i in _capture(model, arch, (SqueezeExcite,)).items()]
-    assert cost.se_flops == sum(se_flops_closed_form(c, se.reduced, h, w, "avg")
-                                for se, c, h, w in shapes)
-    assert cost.se_params == sum(se_params_closed_form(c, se.reduced, True)
-                                 for se, c, _, _ in shapes)
+    assert cost.se_flops == sum(
+        se_flops_closed_form(c, se.reduced, h, w, "avg") for se, c, h, w in shapes
+    )
+    assert cost.se_params == sum(
+        se_params_closed_form(c, se.reduced, True) for se, c, _, _ in shapes
+    )
 
 
 def test_table_3_mobile_costs_in_the_papers_convention():

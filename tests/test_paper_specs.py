@@ -27,47 +27,56 @@ NONE = "no paper figure"
 # Per spec: (table, row of the report, the paper's dataset, the paper's row, its error in %),
 # the error being ImageNet top-1 or CIFAR test error; the paper's numbers, not selab's.
 IMAGENET_ROWS = {
-    "reduction": [("arch.se.reduction", "r=8", "ImageNet", "r=8 (SE-ResNet-50)", "22.26"),
-                  ("arch.se.reduction", "no SE", "ImageNet", "no SE (ResNet-50)", "23.30")],
-    "squeeze": [("arch.se.squeeze", "squeeze=max", "ImageNet", "max (SE-ResNet-50)", "22.57"),
-                ("arch.se.squeeze", "squeeze=none", "ImageNet", "NoSqueeze (SE-ResNet-50)",
-                 "22.93"),
-                ("arch.se.squeeze", "squeeze=avgmax", "ImageNet", NONE, "—")],
-    "excitation": [("arch.se.gate", "gate=tanh", "ImageNet", "Tanh (SE-ResNet-50)", "23.00"),
-                   ("arch.se.gate", "gate=hard_sigmoid", "ImageNet", NONE, "—")],
-    "stages": [("arch.se.stages", "stages=1,1,1", "ImageNet", "all (SE-ResNet-50)", "22.28"),
-               # a 3-stage CIFAR ResNet has no counterpart of the paper's 4-stage masks
-               ("arch.se.stages", "stages=0,1,0", "ImageNet", NONE, "—")],
-    "integration": [("arch.se.placement", "placement=after_3x3", "ImageNet",
-                     "SE_3x3 (SE-ResNet-50)", "22.48"),
-                    ("arch.se.placement", "placement=pre", "ImageNet", "SE-PRE (SE-ResNet-50)",
-                     "22.23")],
-    "mobile": [("arch.backbone", "backbone=mobilenet se=true", "ImageNet", "SE-MobileNet",
-                "25.30"),
-               ("arch.backbone", "backbone=shufflenet se=false", "ImageNet", "ShuffleNet",
-                "32.60")],
+    "reduction": [
+        ("arch.se.reduction", "r=8", "ImageNet", "r=8 (SE-ResNet-50)", "22.26"),
+        ("arch.se.reduction", "no SE", "ImageNet", "no SE (ResNet-50)", "23.30"),
+    ],
+    "squeeze": [
+        ("arch.se.squeeze", "squeeze=max", "ImageNet", "max (SE-ResNet-50)", "22.57"),
+        ("arch.se.squeeze", "squeeze=none", "ImageNet", "NoSqueeze (SE-ResNet-50)", "22.93"),
+        ("arch.se.squeeze", "squeeze=avgmax", "ImageNet", NONE, "—"),
+    ],
+    "excitation": [
+        ("arch.se.gate", "gate=tanh", "ImageNet", "Tanh (SE-ResNet-50)", "23.00"),
+        ("arch.se.gate", "gate=hard_sigmoid", "ImageNet", NONE, "—"),
+    ],
+    "stages": [
+        ("arch.se.stages", "stages=1,1,1", "ImageNet", "all (SE-ResNet-50)", "22.28"),
+        # a 3-stage CIFAR ResNet has no counterpart of the paper's 4-stage masks
+        ("arch.se.stages", "stages=0,1,0", "ImageNet", NONE, "—"),
+    ],
+    "integration": [
+        ("arch.se.placement", "placement=after_3x3", "ImageNet", "SE_3x3 (SE-ResNet-50)", "22.48"),
+        ("arch.se.placement", "placement=pre", "ImageNet", "SE-PRE (SE-ResNet-50)", "22.23"),
+    ],
+    "mobile": [
+        ("arch.backbone", "backbone=mobilenet se=true", "ImageNet", "SE-MobileNet", "25.30"),
+        ("arch.backbone", "backbone=shufflenet se=false", "ImageNet", "ShuffleNet", "32.60"),
+    ],
 }
 # Tables that train the CIFAR table's networks (ResNet-110, -164): at CIFAR scale all but the
 # mobile one; on CPU only these two, the others train ResNet-20 (the paper has no figure for it).
 CIFAR_NETWORKS = {False: set(TABLES) - {"mobile"}, True: {"integration", "backbones"}}
 CIFAR_ROWS = {
-    "reduction": [("arch.se.reduction", "r=16", "CIFAR-10", "SE-ResNet-164", "4.39"),
-                  ("arch.se.reduction", "no SE", "CIFAR-10", "ResNet-164", "5.46"),
-                  ("arch.se.reduction", "r=2", "CIFAR-10", NONE, "—")],
+    "reduction": [
+        ("arch.se.reduction", "r=16", "CIFAR-10", "SE-ResNet-164", "4.39"),
+        ("arch.se.reduction", "no SE", "CIFAR-10", "ResNet-164", "5.46"),
+        ("arch.se.reduction", "r=2", "CIFAR-10", NONE, "—"),
+    ],
     "stages": [("arch.se.stages", "stages=1,1,1", "CIFAR-10", "SE-ResNet-164", "4.39")],
-    "integration": [("arch.se.placement", "placement=standard", "CIFAR-10", "SE-ResNet-164",
-                     "4.39")],
-    "backbones": [("arch.backbone", "backbone=cifar_resnet110 se=true", "CIFAR-10",
-                   "SE-ResNet-110", "5.21"),
-                  ("arch.backbone", "backbone=cifar_resnet164 se=false", "CIFAR-10",
-                   "ResNet-164", "5.46")],
+    "integration": [
+        ("arch.se.placement", "placement=standard", "CIFAR-10", "SE-ResNet-164", "4.39")
+    ],
+    "backbones": [
+        ("arch.backbone", "backbone=cifar_resnet110 se=true", "CIFAR-10", "SE-ResNet-110", "5.21"),
+        ("arch.backbone", "backbone=cifar_resnet164 se=false", "CIFAR-10", "ResNet-164", "5.46"),
+    ],
 }
 
 
 def test_there_is_a_spec_and_a_cpu_version_of_every_table() -> None:
     assert {p.stem for p in PAPER.glob("table_*.yaml")} == {f"table_{t}" for t in TABLES}
-    assert {p.stem for p in (PAPER / "cpu").glob("table_*.yaml")} == {
-        f"table_{t}" for t in TABLES}
+    assert {p.stem for p in (PAPER / "cpu").glob("table_*.yaml")} == {f"table_{t}" for t in TABLES}
 
 
 def test_every_paper_spec_validates(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -94,19 +103,34 @@ def test_a_cpu_table_runs_and_its_report_shows_the_papers_numbers(
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec = str(PAPER / "cpu" / "table_excitation.yaml")
-    code = main(["run", spec, "--address", ray_address, "--tracking-uri", uri,
-                 "--storage", str(tmp_path / "runs"), "--set", "train.epochs=1",
-                 "--set", "seeds=[0]"])
+    code = main(
+        [
+            "run",
+            spec,
+            "--address",
+            ray_address,
+            "--tracking-uri",
+            uri,
+            "--storage",
+            str(tmp_path / "runs"),
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "seeds=[0]",
+        ]
+    )
     assert code == 0, capsys.readouterr()
     assert "5 finished" in capsys.readouterr().out
     assert main(["report", "paper-excitation-cpu", "--tracking-uri", uri]) == 0
-    table = (tmp_path / "selab_reports" / "paper-excitation-cpu"
-             / "table_arch_se_gate.md").read_text()
+    table = (
+        tmp_path / "selab_reports" / "paper-excitation-cpu" / "table_arch_se_gate.md"
+    ).read_text()
     assert "paper" in table.lower() and "ImageNet" in table
     assert "23.47" in table  # the paper's ReLU row (top-1 error, SE-ResNet-50)
     parent = MlflowClient(uri).search_runs(
         [MlflowClient(uri).get_experiment_by_name("paper-excitation-cpu").experiment_id],
-        "tags.`selab.role` = 'sweep'")[0]
+        "tags.`selab.role` = 'sweep'",
+    )[0]
     assert parent.info.status == "FINISHED"
 
 
@@ -120,11 +144,24 @@ def _log_like_a_run(spec_path: Path, uri: str, folder: Path, sets: tuple[str, ..
         for seed in spec.seeds:
             trial, acc = f"{i:02d}_{seed}", 0.8 + 0.01 * i + 0.002 * seed
             journal.append("trial_start", trial_id=trial, point=point.overrides, seed=seed)
-            journal.append("result", trial_id=trial, step=1, metrics={"val_acc": acc},
-                           cost={"flops": 1e6 * (10 + i), "params": 1e4 * (10 + i)})
-            journal.append("trial_end", trial_id=trial, status="finished",
-                           mlflow_status="FINISHED", epochs_done=1, best_val_acc=acc,
-                           error="", traceback="", model="")
+            journal.append(
+                "result",
+                trial_id=trial,
+                step=1,
+                metrics={"val_acc": acc},
+                cost={"flops": 1e6 * (10 + i), "params": 1e4 * (10 + i)},
+            )
+            journal.append(
+                "trial_end",
+                trial_id=trial,
+                status="finished",
+                mlflow_status="FINISHED",
+                epochs_done=1,
+                best_val_acc=acc,
+                error="",
+                traceback="",
+                model="",
+            )
     journal.append("sweep", status="FINISHED")
     assert MlflowWriter(spec, parent, folder, echo=False).send() == 0
     return spec.name
@@ -133,16 +170,21 @@ def _log_like_a_run(spec_path: Path, uri: str, folder: Path, sets: tuple[str, ..
 def _markdown_rows(path: Path) -> list[dict[str, str]]:
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
     header = [c.strip() for c in lines[0].strip("|").split(" | ")]
-    return [dict(zip(header, (c.strip() for c in ln.strip("|").split(" | ")), strict=True))
-            for ln in lines[2:]]
+    return [
+        dict(zip(header, (c.strip() for c in ln.strip("|").split(" | ")), strict=True))
+        for ln in lines[2:]
+    ]
 
 
 def _paper_cell(rows: list[dict[str, str]], setting: str, dataset: str) -> tuple[str, str]:
     """(the paper's row, its error) beside the report's row ``setting``."""
     (row,) = [r for r in rows if r["setting"] == setting]
     tag = f"[paper, {dataset}]"
-    err = next(v for k, v in row.items() if k.startswith("paper ") and "err (%)" in k
-               and "top-5" not in k and tag in k)
+    err = next(
+        v
+        for k, v in row.items()
+        if k.startswith("paper ") and "err (%)" in k and "top-5" not in k and tag in k
+    )
     return row[f"paper setting {tag}"], err
 
 
@@ -185,7 +227,7 @@ def _step_energy(images: np.ndarray) -> np.ndarray:
     out = np.zeros((4, 2))
     for q in range(4):
         r, c = divmod(q, 2)
-        patch = grey[:, r * 16 + 1:(r + 1) * 16 - 1, c * 16 + 1:(c + 1) * 16 - 1]
+        patch = grey[:, r * 16 + 1 : (r + 1) * 16 - 1, c * 16 + 1 : (c + 1) * 16 - 1]
         out[q] = np.mean(np.diff(patch, axis=1) ** 2), np.mean(np.diff(patch, axis=2) ** 2)
     return out
 
@@ -199,8 +241,11 @@ def test_the_quadrants_set_is_what_its_names_say_and_its_spec_reads_it(
     the noise), averaged over the class's training images."""
     monkeypatch.chdir(tmp_path)
     script = Path(__file__).parents[1] / "scripts" / "cifar_quadrants.py"
-    subprocess.run([sys.executable, str(script), "data/quadrants", "--per-batch", "60",
-                    "--test", "40"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(script), "data/quadrants", "--per-batch", "60", "--test", "40"],
+        check=True,
+        capture_output=True,
+    )
     spec = str(PAPER / "cpu" / "excitation_quadrants.yaml")
     assert main(["validate", spec, "--set", "data.val_size=50"]) == 0, capsys.readouterr().err
     assert "250 train / 50 val / 40 test, 3x32x32" in capsys.readouterr().out

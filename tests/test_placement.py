@@ -69,30 +69,39 @@ def _closed_form(unit, placement, x, c):
     if unit.shortcut is None:  # VGG, MobileNetV2 units that change shape
         if placement == "after_3x3":
             return act(_branch_with_constant(unit, a, c))
-        return {"standard": lambda: act(c * unit.branch(a)),
-                "pre": lambda: act(unit.branch(c * a)),
-                "post": lambda: c * act(unit.branch(a))}[placement]()
+        return {
+            "standard": lambda: act(c * unit.branch(a)),
+            "pre": lambda: act(unit.branch(c * a)),
+            "post": lambda: c * act(unit.branch(a)),
+        }[placement]()
     s = unit.shortcut(a if unit.shortcut_pre_act else x)
-    return {"standard": lambda: act(c * unit.branch(a) + s),
-            "pre": lambda: act(unit.branch(c * a) + s),
-            "post": lambda: c * act(unit.branch(a) + s),
-            "identity": lambda: act(unit.branch(a) + c * s),
-            "after_3x3": lambda: act(_branch_with_constant(unit, a, c) + s)}[placement]()
+    return {
+        "standard": lambda: act(c * unit.branch(a) + s),
+        "pre": lambda: act(unit.branch(c * a) + s),
+        "post": lambda: c * act(unit.branch(a) + s),
+        "identity": lambda: act(unit.branch(a) + c * s),
+        "after_3x3": lambda: act(_branch_with_constant(unit, a, c) + s),
+    }[placement]()
 
 
 def _in_channels(unit):
-    first = next(m for m in unit.modules() if isinstance(m, (torch.nn.Conv2d,
-                                                             torch.nn.BatchNorm2d)))
+    first = next(
+        m for m in unit.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d))
+    )
     return first.in_channels if isinstance(first, torch.nn.Conv2d) else first.num_features
 
 
 # (backbone, [(stage, unit)]): a unit with a projection shortcut, one with the identity
 # (MobileNetV2: one without a shortcut, one with; pre-activation: also the network's first
 # unit, which has no BN-ReLU of its own).
-UNITS = {"cifar_resnet8": [(1, 0), (0, 0)], "cifar_resnet164": [(1, 0), (1, 1)],
-         "cifar_preact_resnet14": [(1, 0), (0, 1), (0, 0)],
-         "cifar_preact_resnet164": [(1, 0), (1, 1), (0, 0)],
-         "mobilenet_v2": [(1, 0), (1, 1)], "vgg11": [(1, 0)]}
+UNITS = {
+    "cifar_resnet8": [(1, 0), (0, 0)],
+    "cifar_resnet164": [(1, 0), (1, 1)],
+    "cifar_preact_resnet14": [(1, 0), (0, 1), (0, 0)],
+    "cifar_preact_resnet164": [(1, 0), (1, 1), (0, 0)],
+    "mobilenet_v2": [(1, 0), (1, 1)],
+    "vgg11": [(1, 0)],
+}
 
 
 def _cases():
@@ -105,8 +114,11 @@ def _cases():
     yield "cifar_preact_resnet164", UNITS["cifar_preact_resnet164"], "identity", "se-nosqueeze"
 
 
-@pytest.mark.parametrize(("backbone", "units", "placement", "kind"), list(_cases()),
-                         ids=lambda v: "" if isinstance(v, list) else str(v))
+@pytest.mark.parametrize(
+    ("backbone", "units", "placement", "kind"),
+    list(_cases()),
+    ids=lambda v: "" if isinstance(v, list) else str(v),
+)
 def test_unit_output_is_the_closed_form_of_its_placement(backbone, units, placement, kind):
     torch.manual_seed(0)
     se = {"placement": placement, "reduction": 4}
@@ -131,8 +143,9 @@ def test_unit_output_is_the_closed_form_of_its_placement(backbone, units, placem
 def test_pre_keeps_the_identity_unscaled():
     """SE-PRE is not SE-POST of the previous unit: the identity carries x itself."""
     torch.manual_seed(0)
-    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "input_size": 32,
-                             "se": {"placement": "pre", "reduction": 4}})
+    arch = ArchConfig.parse(
+        {"backbone": "cifar_resnet8", "input_size": 32, "se": {"placement": "pre", "reduction": 4}}
+    )
     unit = build_model(arch).eval().stages[0][0]
     seen = {}
     unit.branch.register_forward_hook(lambda m, inp, out: seen.update(branch=inp[0]))

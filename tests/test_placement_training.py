@@ -21,8 +21,9 @@ EPOCHS, BATCH, LR = 4, 64, 0.05
 
 def _digits():
     digits = load_digits()
-    train, val = train_test_split(range(len(digits.target)), test_size=0.2,
-                                  stratify=digits.target, random_state=0)
+    train, val = train_test_split(
+        range(len(digits.target)), test_size=0.2, stratify=digits.target, random_state=0
+    )
     x = torch.tensor(digits.images, dtype=torch.float32)[:, None]
     x = (x - x[train].mean()) / x[train].std()
     return x, torch.tensor(digits.target), torch.tensor(train), torch.tensor(val)
@@ -30,31 +31,40 @@ def _digits():
 
 def _shifted(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     dx, dy = torch.randint(0, 3, (2,), generator=generator).tolist()
-    return F.pad(x, (1, 1, 1, 1))[:, :, dy:dy + 8, dx:dx + 8]
+    return F.pad(x, (1, 1, 1, 1))[:, :, dy : dy + 8, dx : dx + 8]
 
 
 def _val_error(gate_init: float | None, seed: int = 0) -> float:
     """Validation error (%) of SE-POST ResNet-110 after EPOCHS epochs on digits."""
     x, y, train, val = _digits()
     torch.manual_seed(seed)
-    arch = ArchConfig.parse({
-        "backbone": "cifar_resnet110", "num_classes": 10, "in_channels": 1, "input_size": 8,
-        "zero_init_residual": True, "se": {"placement": "post", "gate_init": gate_init}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet110",
+            "num_classes": 10,
+            "in_channels": 1,
+            "input_size": 8,
+            "zero_init_residual": True,
+            "se": {"placement": "post", "gate_init": gate_init},
+        }
+    )
     model = build_model(arch)
     weights = [p for p in model.parameters() if p.ndim > 1]
     others = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases: no decay
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": 5e-4},
-                           {"params": others, "weight_decay": 0.0}],
-                          lr=LR, momentum=0.9, nesterov=True)
+    opt = torch.optim.SGD(
+        [{"params": weights, "weight_decay": 5e-4}, {"params": others, "weight_decay": 0.0}],
+        lr=LR,
+        momentum=0.9,
+        nesterov=True,
+    )
     steps = EPOCHS * -(-len(train) // BATCH)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps,
-                                                   cycle_momentum=False)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=steps, cycle_momentum=False)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(EPOCHS):
         order = train[torch.randperm(len(train), generator=generator)]
         for i in range(0, len(order), BATCH):
-            batch = order[i:i + BATCH]
+            batch = order[i : i + BATCH]
             loss = F.cross_entropy(model(_shifted(x[batch], generator)), y[batch])
             opt.zero_grad()
             loss.backward()

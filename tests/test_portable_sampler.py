@@ -78,13 +78,24 @@ def test_the_sweep_searcher_saves_and_restores_through_ray(tmp_path, tiny_spec) 
     from runners.spec.load import parse_spec
     from runners.sweep.search import param_space, search_algorithm
 
-    spec = parse_spec(tiny_spec(
-        search={"kind": "nsga2", "grid": {}, "num_samples": 8, "sampler_seed": 5,
-                "space": {"arch.se.reduction": {"choice": [2, 4, 8, 16]},
-                          "train.lr": {"float": [0.01, 0.1], "log": True}},
-                "objectives": [{"metric": "val_acc", "mode": "max"},
-                               {"metric": "params", "mode": "min"}]},
-    ))
+    spec = parse_spec(
+        tiny_spec(
+            search={
+                "kind": "nsga2",
+                "grid": {},
+                "num_samples": 8,
+                "sampler_seed": 5,
+                "space": {
+                    "arch.se.reduction": {"choice": [2, 4, 8, 16]},
+                    "train.lr": {"float": [0.01, 0.1], "log": True},
+                },
+                "objectives": [
+                    {"metric": "val_acc", "mode": "max"},
+                    {"metric": "params", "mode": "min"},
+                ],
+            }
+        )
+    )
     searcher = search_algorithm(spec)
     cloudpickle.dumps(searcher)  # what Tuner() does
     searcher.set_search_properties(None, None, param_space(spec))

@@ -24,19 +24,26 @@ TIMM_ORDER = ("norm1", "conv1", "norm2", "conv2", "norm3", "conv3", "downsample"
 def _timm_block(block, in_ch, out_ch, stride):
     cls, ratio = (PreActBottleneck, 0.25) if block == "bottleneck" else (PreActBasic, 1.0)
     projects = stride != 1 or in_ch != out_ch
-    return cls(in_ch, out_ch, bottle_ratio=ratio, stride=stride,
-               proj_layer=partial(DownsampleConv, preact=True) if projects else None,
-               **TIMM_PARTS)
+    return cls(
+        in_ch,
+        out_ch,
+        bottle_ratio=ratio,
+        stride=stride,
+        proj_layer=partial(DownsampleConv, preact=True) if projects else None,
+        **TIMM_PARTS,
+    )
 
 
 def _timm_state(module):
     """A timm module's state in forward order (blocks: their projection last)."""
+
     def rank(key):
         parts = key.split(".")
         for i, part in enumerate(parts):
             if part in TIMM_ORDER:
                 return (*map(_index, parts[:i]), TIMM_ORDER.index(part))
         return tuple(map(_index, parts[:-1]))
+
     items = list(module.state_dict().items())
     return [v for _, v in sorted(items, key=lambda kv: rank(kv[0]))]
 
@@ -63,12 +70,15 @@ def _randomize(module):
             m.running_var.uniform_(0.5, 2.0)
 
 
-@pytest.mark.parametrize(("backbone", "stage", "unit", "block"), [
-    ("cifar_preact_resnet20", 1, 0, "basic"),  # projection: BN-ReLU shared by both paths
-    ("cifar_preact_resnet20", 1, 1, "basic"),  # identity: the shortcut carries the raw input
-    ("cifar_preact_resnet164", 2, 0, "bottleneck"),
-    ("cifar_preact_resnet164", 0, 3, "bottleneck"),
-])
+@pytest.mark.parametrize(
+    ("backbone", "stage", "unit", "block"),
+    [
+        ("cifar_preact_resnet20", 1, 0, "basic"),  # projection: BN-ReLU shared by both paths
+        ("cifar_preact_resnet20", 1, 1, "basic"),  # identity: the shortcut carries the raw input
+        ("cifar_preact_resnet164", 2, 0, "bottleneck"),
+        ("cifar_preact_resnet164", 0, 3, "bottleneck"),
+    ],
+)
 def test_a_unit_computes_what_timms_preact_block_computes(backbone, stage, unit, block):
     arch = ArchConfig.parse({"backbone": backbone, "input_size": 32, "se": {"enabled": False}})
     ours = build_model(arch).stages[stage][unit]
@@ -87,19 +97,35 @@ def test_a_unit_computes_what_timms_preact_block_computes(backbone, stage, unit,
 def test_preact_resnet164_is_he_et_als_network_assembled_from_timms_blocks():
     """3x3 conv, then 3 x 18 bottlenecks of timm's (the first one's BN-ReLU is the stem's, as
     in He et al.'s code), the final BN-ReLU, pooling, the classifier: same count, same output."""
-    arch = ArchConfig.parse({"backbone": "cifar_preact_resnet164", "num_classes": 10,
-                             "input_size": 32, "se": {"enabled": False}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_preact_resnet164",
+            "num_classes": 10,
+            "input_size": 32,
+            "se": {"enabled": False},
+        }
+    )
     ours = build_model(arch).eval()
     blocks = []
     for stage in arch.plan.stages:
         for u in range(stage.blocks):
             in_ch = stage.in_channels if u == 0 else stage.out_channels
-            blocks.append(_timm_block("bottleneck", in_ch, stage.out_channels,
-                                      stage.stride if u == 0 else 1))
-    theirs = nn.Sequential(create_conv2d(3, 16, 3), *blocks, BatchNormAct2d(256),
-                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, 10)).eval()
-    assert sum(p.numel() for p in ours.parameters()) == sum(
-        p.numel() for p in theirs.parameters()) == 1_703_258  # "1.7M" in He et al.
+            blocks.append(
+                _timm_block("bottleneck", in_ch, stage.out_channels, stage.stride if u == 0 else 1)
+            )
+    theirs = nn.Sequential(
+        create_conv2d(3, 16, 3),
+        *blocks,
+        BatchNormAct2d(256),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(256, 10),
+    ).eval()
+    assert (
+        sum(p.numel() for p in ours.parameters())
+        == sum(p.numel() for p in theirs.parameters())
+        == 1_703_258
+    )  # "1.7M" in He et al.
     _randomize(theirs)
     _copy_into(theirs, ours)
     x = torch.randn(2, 3, 32, 32)
@@ -113,13 +139,24 @@ def test_the_preact_family_validates_like_the_others():
     assert arch.name == "cifar_preact_resnet164" and arch.plan.preact
     assert ArchConfig.parse({"backbone": "cifar_preact_resnet1001"}).plan.stages[0].blocks == 111
     assert ArchConfig.parse({"backbone": "cifar_preact_resnet56", "groups": 4}).groups == 4
-    cases = [({"backbone": "cifar_preact_resnet50"}, ["depth", "50", "110, 164, 1001"]),
-             ({"backbone": "cifar_preact_resnet110", "se": {"placement": "after_3x3"}},
-              ["se.placement", "bottleneck", "allowed: standard, pre, post, identity"]),
-             ({"backbone": "cifar_preact_resnet164", "attention": "sk"},
-              ["attention", "sk", "post-activation", "allowed for cifar_preact_resnet164",
-               "se, eca, cbam, none"]),
-             ({"backbone": "cifar_preact_resnet164", "layout": "caffe"}, ["layout", "caffe"])]
+    cases = [
+        ({"backbone": "cifar_preact_resnet50"}, ["depth", "50", "110, 164, 1001"]),
+        (
+            {"backbone": "cifar_preact_resnet110", "se": {"placement": "after_3x3"}},
+            ["se.placement", "bottleneck", "allowed: standard, pre, post, identity"],
+        ),
+        (
+            {"backbone": "cifar_preact_resnet164", "attention": "sk"},
+            [
+                "attention",
+                "sk",
+                "post-activation",
+                "allowed for cifar_preact_resnet164",
+                "se, eca, cbam, none",
+            ],
+        ),
+        ({"backbone": "cifar_preact_resnet164", "layout": "caffe"}, ["layout", "caffe"]),
+    ]
     for data, fragments in cases:
         with pytest.raises(ConfigError) as err:
             ArchConfig.parse(data)
@@ -129,14 +166,22 @@ def test_the_preact_family_validates_like_the_others():
 
 @pytest.mark.parametrize("placement", ["standard", "pre", "post", "identity", "after_3x3"])
 def test_se_cost_on_preact_units_is_the_closed_form_of_what_each_block_sees(placement):
-    arch = ArchConfig.parse({"backbone": "cifar_preact_resnet164", "input_size": 32,
-                             "se": {"placement": placement, "reduction": 4}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_preact_resnet164",
+            "input_size": 32,
+            "se": {"placement": placement, "reduction": 4},
+        }
+    )
     model = build_model(arch).eval()
     shapes, hooks = [], []
     for m in model.modules():
         if isinstance(m, SqueezeExcite):
-            hooks.append(m.register_forward_hook(
-                lambda mod, inp, out: shapes.append((*inp[0].shape[1:], mod.reduced))))
+            hooks.append(
+                m.register_forward_hook(
+                    lambda mod, inp, out: shapes.append((*inp[0].shape[1:], mod.reduced))
+                )
+            )
     with torch.no_grad():
         model(torch.zeros(1, 3, 32, 32))
     for hook in hooks:
@@ -172,8 +217,12 @@ def test_the_papers_cifar_figures_are_like_for_like_on_the_preact_rows_only():
 def test_the_report_shows_the_variant_beside_the_papers_figure():
     import pandas as pd
 
-    table = pd.DataFrame([row_columns(_config(b, **{"arch.se.enabled": "false"}), R)
-                          for b in ("cifar_resnet164", "cifar_preact_resnet164", "vgg16")])
+    table = pd.DataFrame(
+        [
+            row_columns(_config(b, **{"arch.se.enabled": "false"}), R)
+            for b in ("cifar_resnet164", "cifar_preact_resnet164", "vgg16")
+        ]
+    )
     shown = display_columns(table)
     column = shown[f"paper variant [{'paper'}, {CIFAR10}]"]
     assert column[0].startswith("pre-activation in the paper; this row is post-activation")

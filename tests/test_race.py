@@ -48,8 +48,10 @@ def run_race(searcher: SeedRaceSearcher, values: np.ndarray) -> int:
 
 def pick(results: dict[int, dict[int, float]]) -> str:
     """The report's decision (reports.decide) on whatever seeds ran; cost rises with index."""
-    arms = [Arm(f"c{i}", f"c{i}", tuple(r[s] for s in sorted(r)), tuple(sorted(r)),
-                cost=(float(i),)) for i, r in results.items()]
+    arms = [
+        Arm(f"c{i}", f"c{i}", tuple(r[s] for s in sorted(r)), tuple(sorted(r)), cost=(float(i),))
+        for i, r in results.items()
+    ]
     choice = choose(arms, 0.05, 0.01, RES)
     return choice.pick.key if choice.decided else "undecided"
 
@@ -89,8 +91,12 @@ def test_where_a_race_stops_the_report_on_its_seeds_has_nothing_open():
         if max(len(r) for r in searcher.results.values()) == race.max:
             continue  # ran out of seeds: the race may leave configurations open
         stopped_early += 1
-        arms = [Arm(f"c{i}", f"c{i}", tuple(r[s] for s in sorted(r)), tuple(sorted(r)),
-                    cost=(float(i),)) for i, r in searcher.results.items()]
+        arms = [
+            Arm(
+                f"c{i}", f"c{i}", tuple(r[s] for s in sorted(r)), tuple(sorted(r)), cost=(float(i),)
+            )
+            for i, r in searcher.results.items()
+        ]
         choice = choose(arms, race.alpha, race.margin / 100, RES)
         assert {c.verdict for c in choice.contenders} <= {"equivalent", "worse"}
         assert choice.decided
@@ -99,13 +105,20 @@ def test_where_a_race_stops_the_report_on_its_seeds_has_nothing_open():
 
 def test_importing_the_race_brings_no_pandas_matplotlib_or_mlflow_from_reports():
     """The driver imports the race (and through it reports.best); reports stays lazy."""
-    code = ("import sys; import reports, reports.best, reports.metrics; "
-            "print(sorted(m for m in ('pandas', 'matplotlib', 'mlflow', 'statsmodels') "
-            "if m in sys.modules)); import runners.sweep.race; "
-            "print(sorted(m for m in ('matplotlib', 'mlflow', 'statsmodels') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).parents[1]).stdout.split("\n")
+    code = (
+        "import sys; import reports, reports.best, reports.metrics; "
+        "print(sorted(m for m in ('pandas', 'matplotlib', 'mlflow', 'statsmodels') "
+        "if m in sys.modules)); import runners.sweep.race; "
+        "print(sorted(m for m in ('matplotlib', 'mlflow', 'statsmodels') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    ).stdout.split("\n")
     assert out[0] == "[]"  # reports' rule: numpy and scipy only
     assert out[1] == "[]"  # the race adds Ray (which brings pandas itself), nothing of reports'
 
@@ -145,20 +158,34 @@ def known_trial(config: dict[str, Any], spec: Any) -> None:
     rng = np.random.default_rng([r or 0, int(config["seed"])])
     acc = round(rng.normal(TRUE_ACC[r], 0.002) * N_VAL) / N_VAL
     cost = 1e6 + (0 if r is None else 4e5 / r)  # SE costs more at a smaller r
-    tune.report({**finished(acc), "best_val_acc": acc, "train_loss": 0.1, "flops": cost,
-                 "params": cost / 10})
+    tune.report(
+        {
+            **finished(acc),
+            "best_val_acc": acc,
+            "train_loss": 0.1,
+            "flops": cost,
+            "params": cost / 10,
+        }
+    )
 
 
 @pytest.mark.timeout(300)
 def test_a_raced_sweep_on_ray_decides_and_stops_early_where_the_gap_is_large(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs, monkeypatch,
-    capsys,
+    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs, monkeypatch, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    data = tiny_spec(name="race", seeds={"initial": 3, "max": 8},
-                     search={"grid": {"arch.se.reduction": [4, 8, 16]}, "baseline": True})
-    result = run_sweep(parse_spec(data), address=ray_address, tracking_uri=tracking_uri,
-                       storage=str(tmp_path / "runs"), trial_function=known_trial)
+    data = tiny_spec(
+        name="race",
+        seeds={"initial": 3, "max": 8},
+        search={"grid": {"arch.se.reduction": [4, 8, 16]}, "baseline": True},
+    )
+    result = run_sweep(
+        parse_spec(data),
+        address=ray_address,
+        tracking_uri=tracking_uri,
+        storage=str(tmp_path / "runs"),
+        trial_function=known_trial,
+    )
     assert result.complete
     _, trials = sweep_runs(tracking_uri, "race")
     per_label: dict[str, list[int]] = {}

@@ -18,9 +18,15 @@ def test_the_pages_quote_the_verdict_its_table_and_the_se_claim():
     trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, NEAR_BEST))
     rec = reports.recommend(trials, varied=VARIED, margin=0.01)
     markdown = rec.as_markdown("Recommendation for quickstart")  # recommendation.md
-    results = readme_quickstart.Results(report_out="", recommendation_md=markdown, table="",
-                                        run_s=0.0, spec_text="", summary_csv="",
-                                        storage_mb=0.0)
+    results = readme_quickstart.Results(
+        report_out="",
+        recommendation_md=markdown,
+        table="",
+        run_s=0.0,
+        spec_text="",
+        summary_csv="",
+        storage_mb=0.0,
+    )
     quote = readme_quickstart.recommendation(results).splitlines()
     assert quote[0] == f"> {rec.text}"
     assert rec.text.startswith("Pick r=16: within ±1.00 pp of the best (r=4)")

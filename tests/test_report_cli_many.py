@@ -15,13 +15,19 @@ from tests.test_reports_multi import log_sweep
 def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     uri = sqlite_store(tmp_path_factory.mktemp("many"), tmp_path_factory)
     client = MlflowClient(uri)
-    log_sweep(client, "digits", {"no SE": [0.95, 0.96], "r=4": [0.97, 0.97],
-                                 "r=16": [0.96, 0.97]})
-    log_sweep(client, "cifar", {"no SE": [0.80, 0.82], "r=4": [0.83, 0.84],
-                                "r=16": [0.84, 0.84]})
-    log_sweep(client, "backbones", {"no SE@resnet20": [0.9, 0.91], "r=4@resnet20": [0.92, 0.93],
-                                    "no SE@resnet56": [0.93, 0.94],
-                                    "r=4@resnet56": [0.95, 0.95]}, backbone_key=True)
+    log_sweep(client, "digits", {"no SE": [0.95, 0.96], "r=4": [0.97, 0.97], "r=16": [0.96, 0.97]})
+    log_sweep(client, "cifar", {"no SE": [0.80, 0.82], "r=4": [0.83, 0.84], "r=16": [0.84, 0.84]})
+    log_sweep(
+        client,
+        "backbones",
+        {
+            "no SE@resnet20": [0.9, 0.91],
+            "r=4@resnet20": [0.92, 0.93],
+            "no SE@resnet56": [0.93, 0.94],
+            "r=4@resnet56": [0.95, 0.95],
+        },
+        backbone_key=True,
+    )
     return uri
 
 
@@ -45,14 +51,19 @@ def test_by_a_varied_key_splits_one_sweep_into_tasks(uri, tmp_path, capsys, monk
     assert (tmp_path / "selab_reports" / "backbones-by-arch.backbone" / "means.csv").is_file()
 
 
-@pytest.mark.parametrize(("argv", "says"), [
-    (["digits", "cifar", "--by", "arch.backbone"], "--by: splits one sweep into tasks"),
-    (["backbones", "--by", "arch.nope"], "--by: 'arch.nope' is not a varied key"),
-    (["digits", "nope"], "no sweep 'nope'"),
-    (["digits", "digits"], "a sweep is named twice"),
-    (["digits", "cifar", "--budget-flops", "40M"], "--budget-flops: applies to the report of "
-                                                   "one sweep"),
-])
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["digits", "cifar", "--by", "arch.backbone"], "--by: splits one sweep into tasks"),
+        (["backbones", "--by", "arch.nope"], "--by: 'arch.nope' is not a varied key"),
+        (["digits", "nope"], "no sweep 'nope'"),
+        (["digits", "digits"], "a sweep is named twice"),
+        (
+            ["digits", "cifar", "--budget-flops", "40M"],
+            "--budget-flops: applies to the report of one sweep",
+        ),
+    ],
+)
 def test_bad_comparisons_are_refused_with_the_flag_named(uri, tmp_path, capsys, argv, says):
     rc = main(["report", *argv, "--tracking-uri", uri, "--out", str(tmp_path)])
     err = capsys.readouterr().err

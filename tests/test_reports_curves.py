@@ -20,8 +20,9 @@ from reports.curves import early_vs_final, epoch_histories, rank_interval, stopp
 EPOCHS = 6
 
 
-def trials_and_curves(finals: list[float], early: list[float], seeds: int = 2,
-                      noise: float = 0.002, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def trials_and_curves(
+    finals: list[float], early: list[float], seeds: int = 2, noise: float = 0.002, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Configurations whose accuracy moves linearly from `early` (epoch 1) to `final` (last
     epoch), plus per-seed noise."""
     rng = np.random.default_rng(seed)
@@ -29,8 +30,15 @@ def trials_and_curves(finals: list[float], early: list[float], seeds: int = 2,
     for c, (start, end) in enumerate(zip(early, finals, strict=True)):
         for s in range(seeds):
             run = f"c{c}-s{s}"
-            trials.append({"run_id": run, "label": f"c{c}", "point_key": f"c{c}", "seed": s,
-                           "status": "finished"})
+            trials.append(
+                {
+                    "run_id": run,
+                    "label": f"c{c}",
+                    "point_key": f"c{c}",
+                    "seed": s,
+                    "status": "finished",
+                }
+            )
             for e in range(1, EPOCHS + 1):
                 value = start + (end - start) * (e - 1) / (EPOCHS - 1) + rng.normal(0, noise)
                 curves.append({"run_id": run, "epoch": e, "value": value})
@@ -62,20 +70,26 @@ def test_curves_that_cross_are_not_called_predictive():
 
 def test_correlations_and_intervals_match_scipy_and_the_formulas():
     finals = [0.90, 0.93, 0.91, 0.97, 0.95, 0.92]
-    trials, curves = trials_and_curves(finals, [0.5, 0.52, 0.6, 0.55, 0.58, 0.51], seeds=1,
-                                       noise=0.0)
+    trials, curves = trials_and_curves(
+        finals, [0.5, 0.52, 0.6, 0.55, 0.58, 0.51], seeds=1, noise=0.0
+    )
     row = early_vs_final(curves, trials).table.iloc[0]
     rho = sps.spearmanr([0.5, 0.52, 0.6, 0.55, 0.58, 0.51], finals).statistic
     assert row["spearman"] == pytest.approx(rho)
     # Fisher's z with Bonett-Wright's standard error, written out
     se = math.sqrt((1 + rho**2 / 2) / (6 - 3))
-    assert row["spearman_low"] == pytest.approx(math.tanh(math.atanh(rho) - 1.959964 * se),
-                                                abs=1e-5)
+    assert row["spearman_low"] == pytest.approx(
+        math.tanh(math.atanh(rho) - 1.959964 * se), abs=1e-5
+    )
     low, high = rank_interval(0.5, 20, "kendall")
     se_tau = math.sqrt(0.437 / 16)
-    assert (low, high) == pytest.approx((math.tanh(math.atanh(0.5) - 1.959964 * se_tau),
-                                         math.tanh(math.atanh(0.5) + 1.959964 * se_tau)),
-                                        abs=1e-5)
+    assert (low, high) == pytest.approx(
+        (
+            math.tanh(math.atanh(0.5) - 1.959964 * se_tau),
+            math.tanh(math.atanh(0.5) + 1.959964 * se_tau),
+        ),
+        abs=1e-5,
+    )
     assert all(math.isnan(v) for v in rank_interval(0.5, 4, "kendall"))
 
 
@@ -106,18 +120,33 @@ def test_stopped_trials_against_the_eventual_top_k():
     # ASHA stopped two trials after epoch 2: one ahead of the top-3 trials there, one behind
     at2 = curves[curves["epoch"] == 2].set_index("run_id")["value"]
     top3_at2 = at2[["c3-s0", "c4-s0", "c5-s0"]]
-    stopped = pd.DataFrame([
-        {"run_id": "ahead", "label": "ahead", "point_key": "ahead", "seed": 0,
-         "status": "stopped_early"},
-        {"run_id": "behind", "label": "behind", "point_key": "behind", "seed": 0,
-         "status": "stopped_early"}])
-    extra = pd.DataFrame([{"run_id": "ahead", "epoch": e, "value": top3_at2.min() + 0.01}
-                          for e in (1, 2)] +
-                         [{"run_id": "behind", "epoch": e, "value": top3_at2.min() - 0.01}
-                          for e in (1, 2)])
+    stopped = pd.DataFrame(
+        [
+            {
+                "run_id": "ahead",
+                "label": "ahead",
+                "point_key": "ahead",
+                "seed": 0,
+                "status": "stopped_early",
+            },
+            {
+                "run_id": "behind",
+                "label": "behind",
+                "point_key": "behind",
+                "seed": 0,
+                "status": "stopped_early",
+            },
+        ]
+    )
+    extra = pd.DataFrame(
+        [{"run_id": "ahead", "epoch": e, "value": top3_at2.min() + 0.01} for e in (1, 2)]
+        + [{"run_id": "behind", "epoch": e, "value": top3_at2.min() - 0.01} for e in (1, 2)]
+    )
     check = stopped_check(pd.concat([curves, extra]), pd.concat([trials, stopped]), top_k=3)
     assert dict(zip(check["label"], check["could_reach_top_k"], strict=True)) == {
-        "ahead": True, "behind": False}
+        "ahead": True,
+        "behind": False,
+    }
     assert set(check["epoch"]) == {2}
     result = early_vs_final(pd.concat([curves, extra]), pd.concat([trials, stopped]))
     assert "ASHA stopped 2 trials: when stopped, 1 of them were ahead" in result.summary()
@@ -130,12 +159,18 @@ def test_histories_come_back_from_mlflow(tmp_path):
     now = int(time.time() * 1000)
     rows = []
     for c in range(2):
-        run = client.create_run(exp, tags={
-            "mlflow.parentRunId": parent.info.run_id, "selab.role": "trial",
-            "selab.point": json.dumps({"arch.se.reduction": 4 * (c + 1)}),
-            "selab.status": "finished"}).info.run_id
-        client.log_batch(run, metrics=[Metric("val_acc", 0.5 + 0.1 * e + 0.01 * c, now, e)
-                                       for e in range(1, 4)])
+        run = client.create_run(
+            exp,
+            tags={
+                "mlflow.parentRunId": parent.info.run_id,
+                "selab.role": "trial",
+                "selab.point": json.dumps({"arch.se.reduction": 4 * (c + 1)}),
+                "selab.status": "finished",
+            },
+        ).info.run_id
+        client.log_batch(
+            run, metrics=[Metric("val_acc", 0.5 + 0.1 * e + 0.01 * c, now, e) for e in range(1, 4)]
+        )
         rows.append({"run_id": run})
     got = epoch_histories(client, pd.DataFrame(rows))
     assert len(got) == 6 and sorted(set(got["epoch"])) == [1, 2, 3]

@@ -27,18 +27,25 @@ def search_trials(n: int, seed: int = 0, effect: str = "train.lr") -> pd.DataFra
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        row = {"run_id": f"t{i}", "status": "finished",
-               "arch.se.reduction": int(rng.choice([2, 4, 8, 16])),
-               "arch.se.squeeze": str(rng.choice(["avg", "max"])),
-               "arch.se.stages": str(rng.choice(["1,1,1", "0,1,1", "1,0,0"])),
-               "train.lr": float(np.exp(rng.uniform(np.log(0.01), np.log(0.4))))}
+        row = {
+            "run_id": f"t{i}",
+            "status": "finished",
+            "arch.se.reduction": int(rng.choice([2, 4, 8, 16])),
+            "arch.se.squeeze": str(rng.choice(["avg", "max"])),
+            "arch.se.stages": str(rng.choice(["1,1,1", "0,1,1", "1,0,0"])),
+            "train.lr": float(np.exp(rng.uniform(np.log(0.01), np.log(0.4)))),
+        }
         # accuracy peaks at lr 0.1 and falls off on a log scale; or depends on r only
-        signal = (-abs(np.log(row["train.lr"] / 0.1)) * 0.05 if effect == "train.lr"
-                  else -0.01 * np.log2(row["arch.se.reduction"]))
+        signal = (
+            -abs(np.log(row["train.lr"] / 0.1)) * 0.05
+            if effect == "train.lr"
+            else -0.01 * np.log2(row["arch.se.reduction"])
+        )
         row["val_acc"] = 0.95 + signal + rng.normal(0, 0.002)
         rows.append(row)
-    stopped = [dict(rows[0], run_id=f"s{i}", status="stopped_early", val_acc=0.99)
-               for i in range(3)]
+    stopped = [
+        dict(rows[0], run_id=f"s{i}", status="stopped_early", val_acc=0.99) for i in range(3)
+    ]
     return pd.DataFrame(rows + stopped)
 
 

@@ -21,13 +21,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from reports.best import (
-    VERDICTS,
-    compare_samples,
-    compare_with_best,
-    decide_paired,
-    worse_power,
-)
+from reports.best import VERDICTS, compare_samples, compare_with_best, decide_paired, worse_power
 from reports.stats import holm_rows, paired_matrices
 
 N_VAL = 360
@@ -40,12 +34,20 @@ WORSE, EQUIVALENT = VERDICTS.index("worse"), VERDICTS.index("equivalent")
 LIMIT = sps.binom.ppf(0.999, SIMS, ALPHA) / SIMS  # 0.066 at 2000 sweeps
 
 
-def draw(rng: np.random.Generator, means: list[float], n: int, sims: int = SIMS,
-         noise_sd: float = NOISE_SD) -> np.ndarray:
+def draw(
+    rng: np.random.Generator,
+    means: list[float],
+    n: int,
+    sims: int = SIMS,
+    noise_sd: float = NOISE_SD,
+) -> np.ndarray:
     """(sims, configurations, seeds) accuracies with a shared seed effect, whole images only."""
     means = np.asarray(means)
-    x = (means[None, :, None] + rng.normal(0, SEED_SD, (sims, 1, n))
-         + rng.normal(0, noise_sd, (sims, means.size, n)))
+    x = (
+        means[None, :, None]
+        + rng.normal(0, SEED_SD, (sims, 1, n))
+        + rng.normal(0, noise_sd, (sims, means.size, n))
+    )
     return np.clip(np.round(x * N_VAL), 0, N_VAL) / N_VAL
 
 
@@ -76,8 +78,12 @@ def hsu_mcb_claims(x: np.ndarray) -> np.ndarray:
     "i is worse than the best" where its upper bound for mu_i - max_{j != i} mu_j is 0; the
     Bonferroni critical value is larger than Dunnett's, so this claims less than exact MCB."""
     _, k, n = x.shape
-    resid = (x - x.mean(axis=2, keepdims=True) - x.mean(axis=1, keepdims=True)
-             + x.mean(axis=(1, 2), keepdims=True))
+    resid = (
+        x
+        - x.mean(axis=2, keepdims=True)
+        - x.mean(axis=1, keepdims=True)
+        + x.mean(axis=(1, 2), keepdims=True)
+    )
     dof = (k - 1) * (n - 1)
     sd = np.maximum(np.sqrt((resid**2).sum(axis=(1, 2)) / dof), RES)[:, None]
     d = sps.t.ppf(1 - ALPHA / (k - 1), dof)
@@ -91,8 +97,10 @@ def test_the_rules_it_replaces_claim_worse_too_often():
     rng = np.random.default_rng(7)
     x = draw(rng, [0.97] * 5, 6)
     old, hsu, new = best_by_mean_rule(x).mean(), hsu_mcb_claims(x).mean(), any_worse(x).mean()
-    print(f"\nall equal, 5 configurations, 6 seeds: best-by-mean {old:.3f}, Hsu MCB {hsu:.3f}, "
-          f"closed test {new:.3f}")
+    print(
+        f"\nall equal, 5 configurations, 6 seeds: best-by-mean {old:.3f}, Hsu MCB {hsu:.3f}, "
+        f"closed test {new:.3f}"
+    )
     assert old > LIMIT and hsu > LIMIT and new <= LIMIT
 
 
@@ -104,8 +112,9 @@ def test_a_configuration_2pp_worse_is_found_with_the_power_the_report_prints(see
         means = [0.97] * k
         means[0] -= 0.02
         x = draw(rng, means, seeds)
-        found = float(np.mean(decide_paired(x, ALPHA, MARGIN, RES)["p_worse_adjusted"][:, 0]
-                              < ALPHA))
+        found = float(
+            np.mean(decide_paired(x, ALPHA, MARGIN, RES)["p_worse_adjusted"][:, 0] < ALPHA)
+        )
         printed = worse_power(0.02, sd_diff, seeds, k, ALPHA, RES)
         print(f"\n{seeds} seeds, {k} configurations: found {found:.3f}, printed {printed:.3f}")
         # two Monte-Carlo errors (2000 and 4000 sweeps) plus the shared seed effect's
@@ -135,8 +144,9 @@ def test_the_report_path_and_the_array_path_give_the_same_answers():
     x = draw(rng, [0.97, 0.975, 0.96, 0.97], 5, sims=60)
     arrays = decide_paired(x, ALPHA, MARGIN, RES)
     for s in range(60):
-        judged = compare_samples({f"c{i}": (list(x[s, i]), list(range(5))) for i in range(4)},
-                                 ALPHA, MARGIN, RES)
+        judged = compare_samples(
+            {f"c{i}": (list(x[s, i]), list(range(5))) for i in range(4)}, ALPHA, MARGIN, RES
+        )
         assert judged.best == f"c{arrays['best'][s]}"
         for i in range(4):
             key = f"c{i}"
@@ -145,16 +155,17 @@ def test_the_report_path_and_the_array_path_give_the_same_answers():
                 row = judged.rows[key]
                 assert row.p_worse_adjusted == pytest.approx(arrays["p_worse_adjusted"][s, i])
                 assert row.worse.p_value == pytest.approx(arrays["p_worse"][s, i])
-                assert row.p_equivalent_holm == pytest.approx(
-                    arrays["p_equivalent_holm"][s, i])
+                assert row.p_equivalent_holm == pytest.approx(arrays["p_equivalent_holm"][s, i])
 
 
 def test_a_race_calls_the_rule_on_seed_dicts():
     # r=2 clearly below r=4 on every seed; r=8 one image below r=4; r=16 undecided
-    race = {"r=2": {0: 0.90, 1: 0.91, 2: 0.905, 3: 0.90},
-            "r=4": {0: 0.95, 1: 0.96, 2: 0.955, 3: 0.95},
-            "r=8": {0: 0.95 - RES, 1: 0.96 - RES, 2: 0.955 - RES, 3: 0.95 - RES},
-            "r=16": {0: 0.95, 1: 0.93, 2: 0.96, 3: 0.925}}
+    race = {
+        "r=2": {0: 0.90, 1: 0.91, 2: 0.905, 3: 0.90},
+        "r=4": {0: 0.95, 1: 0.96, 2: 0.955, 3: 0.95},
+        "r=8": {0: 0.95 - RES, 1: 0.96 - RES, 2: 0.955 - RES, 3: 0.95 - RES},
+        "r=16": {0: 0.95, 1: 0.93, 2: 0.96, 3: 0.925},
+    }
     judged = compare_with_best(race, ALPHA, MARGIN, RES)
     assert judged.best == "r=4"
     assert judged.verdict("r=2") == "worse" and judged.rows["r=2"].beaten_by in ("r=4", "r=8")
@@ -169,10 +180,16 @@ def test_a_race_calls_the_rule_on_seed_dicts():
 
 
 def test_missing_seeds_fall_back_to_welch_and_one_seed_is_untested():
-    judged = compare_samples({"a": ([0.95, 0.96, 0.955], [0, 1, 2]),
-                              "b": ([0.90, 0.91], [0, 2]),  # seed 1 failed: Welch
-                              "c": ([0.94], [0])},  # one seed: no test
-                             ALPHA, MARGIN, RES)
+    judged = compare_samples(
+        {
+            "a": ([0.95, 0.96, 0.955], [0, 1, 2]),
+            "b": ([0.90, 0.91], [0, 2]),  # seed 1 failed: Welch
+            "c": ([0.94], [0]),
+        },  # one seed: no test
+        ALPHA,
+        MARGIN,
+        RES,
+    )
     assert judged.rows["b"].worse.test == "Welch t"
     assert judged.rows["c"].verdict == "untested" and judged.rows["c"].comparisons == 0
     assert judged.family_worse == 2  # a and b can be tested, c cannot

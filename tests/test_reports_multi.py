@@ -21,19 +21,30 @@ from reports.points import point_summary
 RES = 1 / 1000
 
 
-def task_points(rng: np.random.Generator, gains: dict[int | None, float], seeds: int = 3,
-                base: float = 0.9) -> pd.DataFrame:
+def task_points(
+    rng: np.random.Generator, gains: dict[int | None, float], seeds: int = 3, base: float = 0.9
+) -> pd.DataFrame:
     """One task's per-configuration summary: r -> true gain over no SE (None = no SE)."""
     rows = []
     for r, gain in gains.items():
         point = {"arch.se.enabled": False} if r is None else {"arch.se.reduction": r}
         for seed in range(seeds):
             acc = round((base + gain + rng.normal(0, 0.003)) / RES) * RES
-            rows.append({"run_id": f"{r}-{seed}", "label": "no SE" if r is None else f"r={r}",
-                         "status": "finished", "baseline": r is None, "seed": seed,
-                         "val_acc": acc, "flops": 1e6 + (r or 0), "params": 1e5,
-                         "point": point, "point_key": point_key(point),
-                         "arch.se.reduction": r or 16})
+            rows.append(
+                {
+                    "run_id": f"{r}-{seed}",
+                    "label": "no SE" if r is None else f"r={r}",
+                    "status": "finished",
+                    "baseline": r is None,
+                    "seed": seed,
+                    "val_acc": acc,
+                    "flops": 1e6 + (r or 0),
+                    "params": 1e5,
+                    "point": point,
+                    "point_key": point_key(point),
+                    "arch.se.reduction": r or 16,
+                }
+            )
     return point_summary(pd.DataFrame(rows), varied=["arch.se.reduction"])
 
 
@@ -43,8 +54,9 @@ def test_se_that_helps_everywhere_is_found_across_six_tasks():
     c = compare_sweeps(tasks)
     assert list(c.ranks.index[-1:]) == ["no SE"] and c.ranks["no SE"] == 3.0
     # Friedman on the per-task means, as scipy computes it
-    assert c.friedman_p == pytest.approx(sps.friedmanchisquare(
-        *[c.means[col] for col in c.means]).pvalue)
+    assert c.friedman_p == pytest.approx(
+        sps.friedmanchisquare(*[c.means[col] for col in c.means]).pvalue
+    )
     assert c.friedman_p < 0.05
     # Nemenyi: no SE, last in every task, differs from the SE configuration ranked first
     first = c.ranks.index[0]
@@ -74,8 +86,7 @@ def test_se_that_does_nothing_is_claimed_at_most_alpha_of_the_time():
     rng = np.random.default_rng(2)
     sims, claims = 1000, 0
     for _ in range(sims):
-        means = pd.DataFrame(rng.normal(90, 0.5, size=(8, 3)),
-                             columns=["no SE", "r=4", "r=16"])
+        means = pd.DataFrame(rng.normal(90, 0.5, size=(8, 3)), columns=["no SE", "r=4", "r=16"])
         claims += bool((se_across(means)["p_holm"] < 0.05).any())
     limit = sps.binom.ppf(0.999, sims, 0.05) / sims
     assert claims / sims <= limit
@@ -83,8 +94,10 @@ def test_se_that_does_nothing_is_claimed_at_most_alpha_of_the_time():
 
 def test_configurations_missing_from_a_task_are_left_out_and_named():
     rng = np.random.default_rng(3)
-    tasks = {"a": task_points(rng, {None: 0.0, 4: 0.01, 8: 0.01}),
-             "b": task_points(rng, {None: 0.0, 4: 0.01})}
+    tasks = {
+        "a": task_points(rng, {None: 0.0, 4: 0.01, 8: 0.01}),
+        "b": task_points(rng, {None: 0.0, 4: 0.01}),
+    }
     c = compare_sweeps(tasks)
     assert list(c.means.columns) == ["no SE", "r=4"] and c.dropped == {"r=8": ["b"]}
     assert "Left out (not in every task): r=8 (missing in b)." in c.lines
@@ -92,32 +105,56 @@ def test_configurations_missing_from_a_task_are_left_out_and_named():
         compare_sweeps({"a": tasks["a"]})
 
 
-def log_sweep(client: MlflowClient, name: str, accs: dict[str, list[float]],
-              backbone_key: bool = False) -> None:
+def log_sweep(
+    client: MlflowClient, name: str, accs: dict[str, list[float]], backbone_key: bool = False
+) -> None:
     """A grid sweep as runners log it; accs maps a label to its seeds' accuracies. With
     ``backbone_key``, labels are "r=4@resnet20" and the point also varies arch.backbone."""
     exp = client.create_experiment(name)
-    varied = ["arch.se.reduction", "arch.se.enabled"] + (["arch.backbone"] if backbone_key
-                                                         else [])
-    parent = client.create_run(exp, run_name=name, tags={
-        "selab.role": "sweep", "selab.sweep": name, "selab.search": "grid",
-        "selab.varied": json.dumps(varied),
-        "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}])}).info.run_id
+    varied = ["arch.se.reduction", "arch.se.enabled"] + (["arch.backbone"] if backbone_key else [])
+    parent = client.create_run(
+        exp,
+        run_name=name,
+        tags={
+            "selab.role": "sweep",
+            "selab.sweep": name,
+            "selab.search": "grid",
+            "selab.varied": json.dumps(varied),
+            "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
+        },
+    ).info.run_id
     now = int(time.time() * 1000)
     for label, values in accs.items():
         config, _, backbone = label.partition("@")
-        point = ({"arch.se.enabled": False} if config == "no SE"
-                 else {"arch.se.reduction": int(config[2:])})
+        point = (
+            {"arch.se.enabled": False}
+            if config == "no SE"
+            else {"arch.se.reduction": int(config[2:])}
+        )
         if backbone:
             point["arch.backbone"] = backbone
         for seed, acc in enumerate(values):
-            run = client.create_run(exp, tags={
-                "mlflow.parentRunId": parent, "selab.role": "trial", "selab.sweep": name,
-                "selab.point": json.dumps(point), "selab.label": label.replace("@", " "),
-                "selab.baseline": str(config == "no SE").lower(), "selab.status": "finished"})
-            client.log_batch(run.info.run_id, params=[Param("seed", str(seed))], metrics=[
-                Metric("val_acc", acc, now, 1), Metric("flops", 1e6, now, 0),
-                Metric("params", 1e5, now, 0)])
+            run = client.create_run(
+                exp,
+                tags={
+                    "mlflow.parentRunId": parent,
+                    "selab.role": "trial",
+                    "selab.sweep": name,
+                    "selab.point": json.dumps(point),
+                    "selab.label": label.replace("@", " "),
+                    "selab.baseline": str(config == "no SE").lower(),
+                    "selab.status": "finished",
+                },
+            )
+            client.log_batch(
+                run.info.run_id,
+                params=[Param("seed", str(seed))],
+                metrics=[
+                    Metric("val_acc", acc, now, 1),
+                    Metric("flops", 1e6, now, 0),
+                    Metric("params", 1e5, now, 0),
+                ],
+            )
 
 
 def test_selab_report_of_several_sweeps_writes_the_comparison(tmp_path):
@@ -128,16 +165,31 @@ def test_selab_report_of_several_sweeps_writes_the_comparison(tmp_path):
     c, files = report_many(uri, ["digits", "cifar"], tmp_path / "out")
     assert c.means.loc["cifar", "r=4"] == pytest.approx(83.5)
     assert c.means.loc["digits", "no SE"] == pytest.approx(95.5)
-    assert {f.name for f in files} == {"comparison.md", "means.csv", "se_vs_no_se.csv",
-                                       "per_task.csv", "critical_difference.png"}
+    assert {f.name for f in files} == {
+        "comparison.md",
+        "means.csv",
+        "se_vs_no_se.csv",
+        "per_task.csv",
+        "critical_difference.png",
+    }
     assert (tmp_path / "out" / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
-    assert "Does SE help across these tasks: not testable with 2 tasks" in (
-        tmp_path / "out" / "comparison.md").read_text()
+    assert (
+        "Does SE help across these tasks: not testable with 2 tasks"
+        in (tmp_path / "out" / "comparison.md").read_text()
+    )
 
     # one sweep that varies the backbone: one task per backbone, matched by the other knobs
-    log_sweep(client, "backbones", {"no SE@resnet20": [0.9, 0.91], "r=4@resnet20": [0.92, 0.93],
-                                    "no SE@resnet56": [0.93, 0.94],
-                                    "r=4@resnet56": [0.95, 0.95]}, backbone_key=True)
+    log_sweep(
+        client,
+        "backbones",
+        {
+            "no SE@resnet20": [0.9, 0.91],
+            "r=4@resnet20": [0.92, 0.93],
+            "no SE@resnet56": [0.93, 0.94],
+            "r=4@resnet56": [0.95, 0.95],
+        },
+        backbone_key=True,
+    )
     c, _ = report_many(uri, ["backbones"], tmp_path / "by", by="arch.backbone")
     assert c.tasks == ["backbone=resnet20", "backbone=resnet56"]
     assert list(c.means.columns) == ["no SE", "reduction=4"]

@@ -17,8 +17,9 @@ from reports.recommend import recommend
 from reports.report import race_note
 from reports.tables import ablation_tables
 
-BROWSER = next((b for b in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(b)), None)
+BROWSER = next(
+    (b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None
+)
 VARIED = ["arch.se.reduction", "arch.se.enabled"]
 # After layout, write how wide the page and its widest table are where the test can read them.
 MEASURE = """<script>
@@ -38,15 +39,26 @@ def trials(seeds: int = 3) -> pd.DataFrame:
     for r in (None, 2, 4, 8, 16, 32):
         point = {"arch.se.enabled": False} if r is None else {"arch.se.reduction": r}
         for seed in range(seeds):
-            rows.append({
-                "run_id": f"{r}-{seed}", "trial_id": f"{r}-{seed}", "seed": seed,
-                "label": "no SE" if r is None else f"r={r}", "status": "finished",
-                "baseline": r is None, "arch.se.reduction": r or 16,
-                "arch.se.enabled": r is not None, "arch.backbone": "resnet50",
-                "arch.depth": 50, "val_acc": 0.75 + 0.001 * seed + (0.01 if r else 0.0),
-                "val_top5": 0.92, "flops": 3.86e9 + (1e7 / r if r else 0),
-                "params": 25.6e6 + (2e7 / r if r else 0), "point": point,
-                "point_key": point_key(point)})
+            rows.append(
+                {
+                    "run_id": f"{r}-{seed}",
+                    "trial_id": f"{r}-{seed}",
+                    "seed": seed,
+                    "label": "no SE" if r is None else f"r={r}",
+                    "status": "finished",
+                    "baseline": r is None,
+                    "arch.se.reduction": r or 16,
+                    "arch.se.enabled": r is not None,
+                    "arch.backbone": "resnet50",
+                    "arch.depth": 50,
+                    "val_acc": 0.75 + 0.001 * seed + (0.01 if r else 0.0),
+                    "val_top5": 0.92,
+                    "flops": 3.86e9 + (1e7 / r if r else 0),
+                    "params": 25.6e6 + (2e7 / r if r else 0),
+                    "point": point,
+                    "point_key": point_key(point),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -56,26 +68,60 @@ def test_the_widest_table_fits_a_1400_px_window(tmp_path):
     tables = ablation_tables(frame, VARIED)
     assert any(c.startswith("paper") for c in tables["arch.se.reduction"].columns)
     rec = recommend(frame, varied=VARIED)
-    page = html.render(name="fit", meta={"sweep": "fit"}, status_counts={"finished": 18},
-                       running=False, tables=tables, recommendation=rec, plots={}, fronts={},
-                       trials=frame, varied=VARIED, spec_text=None, dataset="imagenet")
+    page = html.render(
+        name="fit",
+        meta={"sweep": "fit"},
+        status_counts={"finished": 18},
+        running=False,
+        tables=tables,
+        recommendation=rec,
+        plots={},
+        fronts={},
+        trials=frame,
+        varied=VARIED,
+        spec_text=None,
+        dataset="imagenet",
+    )
     path = tmp_path / "report.html"
     path.write_text(page.replace("</body>", MEASURE), encoding="utf-8")
     dom = subprocess.run(
-        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000",
-         "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
-    page_w, table_w, view_w = (float(x) for x in re.search(
-        r"page=([\d.]+) table=([\d.]+) view=([\d.]+)", dom).groups())
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    page_w, table_w, view_w = (
+        float(x) for x in re.search(r"page=([\d.]+) table=([\d.]+) view=([\d.]+)", dom).groups()
+    )
     assert view_w == 1400
     assert page_w <= view_w and table_w <= view_w  # nothing behind a horizontal scroll
     assert "p Holm (p, test)" in page and "[paper, ImageNet]" in page
 
 
 def sweep_of(frame: pd.DataFrame) -> Sweep:
-    return Sweep(name="s", tracking_uri="sqlite://", run_id="r", experiment_id="1",
-                 experiment_name="s", tags={}, params={}, status="FINISHED", start_time=None,
-                 trials=frame, varied=VARIED)
+    return Sweep(
+        name="s",
+        tracking_uri="sqlite://",
+        run_id="r",
+        experiment_id="1",
+        experiment_name="s",
+        tags={},
+        params={},
+        status="FINISHED",
+        start_time=None,
+        trials=frame,
+        varied=VARIED,
+    )
 
 
 def test_the_race_note_is_left_out_when_racing_saved_nothing():
@@ -101,12 +147,18 @@ def test_the_terminal_shows_the_verdict_with_its_table(tmp_path: Path):
 def test_analyze_prints_one_summary_row_per_trial():
     from reports.excitation import summary_table
 
-    summary = pd.DataFrame({"block": ["stage1.unit3", "stage2.unit3", "stage3.unit3"],
-                            "class_spread": [0.001, 0.02, 0.05],
-                            "saturated_high": [0.0, 0.1, 0.62], "saturated_low": [0, 0, 0]})
+    summary = pd.DataFrame(
+        {
+            "block": ["stage1.unit3", "stage2.unit3", "stage3.unit3"],
+            "class_spread": [0.001, 0.02, 0.05],
+            "saturated_high": [0.0, 0.1, 0.62],
+            "saturated_low": [0, 0, 0],
+        }
+    )
     relu = summary.assign(saturated_high=float("nan"))
-    table = summary_table([("r=8 seed 0", summary), ("gate=relu seed 0", relu),
-                           ("empty", summary.iloc[:0])])
+    table = summary_table(
+        [("r=8 seed 0", summary), ("gate=relu seed 0", relu), ("empty", summary.iloc[:0])]
+    )
     assert list(table["trial"]) == ["r=8 seed 0", "gate=relu seed 0"]
     row = table.iloc[0]
     assert row["class spread, first block"] == "0.0010 (stage1.unit3)"

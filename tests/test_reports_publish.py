@@ -24,8 +24,12 @@ from tests.support.mlflow_server import MlflowServer
 
 NAME = "publish-sweep"
 # r=16 is one image (1/1000) below r=4 on every seed: within ±1 pp; no SE and r=2 clearly worse
-ACCS = {None: [0.85, 0.86, 0.87], 2: [0.90, 0.91, 0.905], 4: [0.93, 0.94, 0.935],
-        16: [0.929, 0.939, 0.934]}
+ACCS = {
+    None: [0.85, 0.86, 0.87],
+    2: [0.90, 0.91, 0.905],
+    4: [0.93, 0.94, 0.935],
+    16: [0.929, 0.939, 0.934],
+}
 COST = {None: (2.0e6, 2.0e5), 2: (2.4e6, 2.6e5), 4: (2.2e6, 2.3e5), 16: (2.1e6, 2.1e5)}
 
 
@@ -39,26 +43,50 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 def log_sweep(client: MlflowClient) -> str:
     exp = client.create_experiment(NAME)
-    parent = client.create_run(exp, run_name=NAME, tags={
-        "selab.role": "sweep", "selab.sweep": NAME, "selab.search": "grid",
-        "selab.varied": json.dumps(["arch.se.reduction", "arch.se.enabled"]),
-        "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
-        "selab.dataset": "digits"}).info.run_id
+    parent = client.create_run(
+        exp,
+        run_name=NAME,
+        tags={
+            "selab.role": "sweep",
+            "selab.sweep": NAME,
+            "selab.search": "grid",
+            "selab.varied": json.dumps(["arch.se.reduction", "arch.se.enabled"]),
+            "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
+            "selab.dataset": "digits",
+        },
+    ).info.run_id
     now = int(time.time() * 1000)
     for r, values in ACCS.items():
         point = {"arch.se.enabled": False} if r is None else {"arch.se.reduction": r}
         for seed, acc in enumerate(values):
             label = "no SE" if r is None else f"r={r}"
-            run = client.create_run(exp, run_name=f"{label} seed={seed}", tags={
-                "mlflow.parentRunId": parent, "selab.role": "trial", "selab.sweep": NAME,
-                "selab.point": json.dumps(point), "selab.label": label,
-                "selab.baseline": str(r is None).lower(), "selab.status": "finished"})
+            run = client.create_run(
+                exp,
+                run_name=f"{label} seed={seed}",
+                tags={
+                    "mlflow.parentRunId": parent,
+                    "selab.role": "trial",
+                    "selab.sweep": NAME,
+                    "selab.point": json.dumps(point),
+                    "selab.label": label,
+                    "selab.baseline": str(r is None).lower(),
+                    "selab.status": "finished",
+                },
+            )
             history = [Metric("val_acc", acc - 0.1 * (3 - e), now, e) for e in (1, 2, 3)]
-            client.log_batch(run.info.run_id, params=[
-                Param("seed", str(seed)), Param("arch.se.reduction", str(r or 16)),
-                Param("arch.se.enabled", str(r is not None).lower())], metrics=[
-                *history, Metric("flops", COST[r][0], now, 0),
-                Metric("params", COST[r][1], now, 0)])
+            client.log_batch(
+                run.info.run_id,
+                params=[
+                    Param("seed", str(seed)),
+                    Param("arch.se.reduction", str(r or 16)),
+                    Param("arch.se.enabled", str(r is not None).lower()),
+                ],
+                metrics=[
+                    *history,
+                    Metric("flops", COST[r][0], now, 0),
+                    Metric("params", COST[r][1], now, 0),
+                ],
+            )
             client.set_terminated(run.info.run_id)
     client.set_terminated(parent)
     return parent
@@ -101,8 +129,11 @@ def test_the_parent_run_carries_the_answer(server, tmp_path):
     listed = rest(server, "/api/2.0/mlflow/artifacts/list", run_id=parent, path="report")
     names = {f["path"].split("/")[-1] for f in listed["files"]}
     assert {"report.html", "recommendation.md", "configurations.json"} <= names
-    with urllib.request.urlopen(f"{server.uri}/get-artifact?" + urllib.parse.urlencode(
-            {"path": "report/configurations.json", "run_uuid": parent}), timeout=30) as resp:
+    with urllib.request.urlopen(
+        f"{server.uri}/get-artifact?"
+        + urllib.parse.urlencode({"path": "report/configurations.json", "run_uuid": parent}),
+        timeout=30,
+    ) as resp:
         table = json.loads(resp.read())
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
     picked = [row for row in rows if row["picked"]]
@@ -113,12 +144,16 @@ def test_the_parent_run_carries_the_answer(server, tmp_path):
 
     # a second report replaces the table and the tags; it does not add rows
     reports.write_report(reports.load_sweep(server.uri, NAME), tmp_path / "again")
-    with urllib.request.urlopen(f"{server.uri}/get-artifact?" + urllib.parse.urlencode(
-            {"path": "report/configurations.json", "run_uuid": parent}), timeout=30) as resp:
+    with urllib.request.urlopen(
+        f"{server.uri}/get-artifact?"
+        + urllib.parse.urlencode({"path": "report/configurations.json", "run_uuid": parent}),
+        timeout=30,
+    ) as resp:
         assert len(json.loads(resp.read())["data"]) == 4
 
-    exp = rest(server, "/api/2.0/mlflow/experiments/get",
-               experiment_id=sweep.experiment_id)["experiment"]
+    exp = rest(server, "/api/2.0/mlflow/experiments/get", experiment_id=sweep.experiment_id)[
+        "experiment"
+    ]
     view = json.loads({t["key"]: t["value"] for t in exp["tags"]}[VIEW_TAG])
     # trial runs without selab.knob.* tags (an earlier selab's): the varied params instead
     assert "params.`arch.se.reduction`" in view["selectedColumns"]
@@ -127,7 +162,8 @@ def test_the_parent_run_carries_the_answer(server, tmp_path):
     assert view["runsExpanded"] == {parent: True}
     assert view_url("http://127.0.0.1:5000/", sweep.experiment_id).endswith(
         f"#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
-        "&viewStateShareKey=selab")
+        "&viewStateShareKey=selab"
+    )
 
 
 def test_a_long_description_is_cut_at_a_line_and_says_where_the_rest_is():

@@ -25,34 +25,63 @@ HITS = {"no SE": [340, 342], "standard": [344, 345], "post": [36, 37]}  # post: 
 
 def arch_params(placement: str | None) -> dict[str, str]:
     se = {"enabled": False} if placement is None else {"placement": placement}
-    arch = ArchConfig.parse({"backbone": "cifar_resnet164", "num_classes": 10, "input_size": 8,
-                             "in_channels": 1, "se": se})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet164",
+            "num_classes": 10,
+            "input_size": 8,
+            "in_channels": 1,
+            "se": se,
+        }
+    )
     return arch.flat_params(prefix="arch.")
 
 
 def build_sweep(root: Path, uri: str) -> str:
     client = mlflow.MlflowClient(uri)
     exp = client.create_experiment(NAME, artifact_location=(root / "artifacts").as_uri())
-    parent = client.create_run(exp, run_name=NAME, tags={
-        "selab.role": "sweep", "selab.sweep": NAME, "selab.search": "grid",
-        "selab.varied": json.dumps(["arch.se.placement", "arch.se.enabled"]),
-        "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
-        "selab.dataset": "digits"}).info.run_id
+    parent = client.create_run(
+        exp,
+        run_name=NAME,
+        tags={
+            "selab.role": "sweep",
+            "selab.sweep": NAME,
+            "selab.search": "grid",
+            "selab.varied": json.dumps(["arch.se.placement", "arch.se.enabled"]),
+            "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
+            "selab.dataset": "digits",
+        },
+    ).info.run_id
     now = int(time.time() * 1000)
     for label, hits in HITS.items():
         placement = None if label == "no SE" else label
-        point = {"arch.se.enabled": False} if placement is None else {
-            "arch.se.placement": placement}
+        point = (
+            {"arch.se.enabled": False} if placement is None else {"arch.se.placement": placement}
+        )
         for seed, h in enumerate(hits):
-            run = client.create_run(exp, run_name=f"{label} seed={seed}", tags={
-                "mlflow.parentRunId": parent, "selab.role": "trial", "selab.sweep": NAME,
-                "selab.point": json.dumps(point), "selab.label": label,
-                "selab.baseline": str(placement is None).lower(), "selab.status": "finished"})
+            run = client.create_run(
+                exp,
+                run_name=f"{label} seed={seed}",
+                tags={
+                    "mlflow.parentRunId": parent,
+                    "selab.role": "trial",
+                    "selab.sweep": NAME,
+                    "selab.point": json.dumps(point),
+                    "selab.label": label,
+                    "selab.baseline": str(placement is None).lower(),
+                    "selab.status": "finished",
+                },
+            )
             params = arch_params(placement) | {"seed": str(seed)}
-            client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                             metrics=[Metric("val_acc", h / N_VAL, now, 8),
-                                      Metric("flops", 2.5e8, now, 0),
-                                      Metric("params", 1.7e6, now, 0)])
+            client.log_batch(
+                run.info.run_id,
+                params=[Param(k, v) for k, v in params.items()],
+                metrics=[
+                    Metric("val_acc", h / N_VAL, now, 8),
+                    Metric("flops", 2.5e8, now, 0),
+                    Metric("params", 1.7e6, now, 0),
+                ],
+            )
             client.set_terminated(run.info.run_id)
     client.set_terminated(parent)
     return uri

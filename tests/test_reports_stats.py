@@ -199,8 +199,9 @@ def test_seeds_that_tie_never_give_p_zero():
     # rounding noise (0.93 - 0.90 vs 0.94 - 0.91) is below the floor: the floor decides
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = reports.compare([0.93, 0.94], [0.90, 0.91], [0, 1], [0, 1],
-                              alternative="greater", floor=0.001)
+        res = reports.compare(
+            [0.93, 0.94], [0.90, 0.91], [0, 1], [0, 1], alternative="greater", floor=0.001
+        )
     assert res.statistic == pytest.approx(0.03 / (0.001 / math.sqrt(2)))
     assert 0 < res.p_value == pytest.approx(sf_df1(res.statistic))
 
@@ -215,8 +216,9 @@ def test_equivalence_is_two_one_sided_tests():
     assert res.test == "TOST paired t"
     assert res.p_value == pytest.approx(max(p_low, p_high))
     # a difference at the margin can never be shown equivalent: p >= 1/2
-    at_margin = reports.equivalence([0.92, 0.93, 0.94], [0.91, 0.92, 0.93], 0.01,
-                                    [0, 1, 2], [0, 1, 2], floor=0.002)
+    at_margin = reports.equivalence(
+        [0.92, 0.93, 0.94], [0.91, 0.92, 0.93], 0.01, [0, 1, 2], [0, 1, 2], floor=0.002
+    )
     assert at_margin.p_value >= 0.5 - 1e-9
 
 
@@ -226,13 +228,15 @@ def test_holm_and_power_come_from_statsmodels():
 
     # Holm: sorted p times (m, m-1, ...), made monotone; NaN stays out of the family.
     assert reports.holm([0.01, math.nan, 0.04, 0.03]) == pytest.approx(
-        [0.03, math.nan, 0.06, 0.06], nan_ok=True)
+        [0.03, math.nan, 0.06, 0.06], nan_ok=True
+    )
     rng = np.random.default_rng(0)
     for size in (1, 2, 5, 9):
         p = rng.uniform(0, 0.2, size)
         assert reports.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
     assert reports.power(0.01, 0.01, 5, 0.05) == pytest.approx(
-        TTestPower().power(1.0, 5, 0.05, alternative="larger"))
+        TTestPower().power(1.0, 5, 0.05, alternative="larger")
+    )
     n = reports.seeds_needed(0.005, 0.01, 0.05)
     assert reports.power(0.005, 0.01, n, 0.05) >= 0.8 > reports.power(0.005, 0.01, n - 1, 0.05)
     assert reports.seeds_needed(1e-6, 0.01, 0.05) is None  # more than anyone would run
@@ -259,8 +263,12 @@ def dominated_by_definition(acc: list[float], cost: list[float]) -> list[bool]:
     and strictly better in one of the two."""
     out = []
     for i in range(len(acc)):
-        out.append(any(acc[j] >= acc[i] and cost[j] <= cost[i]
-                       and (acc[j] > acc[i] or cost[j] < cost[i]) for j in range(len(acc))))
+        out.append(
+            any(
+                acc[j] >= acc[i] and cost[j] <= cost[i] and (acc[j] > acc[i] or cost[j] < cost[i])
+                for j in range(len(acc))
+            )
+        )
     return out
 
 
@@ -297,29 +305,37 @@ def test_pareto_mask_matches_definition_on_random_points():
 
 
 def test_pareto_front_marks_ties_sorts_by_cost_and_skips_unfinished():
-    points = pd.DataFrame({
-        "label": ["no SE", "r=16", "r=16b", "r=8", "r=4", "r=2"],
-        "n": [3, 3, 3, 3, 3, 0],
-        "acc_mean": [0.90, 0.93, 0.93, 0.92, 0.95, math.nan],
-        "flops": [40.0, 41.0, 41.0, 42.0, 43.0, 44.0],
-    })
+    points = pd.DataFrame(
+        {
+            "label": ["no SE", "r=16", "r=16b", "r=8", "r=4", "r=2"],
+            "n": [3, 3, 3, 3, 3, 0],
+            "acc_mean": [0.90, 0.93, 0.93, 0.92, 0.95, math.nan],
+            "flops": [40.0, 41.0, 41.0, 42.0, 43.0, 44.0],
+        }
+    )
     front = reports.pareto_front(points, "acc_mean", "flops")
     # r=8 is dominated by r=16 (more costly, less accurate); the identical r=16 and r=16b
     # are both kept and marked as a tie; cheapest first
     assert list(front["flops"]) == [40.0, 41.0, 41.0, 43.0]
     assert set(front["label"]) == {"no SE", "r=16", "r=16b", "r=4"}
     assert front.set_index("label")["pareto_tie"].to_dict() == {
-        "no SE": False, "r=16": True, "r=16b": True, "r=4": False}
+        "no SE": False,
+        "r=16": True,
+        "r=16b": True,
+        "r=4": False,
+    }
     # a point with a finished count of 0 has no place, even if someone filled its mean
     filled = points.assign(acc_mean=points["acc_mean"].fillna(0.99))
     assert "r=2" not in set(reports.pareto_front(filled)["label"])
 
-    trials = pd.DataFrame({
-        "trial_id": ["a", "b", "c", "d", "e"],
-        "status": ["finished", "finished", "stopped_early", "diverged", "running"],
-        "val_acc": [0.90, 0.93, 0.99, 0.99, 0.99],
-        "flops": [40.0, 41.0, 39.0, 39.0, 39.0],
-    })
+    trials = pd.DataFrame(
+        {
+            "trial_id": ["a", "b", "c", "d", "e"],
+            "status": ["finished", "finished", "stopped_early", "diverged", "running"],
+            "val_acc": [0.90, 0.93, 0.99, 0.99, 0.99],
+            "flops": [40.0, 41.0, 39.0, 39.0, 39.0],
+        }
+    )
     front = reports.pareto_front(trials, "val_acc", "flops")
     # the unfinished runs would dominate both finished ones if they were counted
     assert list(front["trial_id"]) == ["a", "b"]
@@ -337,8 +353,14 @@ def se_cost(r: int) -> tuple[float, float]:
     return BASE_FLOPS + params + 50_000, BASE_PARAMS + params
 
 
-def trial_rows(key: int | str | None, accs: list[float | None], *, seeds: list[int] | None = None,
-               status: str = "finished", start: int = 0) -> list[dict]:
+def trial_rows(
+    key: int | str | None,
+    accs: list[float | None],
+    *,
+    seeds: list[int] | None = None,
+    status: str = "finished",
+    start: int = 0,
+) -> list[dict]:
     """Trials of one point; ``key`` None = the no-SE baseline, an int = reduction r, a str = the
     squeeze (with the fixed spec's r=16). An accuracy of None = the trial never logged it."""
     rows = []
@@ -353,17 +375,28 @@ def trial_rows(key: int | str | None, accs: list[float | None], *, seeds: list[i
         else:
             point, label, r, enabled = ({"arch.se.reduction": key}, f"r={key}", key, True)
             flops, params = se_cost(key)
-        rows.append({
-            "run_id": f"{label}-{seed}-{status}", "trial_id": f"t{start + i}", "label": label,
-            "status": status, "finished": status == "finished", "baseline": key is None,
-            "seed": seed, "arch.se.reduction": r, "arch.se.enabled": enabled,
-            "arch.se.squeeze": key if isinstance(key, str) else "avg",
-            "val_acc": math.nan if acc is None else acc,
-            "val_top5": math.nan if acc is None else acc + 0.04,
-            "flops": flops, "params": params, "se_flops": flops - BASE_FLOPS,
-            "se_params": params - BASE_PARAMS,
-            "point": point, "point_key": point_key(point),
-        })
+        rows.append(
+            {
+                "run_id": f"{label}-{seed}-{status}",
+                "trial_id": f"t{start + i}",
+                "label": label,
+                "status": status,
+                "finished": status == "finished",
+                "baseline": key is None,
+                "seed": seed,
+                "arch.se.reduction": r,
+                "arch.se.enabled": enabled,
+                "arch.se.squeeze": key if isinstance(key, str) else "avg",
+                "val_acc": math.nan if acc is None else acc,
+                "val_top5": math.nan if acc is None else acc + 0.04,
+                "flops": flops,
+                "params": params,
+                "se_flops": flops - BASE_FLOPS,
+                "se_params": params - BASE_PARAMS,
+                "point": point,
+                "point_key": point_key(point),
+            }
+        )
     return rows
 
 
@@ -400,8 +433,12 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
     base = [0.90, 0.92, 0.94]
     r4 = [0.935, 0.95, 0.965]
     r8 = [0.93, 0.951]  # seed 2 failed
-    trials = frame(trial_rows(None, base), trial_rows(8, r8),
-                   trial_rows(8, [None], seeds=[2], status="failed"), trial_rows(4, r4))
+    trials = frame(
+        trial_rows(None, base),
+        trial_rows(8, r8),
+        trial_rows(8, [None], seeds=[2], status="failed"),
+        trial_rows(4, r4),
+    )
     tables = reports.ablation_tables(trials, VARIED)
     assert list(tables) == ["arch.se.reduction"]
     t = tables["arch.se.reduction"]
@@ -415,7 +452,8 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
     assert rows.loc["no SE", "acc_ci_half"] == pytest.approx(half)
     assert rows.loc["no SE", "top1_err"] == pytest.approx(8.0)
     assert rows.loc["no SE", "top1_err_high"] - rows.loc["no SE", "top1_err"] == pytest.approx(
-        100 * half)
+        100 * half
+    )
     assert rows.loc["no SE", "top5_err"] == pytest.approx(4.0)
     assert math.isnan(rows.loc["no SE", "p_value"])
 
@@ -441,18 +479,19 @@ def test_ablation_table_rows_numbers_and_welch_for_a_missing_seed():
     assert rows.loc["r=8", "p_value"] == pytest.approx(2 * sps.t.sf(abs(tw), dof))
     assert rows.loc["r=8", "not_finished"] == "1 failed"
     assert rows.loc["r=8", "acc_mean"] == pytest.approx((0.93 + 0.951) / 2)
-    assert rows.loc["r=8", "acc_ci_half"] == pytest.approx(
-        q_df1(0.975) * sd(r8) / math.sqrt(2))
-    assert rows.loc["r=8", "delta_top1_err_pp"] == pytest.approx(-100 * ((0.93 + 0.951) / 2
-                                                                         - 0.92))
+    assert rows.loc["r=8", "acc_ci_half"] == pytest.approx(q_df1(0.975) * sd(r8) / math.sqrt(2))
+    assert rows.loc["r=8", "delta_top1_err_pp"] == pytest.approx(-100 * ((0.93 + 0.951) / 2 - 0.92))
     assert bool(rows.loc["r=8", "significant"]) == (rows.loc["r=8", "p_holm"] < 0.05)
 
 
 def test_one_table_per_varied_axis_each_with_baseline_and_fixed_spec():
     # One factor at a time around a fixed spec (r=16, avg squeeze): the point {} belongs to
     # both axes' tables, each override only to its own axis.
-    trials = frame(trial_rows(None, [0.90, 0.91]), trial_rows(4, [0.93, 0.94]),
-                   trial_rows("max", [0.92, 0.925]))
+    trials = frame(
+        trial_rows(None, [0.90, 0.91]),
+        trial_rows(4, [0.93, 0.94]),
+        trial_rows("max", [0.92, 0.925]),
+    )
     fixed = trial_rows(16, [0.915, 0.93])
     for row in fixed:
         row.update(point={}, point_key=point_key({}), label="fixed")
@@ -469,8 +508,12 @@ def test_one_table_per_varied_axis_each_with_baseline_and_fixed_spec():
 
 
 def test_table_markdown_and_csv_export(tmp_path):
-    trials = frame(trial_rows(None, [0.90, 0.92, 0.94]), trial_rows(4, [0.935, 0.95, 0.965]),
-                   trial_rows(8, [0.93]), trial_rows(8, [None], seeds=[1], status="diverged"))
+    trials = frame(
+        trial_rows(None, [0.90, 0.92, 0.94]),
+        trial_rows(4, [0.935, 0.95, 0.965]),
+        trial_rows(8, [0.93]),
+        trial_rows(8, [None], seeds=[1], status="diverged"),
+    )
     tables = reports.ablation_tables(trials, VARIED)
     table = tables["arch.se.reduction"]
     shown = format_table(table).set_index("setting")
@@ -487,8 +530,10 @@ def test_table_markdown_and_csv_export(tmp_path):
     assert shown.loc["r=8", "p Holm (p, test)"].startswith("n/a")
 
     files = reports.write_tables(tables, tmp_path)
-    assert sorted(f.name for f in files) == ["table_arch_se_reduction.csv",
-                                             "table_arch_se_reduction.md"]
+    assert sorted(f.name for f in files) == [
+        "table_arch_se_reduction.csv",
+        "table_arch_se_reduction.md",
+    ]
     back = pd.read_csv(tmp_path / "table_arch_se_reduction.csv")
     assert list(back["setting"]) == ["no SE", "r=4", "r=8"]
     assert back["acc_mean"].tolist() == pytest.approx([0.92, 0.95, 0.93])
@@ -529,8 +574,10 @@ def test_pick_the_cheaper_configuration_shown_equivalent_to_the_best():
     assert c.verdict == "equivalent" and c.equivalent.p_value == pytest.approx(p)
     assert c.p_equivalent_holm == pytest.approx(holm_min(p, 2))  # no SE and r=16 vs the best
     # one sentence that names only what the decision table shows
-    assert rec.text == ("Pick r=16: within ±1.00 pp of the best (r=4) by TOST, and cheaper "
-                        "(40.25M vs 40.85M FLOPs); the cheaper no SE is shown worse.")
+    assert rec.text == (
+        "Pick r=16: within ±1.00 pp of the best (r=4) by TOST, and cheaper "
+        "(40.25M vs 40.85M FLOPs); the cheaper no SE is shown worse."
+    )
     table = rec.table.set_index("configuration")
     assert list(table.index) == ["no SE", "r=16", "r=4"]  # cheapest first
     assert table.loc["r=16", "vs best"] == "within ±1.00 pp <- pick"
@@ -539,13 +586,17 @@ def test_pick_the_cheaper_configuration_shown_equivalent_to_the_best():
     assert table.loc["no SE", "worse than"] == "r=4"
     numbers = " ".join(rec.numbers)
     assert numbers.startswith("r=16: 91.90% [")
-    assert (f"r=16 is -0.10 pp against r=4, TOST paired t within ±1.00 pp, p={p:.3f}, Holm over 2 "
-            f"comparisons with the best: p={holm_min(p, 2):.3f} < 0.05") in numbers
+    assert (
+        f"r=16 is -0.10 pp against r=4, TOST paired t within ±1.00 pp, p={p:.3f}, Holm over 2 "
+        f"comparisons with the best: p={holm_min(p, 2):.3f} < 0.05"
+    ) in numbers
     # the cheaper no SE is shown worse: r=4 beats it most clearly (paired t = 10.39, 2 df);
     # times its 2 comparisons, then Holm's first step over the 3 configurations
     p_worse = sf_df2(paired_t(BEST, NO_SE))
-    assert (f"no SE shown worse: -6.00 pp against r=4, paired t one-sided, p={p_worse:.3f}, "
-            f"times 2 comparisons and Holm over 3 configurations: p={6 * p_worse:.3f}") in numbers
+    assert (
+        f"no SE shown worse: -6.00 pp against r=4, paired t one-sided, p={p_worse:.3f}, "
+        f"times 2 comparisons and Holm over 3 configurations: p={6 * p_worse:.3f}"
+    ) in numbers
     assert table.loc["no SE", "p worse"] == f"{6 * p_worse:.3f}"
 
 
@@ -562,10 +613,12 @@ def test_failing_to_find_a_difference_is_undecided_not_equivalent():
     # alpha / 2 (Holm's worst case over the 2 comparisons), 80% power
     n = math.ceil(TTestPower().solve_power(0.5, alpha=0.025, power=0.8, alternative="larger"))
     assert rec.choice.seeds_to_decide == n
-    assert rec.text == (f"Undecided: the cheaper r=16 is neither within ±1.00 pp of the best "
-                        f"(r=4) nor shown worse; about {n} seeds per configuration would decide "
-                        "it. Until then, pick r=4: the most accurate; the cheaper no SE is "
-                        "shown worse.")
+    assert rec.text == (
+        f"Undecided: the cheaper r=16 is neither within ±1.00 pp of the best "
+        f"(r=4) nor shown worse; about {n} seeds per configuration would decide "
+        "it. Until then, pick r=4: the most accurate; the cheaper no SE is "
+        "shown worse."
+    )
     assert "r=16 open: -0.50 pp against r=4, TOST paired t" in " ".join(rec.numbers)
     assert rec.table.set_index("configuration").loc["r=16", "vs best"] == "open"
 
@@ -588,21 +641,24 @@ def test_pick_the_best_when_every_cheaper_one_is_shown_worse():
 
 
 def test_no_se_is_picked_only_when_shown_equivalent():
-    trials = frame(trial_rows(None, NEAR_BEST), trial_rows(4, BEST),
-                   trial_rows(16, [0.90, 0.91, 0.90]))
+    trials = frame(
+        trial_rows(None, NEAR_BEST), trial_rows(4, BEST), trial_rows(16, [0.90, 0.91, 0.90])
+    )
     rec = reports.recommend(trials, varied=VARIED, margin=0.01)
     assert rec.pick.label == "no SE" and rec.pick.baseline and rec.decided
     assert rec.pick.flops == BASE_FLOPS
-    assert rec.text == ("Pick no SE: within ±1.00 pp of the best (r=4) by TOST, and cheaper "
-                        "(40M vs 40.85M FLOPs).")
+    assert rec.text == (
+        "Pick no SE: within ±1.00 pp of the best (r=4) by TOST, and cheaper (40M vs 40.85M FLOPs)."
+    )
     assert rec.se_text.startswith("Does SE help: not shown.")
     # the same baseline with a margin too tight to show equivalence: undecided, not "no SE"
     tight = reports.recommend(trials, varied=VARIED, margin=0.0011)
     # (r=16 is 1.7 pp below r=4, paired p = 0.019: not shown worse once Holm's closed test
     # accounts for the best being chosen from the same three configurations)
     assert not tight.decided
-    assert tight.text.startswith("Undecided: the cheaper no SE and r=16 are neither within "
-                                 "±0.11 pp of the best (r=4)")
+    assert tight.text.startswith(
+        "Undecided: the cheaper no SE and r=16 are neither within ±0.11 pp of the best (r=4)"
+    )
 
     # the baseline is the most accurate outright: it is the best and the pick
     trials = frame(trial_rows(None, [0.93, 0.94, 0.95]), trial_rows(4, BEST))
@@ -620,10 +676,13 @@ def test_se_helps_is_corrected_for_the_number_of_se_configurations():
     assert 0.025 < p4 < 0.05
     alone = reports.recommend(frame(trial_rows(None, base), trial_rows(4, r4)), varied=VARIED)
     assert [v.arm.label for v in alone.se.helped] == ["r=4"]
-    assert alone.se_text.startswith("Does SE help: yes, at alpha=0.05 with Holm's correction "
-                                    "over 1 SE configurations: r=4 by +0.63 pp")
-    both = reports.recommend(frame(trial_rows(None, base), trial_rows(4, r4),
-                                   trial_rows(16, r16)), varied=VARIED)
+    assert alone.se_text.startswith(
+        "Does SE help: yes, at alpha=0.05 with Holm's correction "
+        "over 1 SE configurations: r=4 by +0.63 pp"
+    )
+    both = reports.recommend(
+        frame(trial_rows(None, base), trial_rows(4, r4), trial_rows(16, r16)), varied=VARIED
+    )
     top = both.se.rows[0]
     assert top.arm.label == "r=4" and top.test.p_value == pytest.approx(p4)
     assert top.p_holm == pytest.approx(2 * p4) and not both.se.helped
@@ -632,22 +691,27 @@ def test_se_helps_is_corrected_for_the_number_of_se_configurations():
 
 
 def test_configurations_with_one_seed_leave_the_decision_open():
-    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(16, [0.915]),
-                   trial_rows(16, [None, None], seeds=[1, 2], status="failed"))
+    trials = frame(
+        trial_rows(None, NO_SE),
+        trial_rows(4, BEST),
+        trial_rows(16, [0.915]),
+        trial_rows(16, [None, None], seeds=[1, 2], status="failed"),
+    )
     rec = reports.recommend(trials, varied=VARIED)
     assert rec.pick.label == "r=4" and not rec.decided
     assert rec.choice.contender(rec.choice.open_cheaper[0].arm.key).verdict == "untested"
-    assert ("r=16 open: -0.50 pp against r=4, fewer than 2 seeds on a side (no test)."
-            in rec.numbers)
+    assert "r=16 open: -0.50 pp against r=4, fewer than 2 seeds on a side (no test)." in rec.numbers
     assert rec.table.set_index("configuration").loc["r=16", "vs best"] == "untested"
 
     one = frame(trial_rows(None, [0.85]), trial_rows(4, [0.92]), trial_rows(16, [0.91]))
     rec = reports.recommend(one, varied=VARIED)
     assert rec.pick.label == "r=4" and not rec.decided and rec.choice.seeds_to_decide is None
     assert "1 seed, CI not available" in rec.numbers[0]
-    assert rec.text == ("Pick r=4: the most accurate of 3 configurations, but with one seed "
-                        "each nothing is tested; run seeds of the best and the cheaper ones to "
-                        "decide.")
+    assert rec.text == (
+        "Pick r=4: the most accurate of 3 configurations, but with one seed "
+        "each nothing is tested; run seeds of the best and the cheaper ones to "
+        "decide."
+    )
 
 
 def test_cost_column_decides_between_equivalent_configurations():
@@ -676,8 +740,9 @@ def test_test_split_is_shown_beside_the_pick_and_never_used_to_choose():
 def test_budget_pick():
     r8 = NEAR_BEST  # equivalent to BEST within 1 pp
     r32 = [0.87, 0.895, 0.875]  # d vs BEST = 0.04, 0.035, 0.045: worse
-    trials = frame(trial_rows(None, NO_SE), trial_rows(4, BEST),
-                   trial_rows(8, r8), trial_rows(32, r32))
+    trials = frame(
+        trial_rows(None, NO_SE), trial_rows(4, BEST), trial_rows(8, r8), trial_rows(32, r32)
+    )
     f4, _ = se_cost(4)
     f8, _ = se_cost(8)
     _, p32 = se_cost(32)
@@ -695,8 +760,10 @@ def test_budget_pick():
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32, budget_flops=f4)
     assert rec.budget.pick.label == "r=32"  # the params limit binds
     p = sf_df2(paired_t(BEST, r32))
-    assert (f"the budget costs 4.00 pp against the overall best r=4: shown worse, -4.00 pp "
-            f"against r=4, paired t one-sided, p={p:.3f}, times 3 comparisons") in rec.budget.text
+    assert (
+        f"the budget costs 4.00 pp against the overall best r=4: shown worse, -4.00 pp "
+        f"against r=4, paired t one-sided, p={p:.3f}, times 3 comparisons"
+    ) in rec.budget.text
 
     rec = reports.recommend(trials, varied=VARIED, budget_params=p32 - 1)
     assert rec.budget.pick.label == "no SE"
@@ -711,10 +778,19 @@ def test_budget_pick():
 # ------------------------------------------------------------------ units
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("40M", 40e6), ("40m", 40e6), ("1.2G", 1.2e9), ("500k", 5e5), ("3e9", 3e9),
-    ("25M params", 25e6), ("1.2GFLOPs", 1.2e9), (7, 7.0),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("40M", 40e6),
+        ("40m", 40e6),
+        ("1.2G", 1.2e9),
+        ("500k", 5e5),
+        ("3e9", 3e9),
+        ("25M params", 25e6),
+        ("1.2GFLOPs", 1.2e9),
+        (7, 7.0),
+    ],
+)
 def test_parse_quantity(text, value):
     assert reports.parse_quantity(text) == pytest.approx(value)
 
@@ -756,4 +832,9 @@ def test_integer_axis_values_print_without_a_decimal_point():
     from reports.tables import _value
 
     assert [_value(v) for v in (2.0, 2.5, "1,0,1", None, math.nan)] == [
-        "2", "2.5", "1,0,1", "—", "—"]
+        "2",
+        "2.5",
+        "1,0,1",
+        "—",
+        "—",
+    ]

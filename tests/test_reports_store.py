@@ -38,8 +38,12 @@ FINISHED_ACC = {
 }
 # The stage-mask sweep, 2 seeds a point (None = the no-SE baseline). SE cost grows with the
 # enabled stages' shares 1:4:16:64, so 1,0,0,0 < 0,0,0,1 < 1,1,1,1 in FLOPs and params.
-STAGE_ACC = {None: [0.70, 0.72], "1,0,0,0": [0.71, 0.725], "0,0,0,1": [0.73, 0.74],
-             "1,1,1,1": [0.75, 0.77]}
+STAGE_ACC = {
+    None: [0.70, 0.72],
+    "1,0,0,0": [0.71, 0.725],
+    "0,0,0,1": [0.73, 0.74],
+    "1,1,1,1": [0.75, 0.77],
+}
 BASE_PARAMS, BASE_FLOPS = 1_000_000, 40_000_000
 SE_SUM = 1_600_000  # sum over units of C^2: SE params = 2/r * SE_SUM
 STAGE_SHARE = (1, 4, 16)  # how SE params/FLOPs split over the 3 stages
@@ -59,11 +63,18 @@ def cost_metrics(r: int | None, mask: str | None = None) -> list[Metric]:
     if mask is not None:
         shares = tuple(s * int(on) for s, on in zip((1, 4, 16, 64), mask.split(","), strict=True))
     se_params, se_flops = se_cost(r)
-    se_params, se_flops = (se_params * sum(shares) // 85, se_flops * sum(shares) // 85) if (
-        mask is not None) else (se_params, se_flops)
+    se_params, se_flops = (
+        (se_params * sum(shares) // 85, se_flops * sum(shares) // 85)
+        if (mask is not None)
+        else (se_params, se_flops)
+    )
     now = int(time.time() * 1000)
-    vals = {"params": BASE_PARAMS + se_params, "flops": BASE_FLOPS + se_flops,
-            "se_params": se_params, "se_flops": se_flops}
+    vals = {
+        "params": BASE_PARAMS + se_params,
+        "flops": BASE_FLOPS + se_flops,
+        "se_params": se_params,
+        "se_flops": se_flops,
+    }
     total = max(sum(shares), 1)
     for i, share in enumerate(shares, start=1):
         vals[f"stage{i}.params"] = BASE_PARAMS * share / total + se_params * share / total
@@ -93,36 +104,77 @@ def epoch_metrics(final: float, epochs: int = 3, best: float | None = None) -> l
     return out
 
 
-def add_parent(client, exp_id: str, name: str, varied: list[str], dataset: str,
-               spec: str | None) -> str:
-    run = client.create_run(exp_id, run_name=name, tags={
-        "selab.role": "sweep", "selab.sweep": name, "selab.search": "grid",
-        "selab.varied": json.dumps(varied),
-        "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
-        "selab.dataset": dataset, "selab.storage": "/tmp/ray/" + name,
-    })
-    client.log_batch(run.info.run_id, params=[
-        Param("arch.backbone", "cifar_resnet20"), Param("train.epochs", "3"),
-        Param("data.name", dataset)])
+def add_parent(
+    client, exp_id: str, name: str, varied: list[str], dataset: str, spec: str | None
+) -> str:
+    run = client.create_run(
+        exp_id,
+        run_name=name,
+        tags={
+            "selab.role": "sweep",
+            "selab.sweep": name,
+            "selab.search": "grid",
+            "selab.varied": json.dumps(varied),
+            "selab.objectives": json.dumps([{"metric": "val_acc", "mode": "max"}]),
+            "selab.dataset": dataset,
+            "selab.storage": "/tmp/ray/" + name,
+        },
+    )
+    client.log_batch(
+        run.info.run_id,
+        params=[
+            Param("arch.backbone", "cifar_resnet20"),
+            Param("train.epochs", "3"),
+            Param("data.name", dataset),
+        ],
+    )
     if spec is not None:
         client.log_text(run.info.run_id, spec, "spec.yaml")
     return run.info.run_id
 
 
-def add_trial(client, exp_id: str, parent_id: str, sweep: str, *, trial_id: str,
-              point: dict, label: str, seed: int, status: str, params: dict,
-              metrics: list[Metric], baseline: bool = False, error: str | None = None) -> str:
-    tags = {"mlflow.parentRunId": parent_id, "selab.role": "trial", "selab.sweep": sweep,
-            "selab.trial_id": trial_id, "selab.point": json.dumps(point), "selab.label": label,
-            "selab.baseline": "true" if baseline else "false", "selab.status": status}
+def add_trial(
+    client,
+    exp_id: str,
+    parent_id: str,
+    sweep: str,
+    *,
+    trial_id: str,
+    point: dict,
+    label: str,
+    seed: int,
+    status: str,
+    params: dict,
+    metrics: list[Metric],
+    baseline: bool = False,
+    error: str | None = None,
+) -> str:
+    tags = {
+        "mlflow.parentRunId": parent_id,
+        "selab.role": "trial",
+        "selab.sweep": sweep,
+        "selab.trial_id": trial_id,
+        "selab.point": json.dumps(point),
+        "selab.label": label,
+        "selab.baseline": "true" if baseline else "false",
+        "selab.status": status,
+    }
     if error:
         tags["selab.error"] = error
     run = client.create_run(exp_id, run_name=trial_id, tags=tags)
-    full = {"seed": str(seed), "train.epochs": "3", "train.lr": "0.1", "data.name": "cifar100",
-            **params}
-    client.log_batch(run.info.run_id, metrics=metrics,
-                     params=[Param(k, str(v)) for k, v in full.items()],
-                     tags=[RunTag("selab.status", status)])
+    full = {
+        "seed": str(seed),
+        "train.epochs": "3",
+        "train.lr": "0.1",
+        "data.name": "cifar100",
+        **params,
+    }
+    client.log_batch(
+        run.info.run_id,
+        metrics=metrics,
+        params=[Param(k, str(v)) for k, v in full.items()],
+        tags=[RunTag("selab.status", status)],
+    )
     mlflow_status = {"failed": "FAILED", "running": None}.get(status, "FINISHED")
     if mlflow_status:
         client.set_terminated(run.info.run_id, mlflow_status)
@@ -130,10 +182,17 @@ def add_trial(client, exp_id: str, parent_id: str, sweep: str, *, trial_id: str,
 
 
 def arch_params(r: int | None, stages: str = "1,1,1", backbone: str = "cifar_resnet20") -> dict:
-    return {"arch.backbone": backbone, "arch.depth": "", "arch.num_classes": "100",
-            "arch.se.enabled": "false" if r is None else "true",
-            "arch.se.reduction": str(r or 16), "arch.se.placement": "standard",
-            "arch.se.stages": stages, "arch.se.squeeze": "avg", "arch.se.gate": "sigmoid"}
+    return {
+        "arch.backbone": backbone,
+        "arch.depth": "",
+        "arch.num_classes": "100",
+        "arch.se.enabled": "false" if r is None else "true",
+        "arch.se.reduction": str(r or 16),
+        "arch.se.placement": "standard",
+        "arch.se.stages": stages,
+        "arch.se.squeeze": "avg",
+        "arch.se.gate": "sigmoid",
+    }
 
 
 def build_store(root: Path) -> dict:
@@ -144,8 +203,9 @@ def build_store(root: Path) -> dict:
     old = add_parent(client, exp, R_SWEEP, ["arch.se.reduction"], "cifar100", "name: old\n")
     client.set_terminated(old, "FINISHED")
     time.sleep(0.01)
-    parent = add_parent(client, exp, R_SWEEP, ["arch.se.reduction", "arch.se.enabled"],
-                        "cifar100", SPEC_TEXT)
+    parent = add_parent(
+        client, exp, R_SWEEP, ["arch.se.reduction", "arch.se.enabled"], "cifar100", SPEC_TEXT
+    )
     n = 0
     for key, accs in FINISHED_ACC.items():
         r = None if key == "base" else key
@@ -157,41 +217,104 @@ def build_store(root: Path) -> dict:
             metrics = epoch_metrics(acc, best=best) + cost_metrics(r)
             metrics.append(Metric("best_val_acc", max(acc, best or 0), 0, 3))
             metrics.append(Metric("epochs_done", 3.0, 0, 3))
-            add_trial(client, exp, parent, R_SWEEP, trial_id=f"t{n:02d}", point=point,
-                      label="no SE" if r is None else f"r={r}", seed=seed, status="finished",
-                      params=arch_params(r), metrics=metrics, baseline=r is None)
+            add_trial(
+                client,
+                exp,
+                parent,
+                R_SWEEP,
+                trial_id=f"t{n:02d}",
+                point=point,
+                label="no SE" if r is None else f"r={r}",
+                seed=seed,
+                status="finished",
+                params=arch_params(r),
+                metrics=metrics,
+                baseline=r is None,
+            )
     # Trials that did not finish, with accuracies that would change every result if counted.
-    add_trial(client, exp, parent, R_SWEEP, trial_id="t90", point={"arch.se.reduction": 8},
-              label="r=8", seed=3, status="stopped_early", params=arch_params(8),
-              metrics=epoch_metrics(0.999, epochs=1) + cost_metrics(8))
-    add_trial(client, exp, parent, R_SWEEP, trial_id="t91", point={"arch.se.reduction": 16},
-              label="r=16", seed=3, status="diverged", params=arch_params(16),
-              metrics=epoch_metrics(0.999, epochs=2) + cost_metrics(16))
-    add_trial(client, exp, parent, R_SWEEP, trial_id="t92", point={"arch.se.reduction": 2},
-              label="r=2", seed=0, status="failed", params=arch_params(2),
-              metrics=cost_metrics(2), error="RuntimeError: CUDA out of memory")
-    add_trial(client, exp, parent, R_SWEEP, trial_id="t93", point={"arch.se.reduction": 32},
-              label="r=32", seed=3, status="running", params=arch_params(32),
-              metrics=epoch_metrics(0.999, epochs=1) + cost_metrics(32))
+    add_trial(
+        client,
+        exp,
+        parent,
+        R_SWEEP,
+        trial_id="t90",
+        point={"arch.se.reduction": 8},
+        label="r=8",
+        seed=3,
+        status="stopped_early",
+        params=arch_params(8),
+        metrics=epoch_metrics(0.999, epochs=1) + cost_metrics(8),
+    )
+    add_trial(
+        client,
+        exp,
+        parent,
+        R_SWEEP,
+        trial_id="t91",
+        point={"arch.se.reduction": 16},
+        label="r=16",
+        seed=3,
+        status="diverged",
+        params=arch_params(16),
+        metrics=epoch_metrics(0.999, epochs=2) + cost_metrics(16),
+    )
+    add_trial(
+        client,
+        exp,
+        parent,
+        R_SWEEP,
+        trial_id="t92",
+        point={"arch.se.reduction": 2},
+        label="r=2",
+        seed=0,
+        status="failed",
+        params=arch_params(2),
+        metrics=cost_metrics(2),
+        error="RuntimeError: CUDA out of memory",
+    )
+    add_trial(
+        client,
+        exp,
+        parent,
+        R_SWEEP,
+        trial_id="t93",
+        point={"arch.se.reduction": 32},
+        label="r=32",
+        seed=3,
+        status="running",
+        params=arch_params(32),
+        metrics=epoch_metrics(0.999, epochs=1) + cost_metrics(32),
+    )
 
     # A stage-mask sweep in an experiment not named after it, left RUNNING, 2 seeds a point.
-    exp2 = client.create_experiment(STAGE_EXPERIMENT,
-                                    artifact_location=(root / "artifacts2").as_uri())
+    exp2 = client.create_experiment(
+        STAGE_EXPERIMENT, artifact_location=(root / "artifacts2").as_uri()
+    )
     parent2 = add_parent(client, exp2, STAGE_SWEEP, ["arch.se.stages"], "cifar100", None)
     for mask, accs in STAGE_ACC.items():
         for seed, acc in enumerate(accs):
             n += 1
-            point = {"arch.se.enabled": False} if mask is None else {
-                "arch.se.stages": [c == "1" for c in mask.split(",")]}  # a list in the point
-            add_trial(client, exp2, parent2, STAGE_SWEEP, trial_id=f"s{n:02d}", point=point,
-                      label="no SE" if mask is None else f"stages {mask}", seed=seed,
-                      status="finished", baseline=mask is None,
-                      params=arch_params(None if mask is None else 16, mask or "1,1,1,1",
-                                         "resnet50"),
-                      metrics=epoch_metrics(acc)
-                      + cost_metrics(None if mask is None else 16, mask or "0,0,0,0"))
-    return {"uri": uri, "parent": parent, "old_parent": old, "stage_parent": parent2,
-            "root": root}
+            point = (
+                {"arch.se.enabled": False}
+                if mask is None
+                else {"arch.se.stages": [c == "1" for c in mask.split(",")]}
+            )  # a list in the point
+            add_trial(
+                client,
+                exp2,
+                parent2,
+                STAGE_SWEEP,
+                trial_id=f"s{n:02d}",
+                point=point,
+                label="no SE" if mask is None else f"stages {mask}",
+                seed=seed,
+                status="finished",
+                baseline=mask is None,
+                params=arch_params(None if mask is None else 16, mask or "1,1,1,1", "resnet50"),
+                metrics=epoch_metrics(acc)
+                + cost_metrics(None if mask is None else 16, mask or "0,0,0,0"),
+            )
+    return {"uri": uri, "parent": parent, "old_parent": old, "stage_parent": parent2, "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +344,13 @@ def test_load_sweep_takes_newest_parent_and_keeps_every_trial(store, sweep):
     assert by_id.loc["t93", "status"] == "running"
     assert not by_id.loc[["t90", "t91", "t92", "t93"], "finished"].any()
     assert by_id["finished"].sum() == 15
-    assert sweep.status_counts() == {"finished": 15, "stopped_early": 1, "diverged": 1,
-                                     "failed": 1, "running": 1}
+    assert sweep.status_counts() == {
+        "finished": 15,
+        "stopped_early": 1,
+        "diverged": 1,
+        "failed": 1,
+        "running": 1,
+    }
 
 
 def test_trial_columns_are_typed_and_flattened(sweep):
@@ -260,7 +388,8 @@ def test_ablation_table_numbers_match_hand_arithmetic(sweep):
     assert base["acc_ci_half"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
     assert base["top1_err"] == pytest.approx(8.0)
     assert base["top1_err_high"] - base["top1_err"] == pytest.approx(
-        100 * 4.302653 * 0.02 / math.sqrt(3), rel=1e-5)
+        100 * 4.302653 * 0.02 / math.sqrt(3), rel=1e-5
+    )
     # top-5 = acc + 0.04: 0.94, 0.96, 0.98 -> top-5 error 4%
     assert base["top5_err"] == pytest.approx(4.0)
 
@@ -294,8 +423,7 @@ def test_ablation_table_numbers_match_hand_arithmetic(sweep):
 def test_table_exports_csv_and_markdown(sweep, tmp_path):
     tables = reports.ablation_tables(sweep)
     files = reports.write_tables(tables, tmp_path)
-    assert {f.name for f in files} == {"table_arch_se_reduction.csv",
-                                       "table_arch_se_reduction.md"}
+    assert {f.name for f in files} == {"table_arch_se_reduction.csv", "table_arch_se_reduction.md"}
     md = (tmp_path / "table_arch_se_reduction.md").read_text()
     lines = [ln for ln in md.splitlines() if ln.startswith("|")]
     assert len(lines) == 2 + 6  # header, separator, 6 rows
@@ -330,8 +458,10 @@ def test_recommendation_from_store_needs_a_margin_its_seeds_can_show(sweep):
     rec = reports.recommend(sweep, margin=0.01)
     assert rec.best.label == "r=4" and not rec.decided
     assert {c.arm.label for c in rec.choice.open_cheaper} == {"r=8", "r=16"}
-    assert rec.text.startswith("Undecided: the cheaper r=16 and r=8 are neither within ±1.00 pp "
-                               "of the best (r=4) nor shown worse; about ")
+    assert rec.text.startswith(
+        "Undecided: the cheaper r=16 and r=8 are neither within ±1.00 pp "
+        "of the best (r=4) nor shown worse; about "
+    )
     assert "seeds per configuration would decide it" in rec.text
     # Within ±2 pp they are: TOST of r=16 (d = -0.010, -0.002, -0.003 against r=4), paired,
     # 2 df; Holm's second step (r=8 has the smaller p) multiplies by 3.
@@ -342,8 +472,14 @@ def test_recommendation_from_store_needs_a_margin_its_seeds_can_show(sweep):
     p = sps.t.sf((0.02 + mean) / (sd / math.sqrt(3)), 2)
     c = rec.choice.contender(rec.pick.point_key)
     assert c.equivalent.p_value == pytest.approx(p)
-    assert c.p_equivalent_holm == pytest.approx(max(3 * p, rec.choice.contender(
-        next(x.arm.key for x in rec.choice.contenders if x.arm.label == "r=8")).p_equivalent_holm))
+    assert c.p_equivalent_holm == pytest.approx(
+        max(
+            3 * p,
+            rec.choice.contender(
+                next(x.arm.key for x in rec.choice.contenders if x.arm.label == "r=8")
+            ).p_equivalent_holm,
+        )
+    )
     cand = rec.candidates.set_index("label")
     assert cand.loc["r=32", "vs_best"] == "worse" and cand.loc["no SE", "vs_best"] == "worse"
     assert rec.pick.values["arch.se.reduction"] == 16
@@ -363,8 +499,10 @@ def test_recommendation_under_budget(sweep):
     assert "the budget costs 3.00 pp" in rec.budget.text  # paired p = 0.005
     rec = reports.recommend(sweep, budget_flops=30e6, budget_params=2e6)  # not even no SE
     assert rec.budget.pick is None
-    assert rec.budget.text == ("Nothing fits within 30M FLOPs and 2M params: the cheapest "
-                               "finished configuration, no SE, needs 40M FLOPs, 1M params.")
+    assert rec.budget.text == (
+        "Nothing fits within 30M FLOPs and 2M params: the cheapest "
+        "finished configuration, no SE, needs 40M FLOPs, 1M params."
+    )
     assert rec.best.label == "r=4"  # a budget does not change the unconstrained choice
 
 
@@ -376,8 +514,13 @@ def test_write_report_embeds_plots_and_logs_artifacts(store, sweep, tmp_path):
     report = reports.write_report(sweep, out, budget_flops=40.3e6, margin=0.02)
     html = report.html_path.read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["acc_vs_flops.png", "acc_vs_params.png", "acc_vs_r.png",
-                    "rank_correlation.png", "stages.png"]
+    assert pngs == [
+        "acc_vs_flops.png",
+        "acc_vs_params.png",
+        "acc_vs_r.png",
+        "rank_correlation.png",
+        "stages.png",
+    ]
     for p in out.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
     assert len(re.findall(r"src='data:image/png;base64,", html)) == len(pngs)
@@ -390,8 +533,13 @@ def test_write_report_embeds_plots_and_logs_artifacts(store, sweep, tmp_path):
 
     client = mlflow.MlflowClient(store["uri"])
     logged = {Path(a.path).name for a in client.list_artifacts(store["parent"], "report")}
-    assert {"report.html", "acc_vs_flops.png", "table_arch_se_reduction.csv",
-            "table_arch_se_reduction.md", "trials.csv"} <= logged
+    assert {
+        "report.html",
+        "acc_vs_flops.png",
+        "table_arch_se_reduction.csv",
+        "table_arch_se_reduction.md",
+        "trials.csv",
+    } <= logged
 
 
 def test_stage_sweep_found_in_other_experiment_with_paper_rows(store, tmp_path):
@@ -417,8 +565,21 @@ def test_cli_report_on_sweep_name(store, tmp_path, capsys):
     from runners.cli.main import main
 
     out = tmp_path / "cli"
-    rc = main(["report", R_SWEEP, "--tracking-uri", store["uri"], "--out", str(out),
-               "--budget-flops", "40.3M", "--no-log", "--margin", "2"])
+    rc = main(
+        [
+            "report",
+            R_SWEEP,
+            "--tracking-uri",
+            store["uri"],
+            "--out",
+            str(out),
+            "--budget-flops",
+            "40.3M",
+            "--no-log",
+            "--margin",
+            "2",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "Pick r=16: within ±2.00 pp of the best (r=4) by TOST" in text
@@ -436,8 +597,9 @@ def test_cli_report_on_spec_file_uses_its_tracking(store, tmp_path, monkeypatch,
     from runners.cli.main import main
 
     spec = tmp_path / "stages.yaml"
-    spec.write_text(f"name: {STAGE_SWEEP}\ntracking:\n  uri: {store['uri']}\n"
-                    f"  experiment: {STAGE_EXPERIMENT}\n")
+    spec.write_text(
+        f"name: {STAGE_SWEEP}\ntracking:\n  uri: {store['uri']}\n  experiment: {STAGE_EXPERIMENT}\n"
+    )
     monkeypatch.chdir(tmp_path)
     rc = main(["report", str(spec), "--no-log"])
     assert rc == 0

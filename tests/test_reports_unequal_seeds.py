@@ -41,8 +41,10 @@ def draw(rng: np.random.Generator, rho: float, gap: float) -> tuple[np.ndarray, 
 def welch_rate(few: np.ndarray, many: np.ndarray) -> float:
     """How often the report's test (seed sets differ: Welch) finds `many` > `few`."""
     seeds_few, seeds_many = list(range(FEW)), list(range(MANY))
-    found = [compare(b, a, seeds_many, seeds_few, "greater").p_value < ALPHA
-             for a, b in zip(few, many, strict=True)]
+    found = [
+        compare(b, a, seeds_many, seeds_few, "greater").p_value < ALPHA
+        for a, b in zip(few, many, strict=True)
+    ]
     return float(np.mean(found))
 
 

@@ -22,9 +22,15 @@ def trial_numbers(uri: str, name: str, sweep_runs) -> dict[int, tuple]:
     _, trials = sweep_runs(uri, name)
     out = {}
     for run in trials:
-        history = tuple(tuple((m.step, m.value) for m in sorted(
-            client.get_metric_history(run.info.run_id, key), key=lambda m: m.step))
-            for key in LOGGED)
+        history = tuple(
+            tuple(
+                (m.step, m.value)
+                for m in sorted(
+                    client.get_metric_history(run.info.run_id, key), key=lambda m: m.step
+                )
+            )
+            for key in LOGGED
+        )
         out[int(run.data.params["seed"])] = (run.info.start_time, history)
     return out
 
@@ -38,14 +44,18 @@ def test_logged_numbers_depend_only_on_configuration_and_seed(
 
     def sweep(name: str, seeds: list[int]) -> dict[int, tuple]:
         # One trial at a time, so that the second one reuses the first one's worker (warm).
-        data = tiny_spec(name=name, seeds=seeds,
-                         arch={"backbone": "mobilenet_v2", "se": {"reduction": 4}},
-                         data={"name": "digits", "limit_train": 256},
-                         train={"epochs": 2, "batch_size": 32},
-                         resources={"cpus_per_trial": 1, "max_concurrent": 1})
+        data = tiny_spec(
+            name=name,
+            seeds=seeds,
+            arch={"backbone": "mobilenet_v2", "se": {"reduction": 4}},
+            data={"name": "digits", "limit_train": 256},
+            train={"epochs": 2, "batch_size": 32},
+            resources={"cpus_per_trial": 1, "max_concurrent": 1},
+        )
         data["search"]["grid"] = {"arch.se.reduction": [8]}
-        result = run_sweep(parse_spec(data), address=ray_address, tracking_uri=uri,
-                           storage=str(tmp_path / "runs"))
+        result = run_sweep(
+            parse_spec(data), address=ray_address, tracking_uri=uri, storage=str(tmp_path / "runs")
+        )
         assert result.complete and result.statuses["finished"] == len(seeds)
         return trial_numbers(uri, name, sweep_runs)
 

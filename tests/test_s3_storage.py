@@ -36,8 +36,11 @@ from tests.support import running_selab, selab, write_spec
 from tests.support.sweep_state import state_statuses, wait_for_kill_point
 
 BUCKET = "sweeps"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass
@@ -55,8 +58,7 @@ class S3:
         return f"s3://{BUCKET}/{prefix}?endpoint_override={self.host}:{self.port}&scheme=http"
 
     def keys(self, prefix: str) -> list[str]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET,
-                                                                     Prefix=prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
     def read(self, key: str) -> bytes:
@@ -73,9 +75,13 @@ def s3() -> Iterator[S3]:
     server.start()
     try:
         host, port = server.get_host_and_port()
-        client = boto3.client("s3", endpoint_url=f"http://{host}:{port}",
-                              aws_access_key_id="testing", aws_secret_access_key="testing",
-                              region_name="us-east-1")
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        )
         client.create_bucket(Bucket=BUCKET)
         yield S3(client, host, port)
     finally:
@@ -84,8 +90,7 @@ def s3() -> Iterator[S3]:
 
 def machine_env(cache: Path, **extra: str) -> dict[str, str]:
     """A user's shell on one machine: the bucket's credentials, a cache folder of its own."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("AWS_") and k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "RAY_ADDRESS"}
     # Ray's state goes to the bucket every second (default 10 s), so that a short sweep can be
     # killed between two copies.
     env.update(CREDENTIALS, XDG_CACHE_HOME=str(cache), SELAB_STORAGE_SYNC_S="1", **extra)
@@ -132,7 +137,11 @@ def bucket_trial_statuses(s3: S3, folder: str) -> dict[str, str]:
 
 @pytest.mark.timeout(400)
 def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machine(
-    s3: S3, tmp_path: Path, tiny_spec, sweep_runs, monkeypatch: pytest.MonkeyPatch,
+    s3: S3,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`selab run --storage s3://...` is SIGKILLed while a trial trains. From a machine that
@@ -150,10 +159,17 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
     run = ["run", spec_file, "--storage", storage, "--tracking-uri", uri]
     # In a session of its own: the driver alone is killed (its Ray goes down with it), then
     # whatever of its session is left.
-    with running_selab(run, cwd=tmp_path, log=log, env=machine_env(tmp_path / "machine1"),
-                       session=True) as driver:
-        wait_for_kill_point(lambda: bucket_trial_statuses(s3, "runs/killed"), uri, "killed",
-                            driver, log, limit_s=200)
+    with running_selab(
+        run, cwd=tmp_path, log=log, env=machine_env(tmp_path / "machine1"), session=True
+    ) as driver:
+        wait_for_kill_point(
+            lambda: bucket_trial_statuses(s3, "runs/killed"),
+            uri,
+            "killed",
+            driver,
+            log,
+            limit_s=200,
+        )
         on_machine(monkeypatch, tmp_path / "machine2")
         capsys.readouterr()
         assert main(["sync", "killed", "--storage", storage]) == 2
@@ -165,15 +181,22 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
     assert parent.info.status == "RUNNING"
     client = MlflowClient(uri)
     saved = bucket_trial_statuses(s3, "runs/killed")
-    done_before = {r.data.tags["selab.trial_id"]: r for r in before
-                   if r.data.tags["selab.status"] == "finished"
-                   and saved.get(r.data.tags["selab.trial_id"]) == "TERMINATED"}
+    done_before = {
+        r.data.tags["selab.trial_id"]: r
+        for r in before
+        if r.data.tags["selab.status"] == "finished"
+        and saved.get(r.data.tags["selab.trial_id"]) == "TERMINATED"
+    }
     assert 1 <= len(done_before) < 4
 
     assert main(["sync", "killed", "--storage", storage]) == 0
     assert client.get_run(parent.info.run_id).info.status == "FAILED"
-    resumed = selab(["resume", "killed", "--storage", storage], cwd=tmp_path,
-                    env=machine_env(tmp_path / "machine2"), timeout=240)
+    resumed = selab(
+        ["resume", "killed", "--storage", storage],
+        cwd=tmp_path,
+        env=machine_env(tmp_path / "machine2"),
+        timeout=240,
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "sweep killed: 4 finished" in resumed.stdout
 
@@ -192,8 +215,9 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
         model = model_key(run)
         assert model in keys
         trial_folder, last = model.rsplit("/", 2)[:2]
-        assert {k.split("/")[3] for k in keys if k.startswith(f"{trial_folder}/checkpoint_")} \
-            == {last}
+        assert {k.split("/")[3] for k in keys if k.startswith(f"{trial_folder}/checkpoint_")} == {
+            last
+        }
         earlier = done_before.get(run.data.tags["selab.trial_id"])
         if earlier is not None:  # finished before the kill: not trained again
             assert run.info.end_time == earlier.info.end_time
@@ -202,7 +226,11 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
     ended = {e["trial_id"] for e in events if e["kind"] == "trial_end"}
     assert ended == {r.data.tags["selab.trial_id"] for r in trials}
     assert [e["status"] for e in events if e["kind"] == "sweep"] == [
-        "RUNNING", "FAILED", "RUNNING", "FINISHED"]
+        "RUNNING",
+        "FAILED",
+        "RUNNING",
+        "FINISHED",
+    ]
 
     capsys.readouterr()
     assert main(["sync", "killed", "--storage", storage]) == 0
@@ -212,14 +240,26 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
     r4 = next(r for r in trials if r.data.tags["selab.label"] == "epochs=4 r=4")
     assert not logged_model(client, r4.info.run_id)  # so export reads it from the bucket
     exported = tmp_path / "r4.pt"
-    assert main(["export", "killed", "--trial", r4.info.run_id, "--tracking-uri", uri,
-                 "--out", str(exported)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "killed",
+                "--trial",
+                r4.info.run_id,
+                "--tracking-uri",
+                uri,
+                "--out",
+                str(exported),
+            ]
+        )
+        == 0
+    )
     assert exported.read_bytes() == s3.read(model_key(r4))
     arch, _ = load_model(exported)
     assert arch.se.reduction == 4
     # The report logs the recommended configuration's models to MLflow, read from the bucket.
-    assert main(["report", "killed", "--tracking-uri", uri,
-                 "--out", str(tmp_path / "report")]) == 0
+    assert main(["report", "killed", "--tracking-uri", uri, "--out", str(tmp_path / "report")]) == 0
     assert any(logged_model(client, r.info.run_id) for r in trials)
 
 
@@ -234,7 +274,10 @@ def closed_port() -> int:
 
 @pytest.mark.timeout(120)
 def test_an_unreachable_endpoint_or_a_missing_bucket_is_refused_before_anything_starts(
-    s3: S3, tmp_path: Path, tiny_spec, monkeypatch: pytest.MonkeyPatch,
+    s3: S3,
+    tmp_path: Path,
+    tiny_spec,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Exit 2 naming --storage, in seconds, before any MLflow run or sweep folder exists: an
@@ -243,10 +286,16 @@ def test_an_unreachable_endpoint_or_a_missing_bucket_is_refused_before_anything_
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec_file = write_spec(tmp_path, tiny_spec(name="refused"))
     cases = [
-        (f"s3://{BUCKET}/runs", {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{closed_port()}"},
-         "could not connect"),
-        (s3.uri("runs").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/"), {},
-         "bucket does not exist"),
+        (
+            f"s3://{BUCKET}/runs",
+            {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{closed_port()}"},
+            "could not connect",
+        ),
+        (
+            s3.uri("runs").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/"),
+            {},
+            "bucket does not exist",
+        ),
     ]
     for storage, endpoint, reason in cases:
         on_machine(monkeypatch, tmp_path / "machine1", **endpoint)
@@ -274,8 +323,17 @@ def sweep_with_a_network_in(storage: str, uri: str, data: dict[str, Any], state_
     journal = Journal.of(state_dir)
     journal.append("trial_start", trial_id="t0", point={"arch.se.reduction": 4}, seed=0)
     journal.append("result", trial_id="t0", step=1, metrics={"val_acc": 0.5}, cost={})
-    journal.append("trial_end", trial_id="t0", status="finished", mlflow_status="FINISHED",
-                   epochs_done=1, best_val_acc=0.5, error="", traceback="", model=model)
+    journal.append(
+        "trial_end",
+        trial_id="t0",
+        status="finished",
+        mlflow_status="FINISHED",
+        epochs_done=1,
+        best_val_acc=0.5,
+        error="",
+        traceback="",
+        model=model,
+    )
     writer = MlflowWriter(spec, parent, state_dir, echo=False)
     assert writer.send() == 0
     return writer.trials["t0"].run_id
@@ -283,7 +341,10 @@ def sweep_with_a_network_in(storage: str, uri: str, data: dict[str, Any], state_
 
 @pytest.mark.timeout(240)
 def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and_exit_2(
-    s3: S3, tmp_path: Path, tiny_spec, monkeypatch: pytest.MonkeyPatch,
+    s3: S3,
+    tmp_path: Path,
+    tiny_spec,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`export`, `analyze` and `report` read a network kept in the sweep's storage, `sync` and
@@ -292,20 +353,27 @@ def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     on_machine(monkeypatch, tmp_path / "machine1")
     cases = [
-        (f"s3://{BUCKET}/runs?endpoint_override=127.0.0.1:{closed_port()}&scheme=http",
-         "cannot be read", "could not connect"),
-        (s3.uri("runs").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/"), "not found",
-         "no such bucket"),
+        (
+            f"s3://{BUCKET}/runs?endpoint_override=127.0.0.1:{closed_port()}&scheme=http",
+            "cannot be read",
+            "could not connect",
+        ),
+        (
+            s3.uri("runs").replace(f"s3://{BUCKET}/", "s3://no-such-bucket/"),
+            "not found",
+            "no such bucket",
+        ),
     ]
     run_ids = []
     for n, (storage, verdict, reason) in enumerate(cases):
         name = f"away{n}"
-        run_ids.append(sweep_with_a_network_in(storage, uri, tiny_spec(name=name),
-                                               tmp_path / name))
+        run_ids.append(sweep_with_a_network_in(storage, uri, tiny_spec(name=name), tmp_path / name))
         out = tmp_path / f"out{n}"
-        for args in (["export", name, "--trial", run_ids[n], "--out", str(out / "net.pt")],
-                     ["analyze", name, "--out", str(out)],
-                     ["report", name, "--out", str(out)]):
+        for args in (
+            ["export", name, "--trial", run_ids[n], "--out", str(out / "net.pt")],
+            ["analyze", name, "--out", str(out)],
+            ["report", name, "--out", str(out)],
+        ):
             capsys.readouterr()
             assert main([*args, "--tracking-uri", uri]) == 2, args
             err = capsys.readouterr().err
@@ -318,8 +386,12 @@ def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and
             err = capsys.readouterr().err
             assert storage in err and "--storage" in err and "Traceback" not in err, err
     # The same, from a shell: one message, no traceback.
-    done = selab(["export", "away0", "--trial", run_ids[0], "--tracking-uri", uri],
-                 cwd=tmp_path, env=machine_env(tmp_path / "machine1"), timeout=240)
+    done = selab(
+        ["export", "away0", "--trial", run_ids[0], "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=machine_env(tmp_path / "machine1"),
+        timeout=240,
+    )
     assert done.returncode == 2
     assert f"storage (or --storage) of sweep 'away0': {cases[0][0]}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -329,7 +401,7 @@ def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and
 
 
 def test_the_journal_in_the_bucket_follows_the_driver_and_wins_over_a_stale_copy(
-    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What `selab resume` and `selab sync` find on a machine: the journal a driver appended
     and copied (in few parts however long it grows), this machine's own longer copy when its
@@ -367,7 +439,7 @@ def test_the_journal_in_the_bucket_follows_the_driver_and_wins_over_a_stale_copy
 
 
 def test_the_lease_in_the_bucket_admits_one_driver_of_a_sweep_across_machines(
-    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_machine(monkeypatch, tmp_path / "unused")
     location = s3.uri("units/leased")
@@ -382,12 +454,16 @@ def test_the_lease_in_the_bucket_admits_one_driver_of_a_sweep_across_machines(
     # A holder on another machine, renewed just now, holds it; one silent for longer than
     # LEASE_S (a driver that died there) is taken over.
     holder = {"pid": 1, "host": "elsewhere", "since": "earlier", "token": "theirs"}
-    s3.client.put_object(Bucket=BUCKET, Key=lease_key,
-                         Body=json.dumps({**holder, "heartbeat": time.time()}).encode())
+    s3.client.put_object(
+        Bucket=BUCKET, Key=lease_key, Body=json.dumps({**holder, "heartbeat": time.time()}).encode()
+    )
     with pytest.raises(SweepLocked, match="pid 1 on elsewhere, since earlier, last heard"):
         SweepLock(tmp_path / "machine2", "leased", location).acquire()
-    s3.client.put_object(Bucket=BUCKET, Key=lease_key, Body=json.dumps(
-        {**holder, "heartbeat": time.time() - LEASE_S - 1}).encode())
+    s3.client.put_object(
+        Bucket=BUCKET,
+        Key=lease_key,
+        Body=json.dumps({**holder, "heartbeat": time.time() - LEASE_S - 1}).encode(),
+    )
     taken = SweepLock(tmp_path / "machine2", "leased", location).acquire()
     assert json.loads(s3.read(lease_key))["pid"] == os.getpid()
     taken.release()

@@ -25,8 +25,14 @@ CASES = [  # (backbone, squeeze, gate, placement); after_3x3 needs a 3x3 inside 
 
 def pair(backbone: str, squeeze: str, gate: str, placement: str):
     torch.manual_seed(0)
-    arch = ArchConfig.parse({"backbone": backbone, "num_classes": 5, "input_size": 8, "se": {
-        "squeeze": squeeze, "gate": gate, "placement": placement, "reduction": 4}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": backbone,
+            "num_classes": 5,
+            "input_size": 8,
+            "se": {"squeeze": squeeze, "gate": gate, "placement": placement, "reduction": 4},
+        }
+    )
     plain = build_model(arch).double()
     # Non-trivial BN statistics and biases, so that eval mode and the gate see real values.
     for m in plain.modules():

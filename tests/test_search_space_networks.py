@@ -12,9 +12,14 @@ from search_space.se import GATES, SQUEEZES, SqueezeExcite
 
 # torchvision's parameter counts for the plain networks (1000 classes).
 TORCHVISION_PARAMS = {
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808, "resnext50_32x4d": 25_028_904,
-    "mobilenet_v2": 3_504_872, "vgg16_bn": 138_365_992,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
+    "resnext50_32x4d": 25_028_904,
+    "mobilenet_v2": 3_504_872,
+    "vgg16_bn": 138_365_992,
 }
 
 
@@ -52,18 +57,22 @@ def test_without_the_last_stage_se_adds_about_four_percent():
     assert no_last == 3 * 8464 + 4 * 33312 + 6 * 132160  # stages 1-3, r=16, biases on
 
 
-@pytest.mark.parametrize("data", [
-    {"backbone": "resnet50", "se": {"enabled": False}},
-    {"backbone": "resnet50", "se": {"stages": [0, 0, 0, 0]}},
-    {"backbone": "mobilenet_v2", "se": {"stages": [0] * 7, "placement": "after_3x3"}},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"backbone": "resnet50", "se": {"enabled": False}},
+        {"backbone": "resnet50", "se": {"stages": [0, 0, 0, 0]}},
+        {"backbone": "mobilenet_v2", "se": {"stages": [0] * 7, "placement": "after_3x3"}},
+    ],
+)
 def test_se_off_gives_exactly_the_plain_network(data):
     arch = ArchConfig.parse(data)
     model = build_model(arch)
     plain = build_model(ArchConfig.parse({"backbone": data["backbone"], "se": {"enabled": False}}))
     assert not any(isinstance(m, SqueezeExcite) for m in model.modules())
-    assert [(n, p.shape) for n, p in model.named_parameters()] == \
-        [(n, p.shape) for n, p in plain.named_parameters()]
+    assert [(n, p.shape) for n, p in model.named_parameters()] == [
+        (n, p.shape) for n, p in plain.named_parameters()
+    ]
 
 
 @pytest.mark.parametrize("mask", [(1, 0, 1), (0, 0, 1), (1, 1, 1)])
@@ -77,14 +86,26 @@ def test_se_sits_exactly_on_the_enabled_stages(mask):
 
 def _variants():
     """Every valid placement x squeeze on every family; gates rotate so each family sees all."""
-    archs = ["resnet18", "resnet50", "resnext50_32x4d", "cifar_resnet8", "cifar_resnet164",
-             "cifar_preact_resnet8", "cifar_preact_resnet164", "mobilenet_v2", "vgg11"]
+    archs = [
+        "resnet18",
+        "resnet50",
+        "resnext50_32x4d",
+        "cifar_resnet8",
+        "cifar_resnet164",
+        "cifar_preact_resnet8",
+        "cifar_preact_resnet164",
+        "mobilenet_v2",
+        "vgg11",
+    ]
     gates = itertools.cycle(GATES)
     for name in archs:
         probe = ArchConfig.parse({"backbone": name, "se": {"enabled": False}})
         kinds = {s.block for s in probe.plan.stages}
-        placements = [p for p in ALLOWED_PLACEMENTS[next(iter(kinds))]
-                      if all(p in ALLOWED_PLACEMENTS[k] for k in kinds)]
+        placements = [
+            p
+            for p in ALLOWED_PLACEMENTS[next(iter(kinds))]
+            if all(p in ALLOWED_PLACEMENTS[k] for k in kinds)
+        ]
         for placement, squeeze in itertools.product(placements, SQUEEZES):
             yield name, placement, squeeze, next(gates)
     # the full product on one small backbone
@@ -95,9 +116,14 @@ def _variants():
 @pytest.mark.parametrize(("name", "placement", "squeeze", "gate"), list(_variants()))
 def test_every_variant_runs_forward_and_backward(name, placement, squeeze, gate):
     torch.manual_seed(0)
-    arch = ArchConfig.parse({"backbone": name, "num_classes": 7, "input_size": 32,
-                             "se": {"placement": placement, "squeeze": squeeze, "gate": gate,
-                                    "reduction": 4}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": name,
+            "num_classes": 7,
+            "input_size": 32,
+            "se": {"placement": placement, "squeeze": squeeze, "gate": gate, "reduction": 4},
+        }
+    )
     model = build_model(arch)
     ses = [m for m in model.modules() if isinstance(m, SqueezeExcite)]
     assert ses and all(m.squeeze == squeeze and isinstance(m.gate, GATES[gate]) for m in ses)

@@ -16,8 +16,14 @@ from tests.support.fakedata import write_cifar10
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
 PAPER_SPECS = {
-    "ablation_reduction", "ablation_squeeze", "ablation_excitation", "ablation_stages",
-    "ablation_placement", "search_tpe", "search_pareto", "quickstart",
+    "ablation_reduction",
+    "ablation_squeeze",
+    "ablation_excitation",
+    "ablation_stages",
+    "ablation_placement",
+    "search_tpe",
+    "search_pareto",
+    "quickstart",
 }
 
 
@@ -67,7 +73,10 @@ def test_quickstart_races_up_to_thirty_trials() -> None:
 def test_arch_shape_defaults_to_the_dataset(tiny_spec) -> None:
     settings = resolve_trial(parse_spec(tiny_spec()), {"arch.se.reduction": 8}, seed=3)
     assert (settings.arch.num_classes, settings.arch.in_channels, settings.arch.input_size) == (
-        10, 1, 8)
+        10,
+        1,
+        8,
+    )
     params = settings.flat_params()
     assert params["arch.se.reduction"] == "8"
     assert params["seed"] == "3"
@@ -76,11 +85,15 @@ def test_arch_shape_defaults_to_the_dataset(tiny_spec) -> None:
 
 
 def test_grid_is_the_cartesian_product_plus_baseline(tiny_spec) -> None:
-    spec = parse_spec(tiny_spec(
-        search={"grid": {"arch.se.reduction": [4, 8], "arch.se.squeeze": ["avg", "max"]},
-                "baseline": True},
-        seeds=[0, 1, 2],
-    ))
+    spec = parse_spec(
+        tiny_spec(
+            search={
+                "grid": {"arch.se.reduction": [4, 8], "arch.se.squeeze": ["avg", "max"]},
+                "baseline": True,
+            },
+            seeds=[0, 1, 2],
+        )
+    )
     points = grid_points(spec)
     assert len(points) == 5
     assert points[1].overrides == {"arch.se.reduction": 4, "arch.se.squeeze": "max"}
@@ -117,31 +130,41 @@ def test_a_bad_fixed_arch_is_an_error(tiny_spec) -> None:
 
 
 def test_asha_needs_a_single_objective(tiny_spec) -> None:
-    message = error_of(tiny_spec(
-        search={"kind": "nsga2", "grid": {}, "space": {"arch.se.reduction": {"choice": [4, 8]}},
-                "objectives": [{"metric": "val_acc", "mode": "max"},
-                               {"metric": "flops", "mode": "min"}]},
-        scheduler={"kind": "asha"},
-    ))
+    message = error_of(
+        tiny_spec(
+            search={
+                "kind": "nsga2",
+                "grid": {},
+                "space": {"arch.se.reduction": {"choice": [4, 8]}},
+                "objectives": [
+                    {"metric": "val_acc", "mode": "max"},
+                    {"metric": "flops", "mode": "min"},
+                ],
+            },
+            scheduler={"kind": "asha"},
+        )
+    )
     assert "ASHA" in message and "2 objectives" in message
 
 
 def test_a_search_takes_one_seed(tiny_spec) -> None:
-    message = error_of(tiny_spec(
-        search={"kind": "tpe", "grid": {}, "space": {"train.lr": {"float": [0.01, 0.1]}}},
-        seeds=[0, 1],
-    ))
+    message = error_of(
+        tiny_spec(
+            search={"kind": "tpe", "grid": {}, "space": {"train.lr": {"float": [0.01, 0.1]}}},
+            seeds=[0, 1],
+        )
+    )
     assert "seeds" in message and "grid" in message
 
 
 def test_search_space_values_are_validated(tiny_spec) -> None:
     search = {"kind": "tpe", "grid": {}, "num_samples": 4}
-    message = error_of(tiny_spec(search={**search, "space": {
-        "arch.se.gate": {"choice": ["sigmoid", "softmax"]}}}))
+    message = error_of(
+        tiny_spec(search={**search, "space": {"arch.se.gate": {"choice": ["sigmoid", "softmax"]}}})
+    )
     assert "search.space arch.se.gate value softmax" in message
     assert "arch.se.gate" in message
-    message = error_of(tiny_spec(search={**search, "space": {
-        "train.lr": {"float": [0.1, 0.01]}}}))
+    message = error_of(tiny_spec(search={**search, "space": {"train.lr": {"float": [0.1, 0.01]}}}))
     assert "lo < hi" in message
     message = error_of(tiny_spec(search={**search, "space": {"train.lr": {"uniform": [0, 1]}}}))
     assert "search.space.train.lr" in message and "choice" in message
@@ -150,8 +173,16 @@ def test_search_space_values_are_validated(tiny_spec) -> None:
 
 
 def test_mask_space_covers_every_stage_mask(tiny_spec) -> None:
-    spec = parse_spec(tiny_spec(search={"kind": "tpe", "grid": {}, "num_samples": 3,
-                                        "space": {"arch.se.stages": {"mask": True}}}))
+    spec = parse_spec(
+        tiny_spec(
+            search={
+                "kind": "tpe",
+                "grid": {},
+                "num_samples": 3,
+                "space": {"arch.se.stages": {"mask": True}},
+            }
+        )
+    )
     assert validate(spec) == []
     assert count_trials(spec) == 3
     settings = resolve_trial(spec, {"arch.se.stages": "1,0,1"}, 0)

@@ -31,18 +31,33 @@ EPOCHS = 2
 
 
 @pytest.fixture
-def sweep(tmp_path: Path, tiny_spec, ray_address: str, tracking_uri: str,
-          monkeypatch: pytest.MonkeyPatch) -> dict:
+def sweep(
+    tmp_path: Path, tiny_spec, ray_address: str, tracking_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> dict:
     """A tiny sweep (2 trials of 2 epochs) and the `selab run` command line that starts it."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(ENV, raising=False)
     storage = tmp_path / "runs"
     spec = write_spec(tmp_path, tiny_spec(name="kill", train={"epochs": EPOCHS}))
-    run = ["run", spec, "--address", ray_address, "--tracking-uri", tracking_uri,
-           "--storage", str(storage)]
+    run = [
+        "run",
+        spec,
+        "--address",
+        ray_address,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(storage),
+    ]
     resume = ["resume", "kill", "--storage", str(storage), "--address", ray_address]
-    return {"run": run, "resume": resume, "folder": storage / "kill", "uri": tracking_uri,
-            "log": tmp_path / "driver.log", "cwd": tmp_path}
+    return {
+        "run": run,
+        "resume": resume,
+        "folder": storage / "kill",
+        "uri": tracking_uri,
+        "log": tmp_path / "driver.log",
+        "cwd": tmp_path,
+    }
 
 
 def killed_at(sweep: dict, step: str) -> None:
@@ -53,8 +68,13 @@ def killed_at(sweep: dict, step: str) -> None:
     with running_selab(sweep["run"], cwd=sweep["cwd"], log=log, env=env) as driver:
         if step == "trial":
             journal = sweep["folder"] / JOURNAL_FILE
-            wait_until(lambda: any(e["kind"] == "trial_start" for e, _ in read_events(journal)),
-                       driver, log, limit_s=240, what="the first trial's start")
+            wait_until(
+                lambda: any(e["kind"] == "trial_start" for e, _ in read_events(journal)),
+                driver,
+                log,
+                limit_s=240,
+                what="the first trial's start",
+            )
         else:
             assert driver.wait(timeout=240) == -signal.SIGKILL, log.read_text()[-3000:]
     wait_for_free_cpus(2)
@@ -80,7 +100,8 @@ def assert_one_finished_sweep(sweep: dict, parents: int = 1) -> None:
 
 @pytest.mark.parametrize("step", ["folder", "parent", "ray", "trial"])
 def test_a_driver_killed_at_each_step_of_its_start_is_resumed(
-        step: str, sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    step: str, sweep: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     killed_at(sweep, step)
     folder = sweep["folder"]
     assert (folder / SWEEP_START_FILE).is_file()  # the folder is a sweep from "folder" on
@@ -94,7 +115,8 @@ def test_a_driver_killed_at_each_step_of_its_start_is_resumed(
 
 
 def test_a_driver_killed_before_its_folder_is_a_sweep_is_run_again(
-        sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Killed right after it took the lock: a folder with the lock file only, which `selab run`
     (without --overwrite) takes; `selab resume` says there is nothing to resume."""
     killed_at(sweep, "locked")
@@ -106,7 +128,8 @@ def test_a_driver_killed_before_its_folder_is_a_sweep_is_run_again(
 
 
 def test_overwrite_closes_the_parent_run_a_killed_start_never_recorded(
-        sweep: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    sweep: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
     killed_at(sweep, "parent")
     (orphan,) = runs_by_role(sweep["uri"], "kill")["sweep"]
     assert main(sweep["run"]) == 2  # not without --overwrite: it points at resume
@@ -117,8 +140,7 @@ def test_overwrite_closes_the_parent_run_a_killed_start_never_recorded(
 
 
 @pytest.mark.parametrize("store", ["existing", "fresh"])
-def test_two_drivers_started_at_once_one_runs_the_other_is_refused(
-        store: str, sweep: dict) -> None:
+def test_two_drivers_started_at_once_one_runs_the_other_is_refused(store: str, sweep: dict) -> None:
     """Both start at the same moment (a barrier), on one sweep and one tracking store (new, or
     already there): exactly one runs; the other exits 2 at once, naming the first, and leaves
     nothing in MLflow."""

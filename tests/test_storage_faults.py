@@ -32,28 +32,50 @@ def steps(client: MlflowClient, run, key: str) -> list[int]:
 
 @pytest.mark.timeout(400)
 def test_storage_turning_read_only_fails_trials_and_resume_finishes_them(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     storage = tmp_path / "runs"
     storage.mkdir()
     folder = storage / "readonly"
     data = tiny_spec(name="readonly", train={"epochs": 3}, failure={"max_retries": 0})
-    run = selab_command("run", write_spec(tmp_path, data), "--storage", str(storage),
-                        "--tracking-uri", tracking_uri)
+    run = selab_command(
+        "run", write_spec(tmp_path, data), "--storage", str(storage), "--tracking-uri", tracking_uri
+    )
     # The driver starts its own Ray inside the namespace, so that the trials see it too.
     script = f"mount --bind {storage} {storage} && exec {shlex.join(run)}"
     log = tmp_path / "driver.log"
     with log.open("w") as out:
-        driver = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                                   script], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+        driver = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        wait_until(lambda: journal_events(folder, "result"), driver, log,
-                   what="the first epoch's result")
+        wait_until(
+            lambda: journal_events(folder, "result"), driver, log, what="the first epoch's result"
+        )
         assert not journal_events(folder, "trial_end")
-        subprocess.run(["nsenter", "-t", str(driver.pid), "-m", "mount", "-o",
-                        "remount,ro,bind", str(storage)], check=True)
+        subprocess.run(
+            [
+                "nsenter",
+                "-t",
+                str(driver.pid),
+                "-m",
+                "mount",
+                "-o",
+                "remount,ro,bind",
+                str(storage),
+            ],
+            check=True,
+        )
         code = driver.wait(timeout=240)
     finally:
         reap(driver)
@@ -89,6 +111,5 @@ def test_storage_turning_read_only_fails_trials_and_resume_finishes_them(
         done = steps(client, trial, "epochs_done")
         assert len(done) == len(set(done)) and done[-1] == 3
         assert trial.data.metrics["epochs_done"] == 3
-    assert json.loads((folder / "selab_sweep.json").read_text())["run_id"] == (
-        parent.info.run_id)
+    assert json.loads((folder / "selab_sweep.json").read_text())["run_id"] == (parent.info.run_id)
     assert Counter(e["status"] for e in journal_events(folder, "sweep"))["FINISHED"] == 1

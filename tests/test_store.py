@@ -18,7 +18,9 @@ def test_flag_then_spec_then_environment_then_local_sqlite(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
     assert choose_tracking_uri(None) == "http://tracking:5000"
     assert choose_tracking_uri(None, "sqlite:///runs/m.db") == (
-        f"sqlite:///{tmp_path / 'runs' / 'm.db'}")
+        f"sqlite:///{tmp_path / 'runs' / 'm.db'}"
+    )
     assert choose_tracking_uri("sqlite:////abs/x.db", "sqlite:///runs/m.db") == (
-        "sqlite:////abs/x.db")
+        "sqlite:////abs/x.db"
+    )
     assert choose_tracking_uri("store") == str(tmp_path / "store")  # a bare folder

@@ -47,8 +47,9 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def failing_trial(config: dict[str, Any], spec: Any, *, fail_reduction: int,
-                  attempts_file: str) -> None:
+def failing_trial(
+    config: dict[str, Any], spec: Any, *, fail_reduction: int, attempts_file: str
+) -> None:
     """train_trial, except that the point with arch.se.reduction == fail_reduction raises (and
     leaves a line in attempts_file per attempt)."""
     if config["point"].get("arch.se.reduction") == fail_reduction:
@@ -99,16 +100,18 @@ def test_a_bad_spec_fails_before_anything_starts(
     db, storage = tmp_path / "mlflow.db", tmp_path / "runs"
     ray_was_running = ray.is_initialized()
     cases = {
-        "kind": (tiny_spec(name="bad_kind", search={"kind": "random"}),
-                 ["search.kind", "'grid', 'tpe' or 'nsga2'"]),
-        "point": (tiny_spec(name="bad_point", search={
-                      "grid": {"arch.se.gate": ["sigmoid", "softmax"]}}),
-                  ["grid point", "arch.se.gate", "softmax", "'sigmoid', 'hard_sigmoid'"]),
+        "kind": (
+            tiny_spec(name="bad_kind", search={"kind": "random"}),
+            ["search.kind", "'grid', 'tpe' or 'nsga2'"],
+        ),
+        "point": (
+            tiny_spec(name="bad_point", search={"grid": {"arch.se.gate": ["sigmoid", "softmax"]}}),
+            ["grid point", "arch.se.gate", "softmax", "'sigmoid', 'hard_sigmoid'"],
+        ),
     }
     for case, (data, expected) in cases.items():
         path = write_spec(tmp_path / f"{case}.yaml", data)
-        code = main(["run", path, "--tracking-uri", f"sqlite:///{db}",
-                     "--storage", str(storage)])
+        code = main(["run", path, "--tracking-uri", f"sqlite:///{db}", "--storage", str(storage)])
         err = capsys.readouterr().err
         assert code == 2, err
         assert "selab run: invalid input" in err and "Traceback" not in err
@@ -126,14 +129,23 @@ def test_a_bad_spec_fails_before_anything_starts(
 
 @pytest.mark.timeout(300)
 def test_grid_sweep_records_every_trial(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     storage = tmp_path / "runs"
     data = tiny_spec(name="grid", search={"baseline": True})  # r=4, r=8 and no SE
     spec = parse_spec(data)
-    result = run_sweep(spec, yaml.safe_dump(data), address=ray_address,
-                       tracking_uri=tracking_uri, storage=str(storage))
+    result = run_sweep(
+        spec,
+        yaml.safe_dump(data),
+        address=ray_address,
+        tracking_uri=tracking_uri,
+        storage=str(storage),
+    )
     assert result.complete
     assert result.statuses == Counter(finished=3)
 
@@ -161,8 +173,11 @@ def test_grid_sweep_records_every_trial(
     assert len({t.data.tags["selab.trial_id"] for t in trials}) == 3
     runs = by_label(trials)
     assert set(runs) == {"r=4", "r=8", "no SE"}
-    points = {"r=4": {"arch.se.reduction": 4}, "r=8": {"arch.se.reduction": 8},
-              "no SE": {"arch.se.enabled": False}}
+    points = {
+        "r=4": {"arch.se.reduction": 4},
+        "r=8": {"arch.se.reduction": 8},
+        "no SE": {"arch.se.enabled": False},
+    }
     for label, run in runs.items():
         tags = run.data.tags
         assert tags["selab.role"] == "trial" and tags["selab.sweep"] == "grid"
@@ -178,8 +193,14 @@ def test_grid_sweep_records_every_trial(
         assert run.data.params["data.name"] == "digits" and run.data.params["seed"] == "0"
         assert run.data.params["train.epochs"] == "2"
         # Per-epoch metrics at steps 1..epochs, once each; accuracies are fractions.
-        for key in ("val_acc", "val_loss", "train_loss", "val_top5", "images_per_s",
-                    "epoch_time_s"):
+        for key in (
+            "val_acc",
+            "val_loss",
+            "train_loss",
+            "val_top5",
+            "images_per_s",
+            "epoch_time_s",
+        ):
             assert steps(client, run, key) == [1, 2], key
         val_acc = [v for _, v in history(client, run, "val_acc")]
         assert all(0.0 <= v <= 1.0 for v in val_acc)
@@ -211,7 +232,11 @@ def test_grid_sweep_records_every_trial(
 
 @pytest.mark.timeout(300)
 def test_cifar_under_a_relative_root_trains_through_the_cli(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """CIFAR-format files under ./data and storage ./runs, both relative, as the README says:
@@ -219,11 +244,14 @@ def test_cifar_under_a_relative_root_trains_through_the_cli(
     trials finish, select on a validation split carved from the training batches, and log the
     official test split's accuracy beside it."""
     write_cifar10(tmp_path / "data", per_batch=200, test=200)
-    data = tiny_spec(name="cifar", data={"name": "cifar10", "root": "./data", "val_size": 200},
-                     train={"epochs": 1, "batch_size": 100}, storage="./runs")
+    data = tiny_spec(
+        name="cifar",
+        data={"name": "cifar10", "root": "./data", "val_size": 200},
+        train={"epochs": 1, "batch_size": 100},
+        storage="./runs",
+    )
     spec_file = write_spec(tmp_path, data)
-    code = main(["run", spec_file, "--address", ray_address, "--tracking-uri",
-                 tracking_uri])
+    code = main(["run", spec_file, "--address", ray_address, "--tracking-uri", tracking_uri])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "sweep cifar: 2 finished" in out
@@ -251,19 +279,29 @@ def test_nsga2_search_samples_points_from_the_space(
     ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs
 ) -> None:
     reductions = [2, 4, 8, 16]
-    spec = parse_spec(tiny_spec(
-        name="nsga",
-        train={"epochs": 1},
-        search={
-            "kind": "nsga2", "grid": {}, "num_samples": 4, "sampler_seed": 3,
-            "space": {"arch.se.reduction": {"choice": reductions},
-                      "arch.se.stages": {"mask": True}},
-            "objectives": [{"metric": "val_acc", "mode": "max"},
-                           {"metric": "flops", "mode": "min"}],
-        },
-    ))
-    result = run_sweep(spec, address=ray_address, tracking_uri=tracking_uri,
-                       storage=str(tmp_path / "runs"))
+    spec = parse_spec(
+        tiny_spec(
+            name="nsga",
+            train={"epochs": 1},
+            search={
+                "kind": "nsga2",
+                "grid": {},
+                "num_samples": 4,
+                "sampler_seed": 3,
+                "space": {
+                    "arch.se.reduction": {"choice": reductions},
+                    "arch.se.stages": {"mask": True},
+                },
+                "objectives": [
+                    {"metric": "val_acc", "mode": "max"},
+                    {"metric": "flops", "mode": "min"},
+                ],
+            },
+        )
+    )
+    result = run_sweep(
+        spec, address=ray_address, tracking_uri=tracking_uri, storage=str(tmp_path / "runs")
+    )
     assert result.complete
     assert result.statuses == Counter(finished=4)
 
@@ -271,9 +309,10 @@ def test_nsga2_search_samples_points_from_the_space(
     parent, trials = sweep_runs(tracking_uri, "nsga")
     assert parent.data.tags["selab.search"] == "nsga2"
     assert json.loads(parent.data.tags["selab.objectives"]) == [
-        {"metric": "val_acc", "mode": "max"}, {"metric": "flops", "mode": "min"}]
-    assert json.loads(parent.data.tags["selab.varied"]) == ["arch.se.reduction",
-                                                            "arch.se.stages"]
+        {"metric": "val_acc", "mode": "max"},
+        {"metric": "flops", "mode": "min"},
+    ]
+    assert json.loads(parent.data.tags["selab.varied"]) == ["arch.se.reduction", "arch.se.stages"]
     assert len(trials) == 4
     assert len({t.data.tags["selab.trial_id"] for t in trials}) == 4
     masks = stage_masks(3)
@@ -300,13 +339,18 @@ def test_asha_stops_hopeless_trials_early(
     """Two trials that learn, then two whose lr is too small to learn anything: ASHA (grace
     period 1) must stop the latter after their first epoch, below the rung's median."""
     epochs = 4
-    spec = parse_spec(grid_spec(
-        tiny_spec, "asha", {"train.lr": [0.05, 0.1, 1e-6, 1e-7]},
-        train={"epochs": epochs},
-        scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2},
-    ))
-    result = run_sweep(spec, address=ray_address, tracking_uri=tracking_uri,
-                       storage=str(tmp_path / "runs"))
+    spec = parse_spec(
+        grid_spec(
+            tiny_spec,
+            "asha",
+            {"train.lr": [0.05, 0.1, 1e-6, 1e-7]},
+            train={"epochs": epochs},
+            scheduler={"kind": "asha", "grace_period": 1, "reduction_factor": 2},
+        )
+    )
+    result = run_sweep(
+        spec, address=ray_address, tracking_uri=tracking_uri, storage=str(tmp_path / "runs")
+    )
     assert result.complete
     assert result.statuses["stopped_early"] >= 2
     assert result.statuses["finished"] >= 1  # the first trial at every rung goes on
@@ -335,17 +379,30 @@ def test_asha_stops_hopeless_trials_early(
 
 @pytest.mark.timeout(300)
 def test_a_failing_trial_is_retried_then_recorded_as_failed(
-    ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs,
+    ray_address: str,
+    tracking_uri: str,
+    tmp_path: Path,
+    tiny_spec,
+    sweep_runs,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     attempts = tmp_path / "attempts.txt"
-    spec = parse_spec(tiny_spec(
-        name="faulty", train={"epochs": 1}, failure={"max_retries": 1},
-        search={"grid": {"arch.se.reduction": [4, 8, 16]}},
-    ))
+    spec = parse_spec(
+        tiny_spec(
+            name="faulty",
+            train={"epochs": 1},
+            failure={"max_retries": 1},
+            search={"grid": {"arch.se.reduction": [4, 8, 16]}},
+        )
+    )
     trial = functools.partial(failing_trial, fail_reduction=8, attempts_file=str(attempts))
-    result = run_sweep(spec, address=ray_address, tracking_uri=tracking_uri,
-                       storage=str(tmp_path / "runs"), trial_function=trial)
+    result = run_sweep(
+        spec,
+        address=ray_address,
+        tracking_uri=tracking_uri,
+        storage=str(tmp_path / "runs"),
+        trial_function=trial,
+    )
     assert result.complete
     assert result.statuses == Counter(finished=2, failed=1)
     assert attempts.read_text().count("attempt") == 2  # the first try and one retry
@@ -367,7 +424,8 @@ def test_a_failing_trial_is_retried_then_recorded_as_failed(
     assert failed.info.status == "FAILED"
     # The whole message, not its last line; the traceback as an artifact.
     assert failed.data.tags["selab.error"] == (
-        "RuntimeError: injected failure for r=8\nthe cause, on line two")
+        "RuntimeError: injected failure for r=8\nthe cause, on line two"
+    )
     trace = Path(client.download_artifacts(failed.info.run_id, "error.txt", str(tmp_path)))
     text = trace.read_text()
     assert "in failing_trial" in text and "test_sweep.py" in text  # the stack, every frame
@@ -386,8 +444,9 @@ def test_a_diverging_trial_is_recorded_as_diverged(
     ray_address: str, tracking_uri: str, tmp_path: Path, tiny_spec, sweep_runs
 ) -> None:
     spec = parse_spec(grid_spec(tiny_spec, "diverge", {"train.lr": [0.05, 1e6]}))
-    result = run_sweep(spec, address=ray_address, tracking_uri=tracking_uri,
-                       storage=str(tmp_path / "runs"))
+    result = run_sweep(
+        spec, address=ray_address, tracking_uri=tracking_uri, storage=str(tmp_path / "runs")
+    )
     assert result.complete and result.exit_code == 0  # diverging is an allowed ending
     assert result.statuses == Counter(finished=1, diverged=1)
 
@@ -399,7 +458,7 @@ def test_a_diverging_trial_is_recorded_as_diverged(
     assert diverged.data.tags["selab.status"] == "diverged"
     assert diverged.info.status == "FINISHED"
     assert diverged.data.metrics["epochs_done"] == 1  # of 2: it ended at the first NaN
-    (step, loss), = history(client, diverged, "train_loss")
+    ((step, loss),) = history(client, diverged, "train_loss")
     assert step == 1 and not math.isfinite(loss)
     assert healthy.data.tags["selab.status"] == "finished"
     assert healthy.data.metrics["epochs_done"] == 2
@@ -437,30 +496,43 @@ def test_resume_after_the_driver_is_killed(
     without running the finished ones again."""
     storage = tmp_path / "runs"
     folder = storage / "resume"
-    data = grid_spec(tiny_spec, "resume",
-                     {"train.epochs": [1, 6], "arch.se.reduction": [4, 8, 16]})
+    data = grid_spec(tiny_spec, "resume", {"train.epochs": [1, 6], "arch.se.reduction": [4, 8, 16]})
     spec = parse_spec(data)
     log = tmp_path / "driver.log"
     # The driver joins the test session's Ray rather than starting another one; it is
     # SIGKILLed when the block ends: no handler runs, nothing is closed.
-    run = ["run", write_spec(tmp_path, data), "--address", ray_address, "--tracking-uri",
-           tracking_uri, "--storage", str(storage)]
+    run = [
+        "run",
+        write_spec(tmp_path, data),
+        "--address",
+        ray_address,
+        "--tracking-uri",
+        tracking_uri,
+        "--storage",
+        str(storage),
+    ]
     with running_selab(run, cwd=tmp_path, log=log) as driver:
-        wait_for_kill_point(lambda: saved_trial_statuses(folder), tracking_uri, "resume",
-                            driver, log)
+        wait_for_kill_point(
+            lambda: saved_trial_statuses(folder), tracking_uri, "resume", driver, log
+        )
 
     parent, before = sweep_runs(tracking_uri, "resume")
     assert parent.info.status == "RUNNING"  # the driver died without closing it
     saved = saved_trial_statuses(folder)
-    done_before = {r.data.tags["selab.trial_id"]: r for r in before
-                   if r.data.tags["selab.status"] == "finished"
-                   and saved.get(r.data.tags["selab.trial_id"]) == "TERMINATED"}
+    done_before = {
+        r.data.tags["selab.trial_id"]: r
+        for r in before
+        if r.data.tags["selab.status"] == "finished"
+        and saved.get(r.data.tags["selab.trial_id"]) == "TERMINATED"
+    }
     assert 1 <= len(done_before) < 6
     assert any(r.data.tags["selab.status"] == "running" for r in before)
 
     client = MlflowClient(tracking_uri)
-    histories_before = {trial_id: client.get_metric_history(r.info.run_id, "val_acc")
-                        for trial_id, r in done_before.items()}
+    histories_before = {
+        trial_id: client.get_metric_history(r.info.run_id, "val_acc")
+        for trial_id, r in done_before.items()
+    }
 
     wait_for_free_cpus(2)
     result = resume_sweep("resume", storage=str(storage), address=ray_address)
@@ -474,15 +546,17 @@ def test_resume_after_the_driver_is_killed(
     # Exactly one run per trial, one trial per grid point.
     trial_ids = [r.data.tags["selab.trial_id"] for r in trials]
     assert len(trials) == 6 and len(set(trial_ids)) == 6
-    points = sorted(json.dumps(json.loads(r.data.tags["selab.point"]), sort_keys=True)
-                    for r in trials)
+    points = sorted(
+        json.dumps(json.loads(r.data.tags["selab.point"]), sort_keys=True) for r in trials
+    )
     assert points == sorted(p.as_json() for p in grid_points(spec))
     # No orphan: every active run of the experiment is the parent or a trial Ray knows.
     analysis = tune.ExperimentAnalysis(str(folder))
     assert set(trial_ids) == {t.trial_id for t in analysis.trials}
     active = experiment_runs(tracking_uri, "resume")
     assert sorted(r.info.run_id for r in active) == sorted(
-        [parent.info.run_id] + [r.info.run_id for r in trials])
+        [parent.info.run_id] + [r.info.run_id for r in trials]
+    )
     for run in experiment_runs(tracking_uri, "resume", ViewType.DELETED_ONLY):
         assert run.data.tags.get("selab.trial_id") not in trial_ids
 
@@ -498,5 +572,7 @@ def test_resume_after_the_driver_is_killed(
         trial_id = run.data.tags["selab.trial_id"]
         if trial_id in done_before:
             assert run.info.end_time == done_before[trial_id].info.end_time
-            assert client.get_metric_history(run.info.run_id, "val_acc") == (
-                histories_before[trial_id])
+            assert (
+                client.get_metric_history(run.info.run_id, "val_acc")
+                == (histories_before[trial_id])
+            )

@@ -11,8 +11,13 @@ import pytest
 
 from tests.support import selab, write_spec
 
-UNACTIONABLE = ("Token authentication", "FutureWarning", "Creating initial MLflow database",
-                "Result logdir", "Traceback")
+UNACTIONABLE = (
+    "Token authentication",
+    "FutureWarning",
+    "Creating initial MLflow database",
+    "Result logdir",
+    "Traceback",
+)
 
 
 @pytest.mark.timeout(300)

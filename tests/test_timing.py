@@ -52,8 +52,7 @@ def one_thread() -> None:
 
 
 def arch(**se) -> ArchConfig:
-    return ArchConfig.parse({"backbone": "cifar_resnet8", **DIGITS,
-                             "se": {"reduction": 4, **se}})
+    return ArchConfig.parse({"backbone": "cifar_resnet8", **DIGITS, "se": {"reduction": 4, **se}})
 
 
 def test_a_stage_that_sleeps_is_slower_and_its_time_lands_in_that_stage() -> None:
@@ -68,8 +67,10 @@ def test_a_stage_that_sleeps_is_slower_and_its_time_lands_in_that_stage() -> Non
     assert timing.rounds >= 5
     for batch in (1, 4):
         # The sleep adds at least its own length to every forward.
-        assert metrics[f"latency_b{batch}_ms"] - metrics[f"plain_latency_b{batch}_ms"] \
+        assert (
+            metrics[f"latency_b{batch}_ms"] - metrics[f"plain_latency_b{batch}_ms"]
             >= 0.75e3 * SLEEP_S
+        )
         assert metrics[f"latency_ratio_b{batch}"] > 1.1
     assert metrics["throughput_train_ratio"] < 0.9  # a training step runs the forward too
     added = [metrics[f"stage{s}.se_latency_ms"] for s in (1, 2, 3)]
@@ -84,8 +85,14 @@ def test_every_figure_is_positive_and_finite_and_a_plain_network_is_its_own_base
     plain = time_arch(arch(enabled=False), SMALL_PLAN).as_metrics()
     for metrics in (se, plain):
         assert all(math.isfinite(v) for v in metrics.values())
-        for key in ("latency_b1_ms", "latency_b4_ms", "plain_latency_b1_ms",
-                    "throughput_train_img_s", "stage1.latency_ms", "latency_ratio_b1"):
+        for key in (
+            "latency_b1_ms",
+            "latency_b4_ms",
+            "plain_latency_b1_ms",
+            "throughput_train_img_s",
+            "stage1.latency_ms",
+            "latency_ratio_b1",
+        ):
             assert metrics[key] > 0, key
         assert all(metrics[f"latency_noise_b{b}"] >= 0 for b in (1, 4))
     # Without attention the network is the plain one: ratio 1 and nothing added, by definition.
@@ -115,20 +122,27 @@ def test_rounds_stop_at_the_budget_but_never_before_five_nor_after_the_most() ->
     capped = time_arch(arch(), TimingPlan(**one_batch, budget_s=600, max_rounds=8))
     slowed = build_model(arch(enabled=False))
     slowed.stages[0].append(Sleep())
-    slow = time_networks(slowed, slowed, TimingPlan(**one_batch, budget_s=0.01, max_rounds=40),
-                         1, 8, 10)
+    slow = time_networks(
+        slowed, slowed, TimingPlan(**one_batch, budget_s=0.01, max_rounds=40), 1, 8, 10
+    )
     assert capped.rounds == 8 and slow.rounds == 5
     assert slow.seconds < 60  # 5 rounds, not the 40 allowed
     assert "throughput_train_img_s" not in capped.as_metrics()  # no training measure asked for
 
 
 def trainer_for(arch_config: ArchConfig, splits, batch_size: int = 32) -> Trainer:
-    return Trainer(build_model(arch_config), splits, TrainConfig(batch_size=batch_size, epochs=1),
-                   torch.device("cpu"), seed=0)
+    return Trainer(
+        build_model(arch_config),
+        splits,
+        TrainConfig(batch_size=batch_size, epochs=1),
+        torch.device("cpu"),
+        seed=0,
+    )
 
 
 def test_a_worker_times_each_architecture_once_and_shares_it_through_the_sweep_folder(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     calls = []
 
     def counted(*args, **kwargs):
@@ -166,16 +180,20 @@ def test_the_timing_section_names_its_bad_fields(tiny_spec) -> None:
     spec = parse_spec(tiny_spec())
     assert spec.timing.enabled and spec.timing.batch_sizes == (1, 32)
     assert parse_spec(tiny_spec(timing={"batch_size": 1})).timing.batch_sizes == (1,)
-    for bad, field in (({"batch_size": 0}, "timing.batch_size"),
-                       ({"rounds": 2}, "timing.rounds"), ({"budget_s": 0}, "timing.budget_s"),
-                       ({"warmup": 3}, "timing.warmup")):
+    for bad, field in (
+        ({"batch_size": 0}, "timing.batch_size"),
+        ({"rounds": 2}, "timing.rounds"),
+        ({"budget_s": 0}, "timing.budget_s"),
+        ({"warmup": 3}, "timing.warmup"),
+    ):
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             parse_spec(tiny_spec(timing=bad))
 
 
 @pytest.mark.slow
 def test_every_trial_of_a_sweep_logs_its_measured_time_once(
-        ray_address: str, tiny_spec, tmp_path: Path, sweep_runs) -> None:
+    ray_address: str, tiny_spec, tmp_path: Path, sweep_runs
+) -> None:
     """A real sweep (2 SE points and the baseline, 2 seeds): every trial run carries the time
     metrics at step 0, positive and finite; the baseline's ratios are 1."""
     from mlflow import MlflowClient
@@ -183,20 +201,33 @@ def test_every_trial_of_a_sweep_logs_its_measured_time_once(
     from runners.sweep.run import run_sweep
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    data = tiny_spec(name="timed", seeds=[0, 1], train={"epochs": 1},
-                     timing={"batch_size": 8, "budget_s": 0.3},
-                     search={"grid": {"arch.se.reduction": [4, 8]}, "baseline": True})
-    result = run_sweep(parse_spec(data), address=ray_address, tracking_uri=uri,
-                       storage=str(tmp_path / "runs"))
+    data = tiny_spec(
+        name="timed",
+        seeds=[0, 1],
+        train={"epochs": 1},
+        timing={"batch_size": 8, "budget_s": 0.3},
+        search={"grid": {"arch.se.reduction": [4, 8]}, "baseline": True},
+    )
+    result = run_sweep(
+        parse_spec(data), address=ray_address, tracking_uri=uri, storage=str(tmp_path / "runs")
+    )
     assert result.complete and result.statuses["finished"] == 6
     client = MlflowClient(uri)
     _, trials = sweep_runs(uri, "timed")
     assert len(trials) == 6
     for run in trials:
         metrics = run.data.metrics
-        for key in ("latency_b1_ms", "latency_b8_ms", "latency_ratio_b1", "latency_noise_b1",
-                    "throughput_train_img_s", "throughput_train_ratio", "stage3.latency_ms",
-                    "plain_latency_b8_ms", "latency_rounds"):
+        for key in (
+            "latency_b1_ms",
+            "latency_b8_ms",
+            "latency_ratio_b1",
+            "latency_noise_b1",
+            "throughput_train_img_s",
+            "throughput_train_ratio",
+            "stage3.latency_ms",
+            "plain_latency_b8_ms",
+            "latency_rounds",
+        ):
             assert math.isfinite(metrics[key]) and metrics[key] > 0, key
             assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0]
         if run.data.tags["selab.baseline"] == "true":

@@ -43,11 +43,25 @@ def events(folder: Path, kind: str) -> list[dict]:
     return [e for e, _ in read_events(folder / JOURNAL_FILE) if e["kind"] == kind]
 
 
-def start_driver(tmp_path: Path, spec: dict, server: MlflowServer, ray_address: str,
-                 uri: str | None = None, **env: str) -> tuple[subprocess.Popen, Path]:
+def start_driver(
+    tmp_path: Path,
+    spec: dict,
+    server: MlflowServer,
+    ray_address: str,
+    uri: str | None = None,
+    **env: str,
+) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / f"{spec['name']}.log"
-    run = ["run", write_spec(tmp_path, spec), "--address", ray_address, "--tracking-uri",
-           uri or server.uri, "--storage", str(tmp_path / "runs")]
+    run = [
+        "run",
+        write_spec(tmp_path, spec),
+        "--address",
+        ray_address,
+        "--tracking-uri",
+        uri or server.uri,
+        "--storage",
+        str(tmp_path / "runs"),
+    ]
     return start_selab(run, cwd=tmp_path, log=log, env={**os.environ, **env}), log
 
 
@@ -62,7 +76,8 @@ def assert_mlflow_complete(uri: str, name: str, trials: int, epochs: int, sweep_
             steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, key))
             assert steps == list(range(1, epochs + 1)), (key, steps)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "epochs_done")] == [
-            epochs]
+            epochs
+        ]
         assert run.data.params["seed"] == "0"
 
 
@@ -117,15 +132,17 @@ def test_selab_sync_completes_mlflow_after_an_outage_that_outlived_the_driver(
     assert "sweep outlived: 2 finished" in output
     assert "selab sync outlived" in output
     server.start()
-    sync = selab(["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path,
-                 timeout=120)
+    sync = selab(
+        ["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path, timeout=120
+    )
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert "MLflow is up to date" in sync.stdout
     assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
     # Sending the whole journal again changes nothing: each epoch stays logged once.
     (folder / SENT_FILE).unlink()
-    again = selab(["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path,
-                  timeout=120)
+    again = selab(
+        ["sync", "outlived", "--storage", str(tmp_path / "runs")], cwd=tmp_path, timeout=120
+    )
     assert again.returncode == 0
     assert_mlflow_complete(server.uri, "outlived", trials=2, epochs=2, sweep_runs=sweep_runs)
 
@@ -144,20 +161,26 @@ def trial_params_logged(path: str, body: bytes) -> bool:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize(("match", "fault"), [
-    (sweep_created, "drop reply"),  # MLflow's HTTP client sends the create again
-    (trial_created, "drop reply"),
-    (trial_created, "kill after"),  # the run exists; the writer never heard of it
-    (trial_params_logged, "kill before"),  # the run exists without its parameters
-], ids=["sweep create reply lost", "trial create reply lost", "server died after create",
-        "server died before parameters"])
+@pytest.mark.parametrize(
+    ("match", "fault"),
+    [
+        (sweep_created, "drop reply"),  # MLflow's HTTP client sends the create again
+        (trial_created, "drop reply"),
+        (trial_created, "kill after"),  # the run exists; the writer never heard of it
+        (trial_params_logged, "kill before"),  # the run exists without its parameters
+    ],
+    ids=[
+        "sweep create reply lost",
+        "trial create reply lost",
+        "server died after create",
+        "server died before parameters",
+    ],
+)
 def test_a_run_whose_creation_a_fault_cut_short_is_completed_once(
-    match, fault: str, ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec,
-    sweep_runs
+    match, fault: str, ray_address: str, server: MlflowServer, tmp_path: Path, tiny_spec, sweep_runs
 ) -> None:
     proxy = FaultProxy(server, match, fault).start()
-    driver, log = start_driver(tmp_path, tiny_spec(name="cut"), server, ray_address,
-                               uri=proxy.uri)
+    driver, log = start_driver(tmp_path, tiny_spec(name="cut"), server, ray_address, uri=proxy.uri)
     try:
         wait_until(proxy.fired.is_set, driver, log)
         if fault != "drop reply":

@@ -206,8 +206,15 @@ def test_fast_se_trains_the_same_network_as_the_plain_block(small_digits):
     from search_space import ArchConfig, build_model
     from search_space.se_fast import FastSqueezeExcite
 
-    arch = ArchConfig.parse({"backbone": "cifar_resnet8", "num_classes": 10, "input_size": 8,
-                             "in_channels": 1, "se": {"reduction": 4}})
+    arch = ArchConfig.parse(
+        {
+            "backbone": "cifar_resnet8",
+            "num_classes": 10,
+            "input_size": 8,
+            "in_channels": 1,
+            "se": {"reduction": 4},
+        }
+    )
     results, states = {}, {}
     for impl in ("plain", "fast"):
         torch.manual_seed(0)
@@ -218,8 +225,7 @@ def test_fast_se_trains_the_same_network_as_the_plain_block(small_digits):
         assert bool(fast_blocks) == (impl == "fast")
     assert states["plain"].keys() == states["fast"].keys()  # checkpoints interchangeable
     for name, tensor in states["plain"].items():
-        torch.testing.assert_close(states["fast"][name], tensor, rtol=1e-4, atol=1e-5,
-                                   msg=name)
+        torch.testing.assert_close(states["fast"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     assert results["fast"].train_loss == pytest.approx(results["plain"].train_loss, rel=1e-4)
     assert results["fast"].val_acc == pytest.approx(results["plain"].val_acc, abs=0.01)
 

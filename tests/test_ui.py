@@ -45,16 +45,23 @@ def test_ui_serves_the_store_prints_the_runs_page_and_dies_with_its_process(tmp_
     uri, experiment_id = make_store(tmp_path)
     port = free_port()
     log = tmp_path / "ui.log"
-    proc = start_selab(["ui", "--tracking-uri", uri, "--port", str(port)], cwd=tmp_path,
-                       log=log, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    proc = start_selab(
+        ["ui", "--tracking-uri", uri, "--port", str(port)],
+        cwd=tmp_path,
+        log=log,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+    )
     try:
         page = wait_for_page(f"http://127.0.0.1:{port}/", proc)
         assert "mlflow" in page.lower()
-        runs_view = (f"http://127.0.0.1:{port}/#/experiments/{experiment_id}"
-                     "/runs?workflowType=machine_learning")
+        runs_view = (
+            f"http://127.0.0.1:{port}/#/experiments/{experiment_id}"
+            "/runs?workflowType=machine_learning"
+        )
         # no answer published on this sweep yet: its runs page, and how to publish it
-        assert (f"sweep demo: no answer published yet (run `selab report demo`); its runs: "
-                f"{runs_view}") in log.read_text()
+        assert (
+            f"sweep demo: no answer published yet (run `selab report demo`); its runs: {runs_view}"
+        ) in log.read_text()
         # The experiment the page points at is served by this server.
         api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id="
         assert '"demo"' in wait_for_page(api + experiment_id, proc)
@@ -72,8 +79,11 @@ def test_ui_refuses_a_port_in_use_and_a_server_uri(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = selab(["ui", "--port", str(port), "--tracking-uri",
-                        f"sqlite:///{tmp_path / 'x.db'}"], cwd=tmp_path, timeout=60)
+        result = selab(
+            ["ui", "--port", str(port), "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"],
+            cwd=tmp_path,
+            timeout=60,
+        )
     assert result.returncode == 2
     assert "--port" in result.stderr and "Traceback" not in result.stderr
     result = selab(["ui", "--tracking-uri", "http://127.0.0.1:1"], cwd=tmp_path, timeout=60)
@@ -86,8 +96,7 @@ def test_ui_help_lists_its_flags(flag, tmp_path):
     assert flag in result.stdout
 
 
-def test_ui_says_which_page_holds_the_answer_and_which_the_trials(tmp_path,
-                                                                  tmp_path_factory):
+def test_ui_says_which_page_holds_the_answer_and_which_the_trials(tmp_path, tmp_path_factory):
     """A sweep whose answer is published: its parent run's page first, then the saved runs
     view; a sweep without: its runs page and the command that publishes the answer."""
     import reports
@@ -104,25 +113,31 @@ def test_ui_says_which_page_holds_the_answer_and_which_the_trials(tmp_path,
     address = "http://127.0.0.1:5000/"
     pages = {p.name: p for p in sweep_pages(uri, address, None)}
     assert set(pages) == {"demo", NAME}
-    answer = (f"{address}#/experiments/{sweep.experiment_id}/runs/{parent}"
-              "?workflowType=machine_learning")
-    view = (f"{address}#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
-            "&viewStateShareKey=selab")
+    answer = (
+        f"{address}#/experiments/{sweep.experiment_id}/runs/{parent}?workflowType=machine_learning"
+    )
+    view = (
+        f"{address}#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
+        "&viewStateShareKey=selab"
+    )
     assert pages[NAME].lines() == [
         f"  sweep {NAME}:",
         f"    open the answer (verdict, decision table, sweep.* numbers): {answer}",
-        f"    then its trials ranked by accuracy, with the varied knobs: {view}"]
+        f"    then its trials ranked by accuracy, with the varied knobs: {view}",
+    ]
     # once a network is kept as a logged model, the Models view that lists it
     run = client.search_runs([sweep.experiment_id], "tags.`selab.label` = 'r=16'")[0]
     network = tmp_path / "model.pt"
     network.write_bytes(b"a kept network")
     log_model(client, run.info.run_id, network)
     page = sweep_pages(uri, address, NAME)[0]
-    assert page.lines()[-1] == (f"    its kept networks (MLflow's Models view): {address}"
-                                f"#/experiments/{sweep.experiment_id}/models"
-                                "?workflowType=machine_learning")
+    assert page.lines()[-1] == (
+        f"    its kept networks (MLflow's Models view): {address}"
+        f"#/experiments/{sweep.experiment_id}/models"
+        "?workflowType=machine_learning"
+    )
     assert pages["demo"].answer is None and not pages["demo"].saved_view
-    assert pages["demo"].trials.endswith(f"#/experiments/{demo_experiment}/runs"
-                                         "?workflowType=machine_learning")
+    assert pages["demo"].trials.endswith(
+        f"#/experiments/{demo_experiment}/runs?workflowType=machine_learning"
+    )
     assert [p.name for p in sweep_pages(uri, address, "demo")] == ["demo"]
-

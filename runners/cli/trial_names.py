@@ -37,8 +37,10 @@ def select_trials(trials: Any, selectors: list[str] | None, finished_only: bool 
                 rows = rows[rows["seed"].astype(str) == str(seed)]
         if rows.empty:
             labels = ", ".join(sorted(set(pool["label"].astype(str)))) or "none"
-            raise ConfigError(f"--trial: no finished trial {text!r}; give a run id, a label "
-                              f"(optionally with seed=N); labels: {labels}")
+            raise ConfigError(
+                f"--trial: no finished trial {text!r}; give a run id, a label "
+                f"(optionally with seed=N); labels: {labels}"
+            )
         chosen.append(rows)
     import pandas as pd
 

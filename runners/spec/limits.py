@@ -36,20 +36,25 @@ def limit(name: str) -> int:
     if not raw:
         return DEFAULTS[name]
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"${name}: got {os.environ[name]!r}; allowed: a whole number >= 1 "
-                          f"(default {DEFAULTS[name]:,}); unset it to use the default")
+        raise ConfigError(
+            f"${name}: got {os.environ[name]!r}; allowed: a whole number >= 1 "
+            f"(default {DEFAULTS[name]:,}); unset it to use the default"
+        )
     return int(raw)
 
 
 def raise_hint(name: str, needed: int) -> str:
     """How to lift the limit `name` for input that needs `needed`."""
-    return f"to allow it, set {name}={needed} in the environment (the default is " \
-           f"{DEFAULTS[name]:,})"
+    return (
+        f"to allow it, set {name}={needed} in the environment (the default is {DEFAULTS[name]:,})"
+    )
 
 
 def seed_problem(value: object) -> str | None:
     """Why `value` is not a seed, or None when it is one."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SEED:
         return None
-    return (f"got {value!r}; allowed: whole numbers 0..{MAX_SEED} (2^32 - 1, the largest seed "
-            "NumPy's and PyTorch's generators both take), e.g. 0, 1, 2")
+    return (
+        f"got {value!r}; allowed: whole numbers 0..{MAX_SEED} (2^32 - 1, the largest seed "
+        "NumPy's and PyTorch's generators both take), e.g. 0, 1, 2"
+    )

@@ -28,8 +28,10 @@ def parse_spec(data: Any, source: str = "spec", points: bool = True) -> SweepSpe
     the points it expands to are checked too (at the dataset's shape where the spec's settings
     say it; preflight checks them again at the shape the files have)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (name, data, arch, ...), "
-                          f"got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of sections (name, data, arch, ...), "
+            f"got {type(data).__name__}"
+        )
     problems: list[str] = []
     spec = None
     try:
@@ -112,8 +114,7 @@ def load_spec_with_text(
     data = parse_yaml(text, str(path))
     if overrides:
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections, got "
-                              f"{type(data).__name__}")
+            raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
         data = apply_overrides(data, overrides)
         text = yaml.safe_dump(data, sort_keys=False)
     return parse_spec(data, source=str(path)), text
@@ -127,8 +128,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"--set {item}: expected KEY=VALUE with a dotted KEY, e.g. "
-                              "--set resources.gpus_per_trial=0")
+            raise ConfigError(
+                f"--set {item}: expected KEY=VALUE with a dotted KEY, e.g. "
+                "--set resources.gpus_per_trial=0"
+            )
         value = parse_yaml(raw, f"--set {key}: the value") if raw.strip() else ""
         node = merged
         *parents, leaf = key.split(".")
@@ -136,8 +139,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
                 walked = ".".join(parents[: depth + 1])
-                raise ConfigError(f"--set {key}: {walked} is a value "
-                                  f"({child!r}), not a section with fields")
+                raise ConfigError(
+                    f"--set {key}: {walked} is a value ({child!r}), not a section with fields"
+                )
             node = child
         node[leaf] = value
     return merged

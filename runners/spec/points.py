@@ -32,7 +32,9 @@ from search_space import ArchConfig
 from search_space.errors import ConfigError, allowed, nearest
 
 SECTIONS: dict[str, type[BaseModel]] = {
-    "arch": ArchConfig, "train": TrainConfig, "data": DataConfig,
+    "arch": ArchConfig,
+    "train": TrainConfig,
+    "data": DataConfig,
 }
 BASELINE_POINT: dict[str, Any] = {"arch.se.enabled": False}
 
@@ -64,8 +66,7 @@ def check_key(key: str) -> None:
             guess = nearest(part, model.model_fields) if model is not None else None
             hint = f"; did you mean `{walked}.{guess}`?" if guess else ""
             raise ConfigError(
-                f"{key}: unknown key: {walked} has no field {part!r}{hint} ({walked} has: "
-                f"{fields})"
+                f"{key}: unknown key: {walked} has no field {part!r}{hint} ({walked} has: {fields})"
             )
         model = _submodel(model.model_fields[part].annotation)
         walked = f"{walked}.{part}"
@@ -74,8 +75,11 @@ def check_key(key: str) -> None:
 def _submodel(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model a field holds (also inside `X | None`), else None."""
     # Generic aliases (tuple[int, ...]) pass isinstance(..., type) on Python 3.10 only.
-    if (isinstance(annotation, type) and typing.get_origin(annotation) is None
-            and issubclass(annotation, BaseModel)):
+    if (
+        isinstance(annotation, type)
+        and typing.get_origin(annotation) is None
+        and issubclass(annotation, BaseModel)
+    ):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         models = [a for a in typing.get_args(annotation) if _submodel(a) is not None]
@@ -234,8 +238,9 @@ def dataset_shape(data: DataConfig) -> tuple[int, int, int]:
     return info.num_classes, info.in_channels, info.image_size
 
 
-def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int,
-                  inspect: bool = True) -> TrialSettings:
+def resolve_trial(
+    spec: SweepSpec, overrides: dict[str, Any], seed: int, inspect: bool = True
+) -> TrialSettings:
     """The validated settings of one trial: the spec's fixed part with `overrides` applied.
 
     arch.num_classes / in_channels / input_size default to the dataset's shape; without
@@ -254,10 +259,15 @@ def resolve_trial(spec: SweepSpec, overrides: dict[str, Any], seed: int,
     arch_dict = tree["arch"]
     shape = dataset_shape(data) if inspect else static_shape(data)
     if shape is not None and not all(
-            k in arch_dict for k in ("num_classes", "in_channels", "input_size")):
+        k in arch_dict for k in ("num_classes", "in_channels", "input_size")
+    ):
         num_classes, channels, size = shape
-        arch_dict = {"num_classes": num_classes, "in_channels": channels, "input_size": size,
-                     **arch_dict}
+        arch_dict = {
+            "num_classes": num_classes,
+            "in_channels": channels,
+            "input_size": size,
+            **arch_dict,
+        }
     arch = ArchConfig.parse(arch_dict, prefix="arch.")
     return TrialSettings(arch=arch, data=data, train=train, seed=seed)
 
@@ -287,8 +297,12 @@ class TrialRecord:
 
     def event_fields(self) -> dict[str, Any]:
         """The fields the trial_start event adds to its point and seed."""
-        return {"label": self.label, "baseline": self.baseline, "overrides": self.overrides,
-                "params": self.params}
+        return {
+            "label": self.label,
+            "baseline": self.baseline,
+            "overrides": self.overrides,
+            "params": self.params,
+        }
 
     @classmethod
     def from_event(cls, spec: SweepSpec, event: dict[str, Any]) -> TrialRecord:
@@ -296,8 +310,13 @@ class TrialRecord:
         (a sweep started by an earlier selab, then resumed) is resolved here instead."""
         if "params" not in event:
             return cls.resolve(spec, event["point"], int(event["seed"]))
-        return cls(event["label"], bool(event["baseline"]), event["overrides"],
-                   int(event["seed"]), event["params"])
+        return cls(
+            event["label"],
+            bool(event["baseline"]),
+            event["overrides"],
+            int(event["seed"]),
+            event["params"],
+        )
 
 
 def fixed_settings(spec: SweepSpec, inspect: bool = True) -> TrialSettings:

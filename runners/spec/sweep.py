@@ -37,8 +37,17 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # What a trial reports and an objective may name. Per-stage cost metrics (stage2.flops, ...)
 # are allowed too, see _is_known_metric.
 TRIAL_METRICS = (
-    "val_acc", "val_loss", "train_loss", "val_top5", "best_val_acc", "images_per_s",
-    "epoch_time_s", "flops", "params", "se_flops", "se_params",
+    "val_acc",
+    "val_loss",
+    "train_loss",
+    "val_top5",
+    "best_val_acc",
+    "images_per_s",
+    "epoch_time_s",
+    "flops",
+    "params",
+    "se_flops",
+    "se_params",
 )
 
 
@@ -64,8 +73,10 @@ def _is_known_metric(name: str) -> bool:
     if name in TRIAL_METRICS:
         return True
     stage, _, cost = name.partition(".")
-    return stage.startswith("stage") and stage[5:].isdigit() and cost in (
-        "flops", "params", "se_flops", "se_params"
+    return (
+        stage.startswith("stage")
+        and stage[5:].isdigit()
+        and cost in ("flops", "params", "se_flops", "se_params")
     )
 
 
@@ -83,7 +94,8 @@ class ChoiceDim(StrictModel):
             raise ValueError(
                 f"{len(values):,} values, more than the {most:,} a choice may list "
                 "(SELAB_MAX_TRIALS); give a range instead ({int: [lo, hi]} or {float: [lo, hi]})"
-                f"; if the list is meant, {raise_hint('SELAB_MAX_TRIALS', len(values))}")
+                f"; if the list is meant, {raise_hint('SELAB_MAX_TRIALS', len(values))}"
+            )
         return values
 
 
@@ -125,9 +137,7 @@ DIMENSION_KINDS = ("choice", "int", "float", "mask")
 
 def _dimension_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
-        return {ChoiceDim: "choice", IntDim: "int", FloatDim: "float", MaskDim: "mask"}[
-            type(value)
-        ]
+        return {ChoiceDim: "choice", IntDim: "int", FloatDim: "float", MaskDim: "mask"}[type(value)]
     if isinstance(value, dict):
         return next((kind for kind in DIMENSION_KINDS if kind in value), None)
     return None
@@ -172,9 +182,11 @@ class Search(StrictModel):
     def _bounded_samples(cls, value: int) -> int:
         most = limit("SELAB_MAX_TRIALS")
         if value > most:
-            raise ValueError(f"{value:,} trials, more than the {most:,} a sweep may have "
-                             f"(SELAB_MAX_TRIALS); if it is meant, "
-                             f"{raise_hint('SELAB_MAX_TRIALS', value)}")
+            raise ValueError(
+                f"{value:,} trials, more than the {most:,} a sweep may have "
+                f"(SELAB_MAX_TRIALS); if it is meant, "
+                f"{raise_hint('SELAB_MAX_TRIALS', value)}"
+            )
         return value
 
     @field_validator("grid")
@@ -205,7 +217,8 @@ class Search(StrictModel):
             raise ValueError(
                 f"objectives: nsga2 is a multi-objective method and needs at least 2 "
                 f"objectives, got {len(metrics)} ({allowed(metrics)}); add one, e.g. "
-                "{metric: flops, mode: min}, or use kind: tpe for a single objective")
+                "{metric: flops, mode: min}, or use kind: tpe for a single objective"
+            )
         return self
 
     def grid_points(self) -> int:
@@ -263,9 +276,11 @@ class SeedRace(StrictModel):
     def _bounded(cls, value: int) -> int:
         most = limit("SELAB_MAX_TRIALS")
         if value > most:
-            raise ValueError(f"{value:,} seeds, more than the {most:,} trials a sweep may have "
-                             f"(SELAB_MAX_TRIALS); if it is meant, "
-                             f"{raise_hint('SELAB_MAX_TRIALS', value)}")
+            raise ValueError(
+                f"{value:,} seeds, more than the {most:,} trials a sweep may have "
+                f"(SELAB_MAX_TRIALS); if it is meant, "
+                f"{raise_hint('SELAB_MAX_TRIALS', value)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -306,11 +321,13 @@ class SweepSpec(StrictModel):
         if len(name) > MAX_NAME:
             raise ValueError(
                 f"too long: {len(name)} characters, at most {MAX_NAME} allowed (the name is the "
-                f"sweep's folder and its MLflow experiment); shorten it, e.g. {name[:24]!r}")
+                f"sweep's folder and its MLflow experiment); shorten it, e.g. {name[:24]!r}"
+            )
         if not NAME_PATTERN.match(name):
             raise ValueError(
                 f"got {name!r}; allowed: letters, digits and _ . - (starting with a letter or "
-                "digit), e.g. se-ablation_1")
+                "digit), e.g. se-ablation_1"
+            )
         return name
 
     @field_validator("seeds")
@@ -319,8 +336,10 @@ class SweepSpec(StrictModel):
         if isinstance(seeds, SeedRace):
             return seeds
         if not seeds:
-            raise ValueError("the list is empty; a sweep needs at least one seed, e.g. seeds: "
-                             "[0] (or seeds: {initial: 3, max: 10} to race them)")
+            raise ValueError(
+                "the list is empty; a sweep needs at least one seed, e.g. seeds: "
+                "[0] (or seeds: {initial: 3, max: 10} to race them)"
+            )
         for seed in seeds:
             if problem := seed_problem(seed):
                 raise ValueError(problem)
@@ -333,8 +352,10 @@ class SweepSpec(StrictModel):
         if isinstance(self.seeds, SeedRace):
             self.race, self.seeds = self.seeds, list(range(self.seeds.max))
         if self.race is not None and self.seeds != list(range(self.race.max)):
-            raise ValueError(f"seeds: a raced sweep runs seeds 0..{self.race.max - 1}; give "
-                             "seeds: {initial: ..., max: ...} instead of a list")
+            raise ValueError(
+                f"seeds: a raced sweep runs seeds 0..{self.race.max - 1}; give "
+                "seeds: {initial: ..., max: ...} instead of a list"
+            )
         return self
 
     @model_validator(mode="after")
@@ -346,8 +367,10 @@ class SweepSpec(StrictModel):
                 f"in a grid sweep"
             )
         if self.race is not None and self.search.kind != "grid":
-            raise ValueError("seeds: racing seeds needs search kind: grid (a search runs each "
-                             "sampled point once)")
+            raise ValueError(
+                "seeds: racing seeds needs search kind: grid (a search runs each "
+                "sampled point once)"
+            )
         if self.scheduler.kind == "asha" and self.search.kind == "grid" and len(self.seeds) > 1:
             raise ValueError(
                 "scheduler: ASHA on a grid with several seeds would stop some seeds of a "
@@ -372,13 +395,17 @@ class SweepSpec(StrictModel):
         if self.is_grid and trials > most:
             lengths = " x ".join(f"{len(v):,}" for v in self.search.grid.values()) or "1"
             points = f"{lengths}{' + 1 (the baseline)' if self.search.baseline else ''}"
-            seeds = (f"{self.race.max} seeds (race max)" if self.race else
-                     f"{len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}")
+            seeds = (
+                f"{self.race.max} seeds (race max)"
+                if self.race
+                else f"{len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''}"
+            )
             raise ValueError(
                 f"search.grid: {points} = {self.search.grid_points():,} points x {seeds} = "
                 f"{trials:,} trials, more than the {most:,} a sweep may have (SELAB_MAX_TRIALS); "
                 "vary fewer values, or sample the space (kind: tpe, num_samples); if it is "
-                f"meant, {raise_hint('SELAB_MAX_TRIALS', trials)}")
+                f"meant, {raise_hint('SELAB_MAX_TRIALS', trials)}"
+            )
         return self
 
     def planned_trials(self) -> int:

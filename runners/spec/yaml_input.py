@@ -47,9 +47,12 @@ class SpecLoader(yaml.SafeLoader):
                     continue
                 if first is not None:
                     raise DuplicateKey(
-                        None, None,
+                        None,
+                        None,
                         f"key {key!r} appears twice in one mapping (lines {first} and {line}); "
-                        "YAML would keep only the last. Keep one of them", key_node.start_mark)
+                        "YAML would keep only the last. Keep one of them",
+                        key_node.start_mark,
+                    )
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
@@ -90,8 +93,12 @@ def check_expansion(root: Node, most: int) -> int:
         for child in _children(node):
             if id(child) in on_path:
                 raise yaml.constructor.ConstructorError(
-                    None, None, "an alias refers to the collection that contains it (a "
-                    "recursive alias); spell the values out instead", child.start_mark)
+                    None,
+                    None,
+                    "an alias refers to the collection that contains it (a "
+                    "recursive alias); spell the values out instead",
+                    child.start_mark,
+                )
             if id(child) not in sizes:
                 stack.append((child, False))
     total = sizes[id(root)]
@@ -106,10 +113,12 @@ def _too_large(count: int, most: int, root: Node, sizes: dict[int, int]) -> str:
         key, value = max(root.value, key=lambda pair: sizes[id(pair[1])])
         line = key.start_mark.line + 1
         where = f" ({sizes[id(value)]:,} of them under `{key.value}`, line {line})"
-    return (f"expands to {count:,} values and keys{where} once its YAML aliases are expanded "
-            f"(each counted where it is used), more than the {most:,} a spec may hold "
-            "(SELAB_MAX_SPEC_NODES); a spec this large is most likely a mistake or an alias "
-            "bomb; if it is meant, " + raise_hint("SELAB_MAX_SPEC_NODES", count))
+    return (
+        f"expands to {count:,} values and keys{where} once its YAML aliases are expanded "
+        f"(each counted where it is used), more than the {most:,} a spec may hold "
+        "(SELAB_MAX_SPEC_NODES); a spec this large is most likely a mistake or an alias "
+        "bomb; if it is meant, " + raise_hint("SELAB_MAX_SPEC_NODES", count)
+    )
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -126,15 +135,18 @@ def parse_yaml(text: str, source: str) -> Any:
             raise ConfigError(
                 f"{source}: line {err.problem_mark.line + 1}: the tag {tag} asks YAML to build "
                 "an object, which a spec cannot hold; allowed: plain values, lists and "
-                "mappings (remove the tag)") from None
+                "mappings (remove the tag)"
+            ) from None
         raise ConfigError(f"{source}: not valid YAML: {_describe(err)}") from None
     except yaml.MarkedYAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {_describe(err)}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{source}: not valid YAML: {err}") from None
     except RecursionError:
-        raise ConfigError(f"{source}: nested too deeply to read; a spec nests a few levels "
-                          "(section, field, value)") from None
+        raise ConfigError(
+            f"{source}: nested too deeply to read; a spec nests a few levels "
+            "(section, field, value)"
+        ) from None
 
 
 def _describe(err: yaml.MarkedYAMLError) -> str:
@@ -167,13 +179,15 @@ def read_text_file(path: str | Path, what: str = "spec") -> str:
             f"{path}: {size or f'over {most:,}'} bytes, more than the {most:,} a {what} file "
             f"may have (SELAB_MAX_SPEC_BYTES); a {what} is a few kilobytes (a long list of "
             "values is better a search space: {int: [lo, hi]}); if this file is meant, "
-            + raise_hint("SELAB_MAX_SPEC_BYTES", int(size.replace(",", "")) if size
-                         else 10 * most))
+            + raise_hint("SELAB_MAX_SPEC_BYTES", int(size.replace(",", "")) if size else 10 * most)
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); "
-                          f"save the {what} as UTF-8") from None
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); "
+            f"save the {what} as UTF-8"
+        ) from None
 
 
 def _size(path: Path) -> str:

@@ -39,23 +39,28 @@ LINKED_METRICS = ("val_acc", "best_val_acc", "test_acc", "flops", "params")
 
 def _legacy_artifact(client: Any, run_id: str) -> bool:
     """An earlier selab logged the file as an artifact of the trial's run."""
-    return any(a.path == f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"
-               for a in client.list_artifacts(run_id, MODEL_ARTIFACT_DIR))
+    return any(
+        a.path == f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}"
+        for a in client.list_artifacts(run_id, MODEL_ARTIFACT_DIR)
+    )
 
 
 def kept_model(client: Any, run: Any) -> Any | None:
     """The logged model (MLflow's LoggedModel) whose source is this trial's run, if any."""
     found = client.search_logged_models(
         [run.info.experiment_id],
-        filter_string=f"source_run_id = '{run.info.run_id}'", max_results=10)
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        max_results=10,
+    )
     ready = [m for m in found if m.model_type == MODEL_TYPE and str(m.status) == "READY"]
     return ready[0] if ready else None
 
 
 def logged_model(client: Any, run_id: str) -> bool:
     """The trial's model is in MLflow (a logged model, or an earlier selab's artifact)."""
-    return (kept_model(client, client.get_run(run_id)) is not None
-            or _legacy_artifact(client, run_id))
+    return kept_model(client, client.get_run(run_id)) is not None or _legacy_artifact(
+        client, run_id
+    )
 
 
 def model_name(run: Any) -> str:
@@ -75,20 +80,27 @@ def log_model(client: Any, run_id: str, path: str | Path) -> str:
     if (kept := kept_model(client, run)) is not None:
         return kept.model_id
     tags = run.data.tags
-    knobs = {k.removeprefix(KNOB_TAG_PREFIX): v for k, v in tags.items()
-             if k.startswith(KNOB_TAG_PREFIX)}
+    knobs = {
+        k.removeprefix(KNOB_TAG_PREFIX): v for k, v in tags.items() if k.startswith(KNOB_TAG_PREFIX)
+    }
     model = client.create_logged_model(
-        run.info.experiment_id, name=model_name(run), source_run_id=run_id,
+        run.info.experiment_id,
+        name=model_name(run),
+        source_run_id=run_id,
         params={**knobs, "seed": run.data.params.get("seed", "")},
         tags={k: tags[k] for k in ("selab.sweep", "selab.label", "selab.trial_id") if k in tags},
-        model_type=MODEL_TYPE)
+        model_type=MODEL_TYPE,
+    )
     client.log_model_artifact(model.model_id, str(path))
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
     # The numbers the Models view shows beside it: the run's final values, linked to the model.
     now = int(time.time() * 1000)
-    linked = [Metric(key, value, now, _last_step(client, run_id, key), model_id=model.model_id)
-              for key, value in run.data.metrics.items() if key in LINKED_METRICS]
+    linked = [
+        Metric(key, value, now, _last_step(client, run_id, key), model_id=model.model_id)
+        for key, value in run.data.metrics.items()
+        if key in LINKED_METRICS
+    ]
     if linked:
         client.log_batch(run_id, metrics=linked)
     return model.model_id
@@ -110,8 +122,9 @@ def stored_model(run: Any) -> Path | None:
 
 @functools.cache  # one probe per storage and sweep in a process; a failed probe raises
 def _probe_readable(storage: str, sweep: str) -> None:
-    check_remote_storage(storage, f"storage (or --storage) of sweep {sweep!r}: {storage}",
-                         write=False)
+    check_remote_storage(
+        storage, f"storage (or --storage) of sweep {sweep!r}: {storage}", write=False
+    )
 
 
 def model_storage(location: str) -> str:
@@ -136,8 +149,9 @@ def _downloaded(uri: str) -> Path | None:
     if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
         return None
     local = Path(tempfile.mkdtemp(prefix="selab-model-")) / MODEL_FILE
-    pyarrow.fs.copy_files(path, str(local), source_filesystem=fs,
-                          destination_filesystem=pyarrow.fs.LocalFileSystem())
+    pyarrow.fs.copy_files(
+        path, str(local), source_filesystem=fs, destination_filesystem=pyarrow.fs.LocalFileSystem()
+    )
     return local
 
 
@@ -161,12 +175,20 @@ def fetch_model(client: Any, run: Any, folder: str | Path | None = None) -> Path
     if model is not None or _legacy_artifact(client, run.info.run_id):
         folder = folder or tempfile.mkdtemp(prefix="selab-model-")
         if model is None:
-            return Path(client.download_artifacts(
-                run.info.run_id, f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}", str(folder)))
+            return Path(
+                client.download_artifacts(
+                    run.info.run_id, f"{MODEL_ARTIFACT_DIR}/{MODEL_FILE}", str(folder)
+                )
+            )
         from mlflow.artifacts import download_artifacts
 
-        return Path(download_artifacts(artifact_uri=f"{model.artifact_location}/{MODEL_FILE}",
-                                       dst_path=str(folder), tracking_uri=client.tracking_uri))
+        return Path(
+            download_artifacts(
+                artifact_uri=f"{model.artifact_location}/{MODEL_FILE}",
+                dst_path=str(folder),
+                tracking_uri=client.tracking_uri,
+            )
+        )
     path = stored_model(run)
     if path is None:
         label = run.data.tags.get("selab.label", run.info.run_id)

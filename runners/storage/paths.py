@@ -182,8 +182,11 @@ class SweepFolder:
 
         folder = f"{self.path}/{relative}" if relative else self.path
         selector = pyarrow.fs.FileSelector(folder, allow_not_found=True)
-        return sorted(info.base_name for info in self.fs.get_file_info(selector)
-                      if info.type == pyarrow.fs.FileType.File)
+        return sorted(
+            info.base_name
+            for info in self.fs.get_file_info(selector)
+            if info.type == pyarrow.fs.FileType.File
+        )
 
     def delete(self, relative: str) -> None:
         self.fs.delete_file(f"{self.path}/{relative}")
@@ -201,10 +204,13 @@ class SweepFolder:
         except (OSError, FileNotFoundError):
             return []
         return sorted(
-            e.base_name for e in entries
+            e.base_name
+            for e in entries
             if e.type == pyarrow.fs.FileType.Directory
-            and any(self.fs.get_file_info(f"{e.path}/{marker}").type == pyarrow.fs.FileType.File
-                    for marker in (SWEEP_META_FILE, SWEEP_START_FILE))
+            and any(
+                self.fs.get_file_info(f"{e.path}/{marker}").type == pyarrow.fs.FileType.File
+                for marker in (SWEEP_META_FILE, SWEEP_START_FILE)
+            )
         )
 
 
@@ -235,8 +241,10 @@ def check_remote_storage(storage: str, where: str, *, write: bool = True) -> Non
     worker.start()
     worker.join(STORAGE_TIMEOUT_S)
     if not outcome:
-        raise ConfigError(f"{where}: does not answer within {STORAGE_TIMEOUT_S:g} s (is the "
-                          "endpoint right? see AWS_ENDPOINT_URL or ?endpoint_override=...)")
+        raise ConfigError(
+            f"{where}: does not answer within {STORAGE_TIMEOUT_S:g} s (is the "
+            "endpoint right? see AWS_ENDPOINT_URL or ?endpoint_override=...)"
+        )
     if isinstance(outcome[0], BaseException):
         reason = " ".join(str(outcome[0]).split())
         raise ConfigError(f"{where}: cannot be {'written' if write else 'read'} ({reason})")

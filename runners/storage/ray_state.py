@@ -16,8 +16,10 @@ def newest_state(names: Iterable[str]) -> str | None:
 
     As Ray picks it when it resumes a sweep: by name, which holds the driver's start time.
     """
-    return max((name for name in names
-                if name.startswith(STATE_PREFIX) and name.endswith(STATE_SUFFIX)), default=None)
+    return max(
+        (name for name in names if name.startswith(STATE_PREFIX) and name.endswith(STATE_SUFFIX)),
+        default=None,
+    )
 
 
 def terminated_trials(state_text: str) -> set[str]:
@@ -26,6 +28,8 @@ def terminated_trials(state_text: str) -> set[str]:
     Raises ValueError if the text is not a whole state (a file being rewritten).
     """
     state = json.loads(state_text)
-    return {trial["trial_id"] for trial in
-            (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
-            if trial.get("status") == Trial.TERMINATED}
+    return {
+        trial["trial_id"]
+        for trial in (json.loads(trial_json) for trial_json, _ in state.get("trial_data", []))
+        if trial.get("status") == Trial.TERMINATED
+    }

@@ -75,6 +75,9 @@ def _remove_older(kept: Any) -> None:
 
     fs, trial_path = kept.filesystem, kept.path.rsplit("/", 1)[0]
     for entry in fs.get_file_info(pyarrow.fs.FileSelector(trial_path)):
-        if (entry.type == pyarrow.fs.FileType.Directory and entry.path != kept.path
-                and entry.base_name.startswith("checkpoint_")):
+        if (
+            entry.type == pyarrow.fs.FileType.Directory
+            and entry.path != kept.path
+            and entry.base_name.startswith("checkpoint_")
+        ):
             fs.delete_dir(entry.path)

@@ -66,8 +66,9 @@ class SavedSweep:
         return Counter(json.loads(self.folder.read_text(SWEEP_DONE_FILE))["statuses"])
 
 
-def open_saved_sweep(name: str, storage: str | None, purpose: str,
-                     unrecorded_parent: bool = False) -> SavedSweep:
+def open_saved_sweep(
+    name: str, storage: str | None, purpose: str, unrecorded_parent: bool = False
+) -> SavedSweep:
     """The sweep `name` in `storage` (default: DEFAULT_STORAGE); ConfigError naming the sweeps
     that are there when it is not. `purpose` ("resume", "sync") words the error. A sweep whose
     parent run was never recorded is opened only with `unrecorded_parent` (resume)."""
@@ -85,13 +86,16 @@ def open_saved_sweep(name: str, storage: str | None, purpose: str,
             return SavedSweep(folder, spec, read_parent(folder))
         start = read_start(folder)
     except ValueError as err:
-        raise ConfigError(f"sweep {name!r}: its folder's records are damaged ({err}); start it "
-                          "over with `selab run SPEC --overwrite`") from None
+        raise ConfigError(
+            f"sweep {name!r}: its folder's records are damaged ({err}); start it "
+            "over with `selab run SPEC --overwrite`"
+        ) from None
     if not unrecorded_parent:
         raise ConfigError(
             f"sweep {name!r} stopped before it recorded its MLflow parent run: there is nothing "
             f"to {purpose} yet. Continue it with `selab resume {name} --storage "
-            f"{shell_arg(folder.storage)}` (it takes over that run if it was created)")
+            f"{shell_arg(folder.storage)}` (it takes over that run if it was created)"
+        )
     return SavedSweep(folder, spec, None, start)
 
 
@@ -103,10 +107,12 @@ def read_parent(folder: SweepFolder) -> ParentRun:
 
 def read_start(folder: SweepFolder) -> SweepStart:
     """The start a sweep's folder records (OSError or ValueError if none)."""
-    start = _read_json(folder, SWEEP_START_FILE,
-                       ("tracking_uri", "experiment", "since_ms", "spec_yaml"))
-    return SweepStart(start["tracking_uri"], start["experiment"], int(start["since_ms"]),
-                      start["spec_yaml"])
+    start = _read_json(
+        folder, SWEEP_START_FILE, ("tracking_uri", "experiment", "since_ms", "spec_yaml")
+    )
+    return SweepStart(
+        start["tracking_uri"], start["experiment"], int(start["since_ms"]), start["spec_yaml"]
+    )
 
 
 def _read_json(folder: SweepFolder, name: str, keys: tuple[str, ...]) -> dict:
@@ -118,8 +124,9 @@ def _read_json(folder: SweepFolder, name: str, keys: tuple[str, ...]) -> dict:
     return data
 
 
-def save_start(folder: SweepFolder, spec: SweepSpec, spec_yaml: str, tracking_uri: str,
-               experiment: str) -> SweepStart:
+def save_start(
+    folder: SweepFolder, spec: SweepSpec, spec_yaml: str, tracking_uri: str, experiment: str
+) -> SweepStart:
     """Make the folder a sweep before its parent run exists: the spec as the trials see it,
     then the start (the spec first: a folder with a start always has its spec)."""
     start = SweepStart(tracking_uri, experiment, int(time.time() * 1000), spec_yaml)

@@ -45,8 +45,9 @@ class SweepLocked(ConfigError):
 
 
 class SweepLock:
-    def __init__(self, state_dir: str | os.PathLike, name: str,
-                 location: str | None = None) -> None:
+    def __init__(
+        self, state_dir: str | os.PathLike, name: str, location: str | None = None
+    ) -> None:
         """`location`: the sweep's storage location; a URI adds the storage lease."""
         self.path = Path(state_dir) / LOCK_FILE
         self.name = name
@@ -74,8 +75,10 @@ class SweepLock:
             # sweep existed): the next attempt locks the path's file, made anew if need be.
             os.close(fd)
         else:
-            raise ConfigError(f"storage: cannot lock {self.path}: the file keeps being replaced "
-                              "(another driver starting and stopping?); try again")
+            raise ConfigError(
+                f"storage: cannot lock {self.path}: the file keeps being replaced "
+                "(another driver starting and stopping?); try again"
+            )
         holder = _me()
         with contextlib.suppress(OSError):  # read-only storage: the lock itself still holds
             self.path.write_text(json.dumps(holder))
@@ -86,8 +89,10 @@ class SweepLock:
             except OSError as err:  # the bucket cannot be reached: bad input, not a crash
                 self.release()
                 reason = " ".join(str(err).split())
-                raise ConfigError(f"storage (or --storage): cannot take the sweep's lease at "
-                                  f"{self.lease} ({reason})") from None
+                raise ConfigError(
+                    f"storage (or --storage): cannot take the sweep's lease at "
+                    f"{self.lease} ({reason})"
+                ) from None
             except BaseException:
                 self.release()
                 raise
@@ -107,7 +112,8 @@ class SweepLock:
             return os.open(self.path, os.O_RDONLY)
         except OSError as err:
             raise ConfigError(
-                f"storage: cannot create {self.path} ({err.strerror or err})") from None
+                f"storage: cannot create {self.path} ({err.strerror or err})"
+            ) from None
 
     def remove_made(self) -> None:
         """Take back what taking the lock made (the lock file, then the folders it made, if
@@ -180,9 +186,12 @@ class RemoteLease:
                 holder = self._read()
                 if holder is not None and holder.get("token") not in (None, self.token):
                     if not warned:
-                        print(f"selab: another driver took over sweep {self.name!r} "
-                              f"({_describe(holder)}): stop one of them", file=sys.stderr,
-                              flush=True)
+                        print(
+                            f"selab: another driver took over sweep {self.name!r} "
+                            f"({_describe(holder)}): stop one of them",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         warned = True
                     continue
                 self._write()
@@ -198,8 +207,9 @@ class RemoteLease:
             return {}  # torn or foreign: treated as held by nobody alive
 
     def _write(self) -> None:
-        self.store.write_text(self.file, json.dumps(
-            {**_me(), "token": self.token, "heartbeat": time.time()}))
+        self.store.write_text(
+            self.file, json.dumps({**_me(), "token": self.token, "heartbeat": time.time()})
+        )
 
     def _locked(self, holder: dict[str, Any]) -> SweepLocked:
         return SweepLocked(
@@ -210,8 +220,11 @@ class RemoteLease:
 
 
 def _me() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _alive(holder: dict[str, Any]) -> bool:

@@ -124,8 +124,7 @@ def code_runtime_env() -> dict:
     job_env = _job_runtime_env()
     if job_env.get("py_modules"):
         return {}
-    folders = [str(Path(importlib.import_module(name).__file__).parent)
-               for name in CODE_PACKAGES]
+    folders = [str(Path(importlib.import_module(name).__file__).parent) for name in CODE_PACKAGES]
     env: dict[str, Any] = {"py_modules": folders}
     if "excludes" not in job_env:
         env["excludes"] = ["__pycache__"]
@@ -159,20 +158,30 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
         # A local instance is private to this sweep: Ray's notice that it turned token
         # authentication on is nothing a user can act on.
         compat.silence_ray_token_notice()
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1,
-                 include_dashboard=False, **quiet)
+        ray.init(
+            address="local",
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            **quiet,
+        )
         return
     token = enable_token_auth()
     try:
         _init_with_retries(ray, address, quiet)
     except Exception as err:  # Ray raises several kinds; the message is what the user needs
-        hint = "" if token else (
-            "\nIf the cluster uses token authentication (Ray's default), give the driver the "
-            "cluster's token: export RAY_AUTH_MODE=token and put the token in "
-            "~/.ray/auth_token (or $RAY_AUTH_TOKEN)."
+        hint = (
+            ""
+            if token
+            else (
+                "\nIf the cluster uses token authentication (Ray's default), give the driver the "
+                "cluster's token: export RAY_AUTH_MODE=token and put the token in "
+                "~/.ray/auth_token (or $RAY_AUTH_TOKEN)."
+            )
         )
-        raise ClusterError(f"--address {address}: could not join the Ray cluster: "
-                           f"{type(err).__name__}: {_first_line(err)}{hint}") from None
+        raise ClusterError(
+            f"--address {address}: could not join the Ray cluster: "
+            f"{type(err).__name__}: {_first_line(err)}{hint}"
+        ) from None
 
 
 # Ray Client's server starts a process per client; on a loaded head that start can fail
@@ -189,9 +198,12 @@ def _init_with_retries(ray: Any, address: str, quiet: dict[str, Any]) -> None:
         except ConnectionAbortedError as err:
             if attempt == attempts or "Initialization failure" not in str(err):
                 raise
-            print(f"selab: the Ray Client server at {address} failed to start a session "
-                  f"(attempt {attempt} of {attempts}); trying again", file=sys.stderr,
-                  flush=True)
+            print(
+                f"selab: the Ray Client server at {address} failed to start a session "
+                f"(attempt {attempt} of {attempts}); trying again",
+                file=sys.stderr,
+                flush=True,
+            )
             time.sleep(2 * attempt)
 
 

@@ -67,8 +67,9 @@ class SweepDriver:
 
     # --- the sweep's life
 
-    def mark_started(self, spec: SweepSpec, spec_yaml: str, tracking_uri: str,
-                     experiment: str) -> SweepStart:
+    def mark_started(
+        self, spec: SweepSpec, spec_yaml: str, tracking_uri: str, experiment: str
+    ) -> SweepStart:
         """Make the folder a sweep (its spec and start) before its parent run is created."""
         self.started = save_start(self.folder, spec, spec_yaml, tracking_uri, experiment)
         return self.started
@@ -92,8 +93,11 @@ class SweepDriver:
 
     def started_trials(self, spec: SweepSpec) -> dict[str, TrialRecord]:
         """Trial id -> the trial as resolved when it (last) started, from the journal."""
-        return {event["trial_id"]: TrialRecord.from_event(spec, event)
-                for event in self.journal.events() if event.get("kind") == "trial_start"}
+        return {
+            event["trial_id"]: TrialRecord.from_event(spec, event)
+            for event in self.journal.events()
+            if event.get("kind") == "trial_start"
+        }
 
     def finish(self, status: str) -> int:
         """Record the sweep's final status and wait (bounded) until MLflow has everything;
@@ -105,10 +109,13 @@ class SweepDriver:
         self.writer = None
         self.mirror.push_quietly()
         if unsent:
-            print(f"selab: MLflow did not answer within {FLUSH_S:g} s; {unsent} results are "
-                  f"kept in {self.state_dir / JOURNAL_FILE}. Send them when it is back with: "
-                  f"selab sync {self.name} --storage {shell_arg(self.folder.storage)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"selab: MLflow did not answer within {FLUSH_S:g} s; {unsent} results are "
+                f"kept in {self.state_dir / JOURNAL_FILE}. Send them when it is back with: "
+                f"selab sync {self.name} --storage {shell_arg(self.folder.storage)}",
+                file=sys.stderr,
+                flush=True,
+            )
         return unsent
 
     @contextlib.contextmanager
@@ -190,8 +197,11 @@ class SweepDriver:
             if client.get_run(earlier.run_id).info.status == "RUNNING":
                 client.set_terminated(earlier.run_id, status="FAILED")
         except Exception as err:  # noqa: BLE001 - best effort: the new sweep goes on
-            print(f"selab: could not close the earlier parent run {earlier.run_id}: {err}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"selab: could not close the earlier parent run {earlier.run_id}: {err}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     @property
     def journal(self) -> Journal:

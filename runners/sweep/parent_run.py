@@ -28,8 +28,10 @@ def unrecorded_parents(client: MlflowClient, start: SweepStart, location: str) -
     if experiment is None:
         return []
     runs = client.search_runs(
-        [experiment.experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
-        filter_string=f"tags.`selab.role` = 'sweep' and attributes.start_time >= {start.since_ms}")
+        [experiment.experiment_id],
+        run_view_type=ViewType.ACTIVE_ONLY,
+        filter_string=f"tags.`selab.role` = 'sweep' and attributes.start_time >= {start.since_ms}",
+    )
     ours = [r for r in runs if r.data.tags.get("selab.storage") == location]
     return sorted(ours, key=lambda r: (r.info.start_time, r.info.run_id))
 
@@ -61,5 +63,9 @@ def close_unrecorded(start: SweepStart, location: str) -> None:
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, status="FAILED")
     except Exception as err:  # noqa: BLE001 - best effort, as for the earlier parent run
-        print(f"selab: could not check MLflow for a parent run left RUNNING by an unfinished "
-              f"start of this sweep: {err}", file=sys.stderr, flush=True)
+        print(
+            f"selab: could not check MLflow for a parent run left RUNNING by an unfinished "
+            f"start of this sweep: {err}",
+            file=sys.stderr,
+            flush=True,
+        )

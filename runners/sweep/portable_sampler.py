@@ -88,10 +88,6 @@ class PortableSampler(BaseSampler):
         self.inner.before_trial(study, trial)
 
     def after_trial(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        state: TrialState,
-        values: list[float] | None,
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: list[float] | None
     ) -> None:
         self.inner.after_trial(study, trial, state, values)

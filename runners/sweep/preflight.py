@@ -85,8 +85,14 @@ def preflight(
     # Independent checks: every problem is reported at once, not one per attempt.
     uri = _collect(errors, check_tracking, choose_tracking_uri(tracking_uri, spec.tracking.uri))
     _collect(errors, check_outside_job_copy, spec.storage, uri)
-    _collect(errors, check_storage, folder, must_be_free=folder_must_be_free, overwrite=overwrite,
-             address=address)
+    _collect(
+        errors,
+        check_storage,
+        folder,
+        must_be_free=folder_must_be_free,
+        overwrite=overwrite,
+        address=address,
+    )
     nodes = _collect(errors, check_resources, spec, address)
     dataset = _collect(errors, check_data, spec)
     points: list[Point] | None = None
@@ -99,8 +105,15 @@ def preflight(
             _collect(errors, check_forward, [s for _, s in labelled], spec.data.name)
     if errors:
         raise ConfigError("\n\n".join(errors))
-    return Checked(_with_data_shape(spec, dataset), points, dataset, uri, folder, nodes,
-                   identity_notes(labelled or []))
+    return Checked(
+        _with_data_shape(spec, dataset),
+        points,
+        dataset,
+        uri,
+        folder,
+        nodes,
+        identity_notes(labelled or []),
+    )
 
 
 def identity_notes(labelled: list[tuple[str, TrialSettings]]) -> list[str]:
@@ -110,8 +123,10 @@ def identity_notes(labelled: list[tuple[str, TrialSettings]]) -> list[str]:
     for label, settings in labelled:
         if note := identity_path_note(settings.arch):
             concerns.setdefault(note, []).append(label)
-    return [note if FIXED in labels else f"{', '.join(labels)}: {note}"
-            for note, labels in concerns.items()]
+    return [
+        note if FIXED in labels else f"{', '.join(labels)}: {note}"
+        for note, labels in concerns.items()
+    ]
 
 
 def _collect(errors: list[str], check: Any, *args: Any, **kwargs: Any) -> Any:
@@ -135,8 +150,12 @@ def _with_data_shape(spec: SweepSpec, info: DatasetInfo) -> SweepSpec:
     that trials do not inspect the files again; not when a point varies the data."""
     if any(key.startswith("data.") for key in spec.search.varied_keys):
         return spec
-    arch = {"num_classes": info.num_classes, "in_channels": info.in_channels,
-            "input_size": info.image_size, **spec.arch}
+    arch = {
+        "num_classes": info.num_classes,
+        "in_channels": info.in_channels,
+        "input_size": info.image_size,
+        **spec.arch,
+    }
     return spec.model_copy(update={"arch": arch})
 
 
@@ -176,8 +195,9 @@ def check_search_combinations(spec: SweepSpec) -> list[tuple[str, TrialSettings]
         overrides = dict(zip(keys, combo, strict=True))
         shown = ", ".join(f"{k}={format_value(v)}" for k, v in overrides.items())
         try:
-            settings.append((f"search combination {shown}",
-                             resolve_trial(spec, overrides, spec.seeds[0])))
+            settings.append(
+                (f"search combination {shown}", resolve_trial(spec, overrides, spec.seeds[0]))
+            )
         except ConfigError as err:
             raise ConfigError(
                 f"search.space: the combination {shown} cannot build, although each value is "
@@ -208,10 +228,16 @@ def check_forward(settings: list[TrialSettings], dataset: str) -> None:
     for s in settings:
         arch = s.arch
         # What changes shapes or ops: SE widths and masks are checked by the config already.
-        key = arch.model_dump_json(include={
-            "backbone": True, "depth": True, "num_classes": True, "in_channels": True,
-            "input_size": True, "se": {"enabled", "squeeze", "placement"},
-        })
+        key = arch.model_dump_json(
+            include={
+                "backbone": True,
+                "depth": True,
+                "num_classes": True,
+                "in_channels": True,
+                "input_size": True,
+                "se": {"enabled", "squeeze", "placement"},
+            }
+        )
         if key in seen:
             continue
         seen.add(key)
@@ -246,7 +272,8 @@ def cluster_nodes(address: str | None) -> tuple[list[dict[str, float]], str]:
     if ray.is_initialized():
         nodes = [
             {"CPU": n["Resources"].get("CPU", 0.0), "GPU": n["Resources"].get("GPU", 0.0)}
-            for n in ray.nodes() if n.get("Alive")
+            for n in ray.nodes()
+            if n.get("Alive")
         ]
         return nodes, f"the Ray cluster at {address or 'this process'}"
     import torch
@@ -261,13 +288,21 @@ def check_resources(spec: SweepSpec, address: str | None) -> list[dict[str, floa
     nodes, where = cluster_nodes(address)
     if any(n["CPU"] >= cpus and n["GPU"] >= gpus for n in nodes):
         return nodes
-    has = "; ".join(f"node {i + 1}: {n['CPU']:g} CPUs, {n['GPU']:g} GPUs"
-                    for i, n in enumerate(nodes)) or "no alive node"
+    has = (
+        "; ".join(
+            f"node {i + 1}: {n['CPU']:g} CPUs, {n['GPU']:g} GPUs" for i, n in enumerate(nodes)
+        )
+        or "no alive node"
+    )
     if gpus > 0 and not any(n["GPU"] >= gpus for n in nodes):
-        field, fix = "resources.gpus_per_trial", (
-            "set resources.gpus_per_trial: 0 to train on CPUs "
-            "(selab run SPEC --set resources.gpus_per_trial=0), or run on a machine or cluster "
-            "(--address) with a GPU")
+        field, fix = (
+            "resources.gpus_per_trial",
+            (
+                "set resources.gpus_per_trial: 0 to train on CPUs "
+                "(selab run SPEC --set resources.gpus_per_trial=0), or run on a machine or cluster "
+                "(--address) with a GPU"
+            ),
+        )
         asked = f"{gpus:g} GPU(s) per trial"
     else:
         most = max((n["CPU"] for n in nodes), default=0)
@@ -310,8 +345,11 @@ def check_outside_job_copy(storage: str, tracking_uri: str | None) -> None:
     outputs = {"storage (or --storage)": None if is_uri(storage) else Path(storage)}
     if tracking_uri and _local_store_path(tracking_uri) is not None:
         outputs["tracking.uri (or --tracking-uri)"] = _local_store_path(tracking_uri)
-    inside = [f"{field}: {path}" for field, path in outputs.items()
-              if path is not None and path.resolve().is_relative_to(copy)]
+    inside = [
+        f"{field}: {path}"
+        for field, path in outputs.items()
+        if path is not None and path.resolve().is_relative_to(copy)
+    ]
     if inside:
         raise ConfigError(
             "\n".join(inside) + f"\nis inside the job's working dir ({copy}), a temporary copy "
@@ -361,8 +399,9 @@ def _check_writable(path: Path, where: str) -> None:
         raise ConfigError(f"{where}: {existing} is not writable")
 
 
-def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool,
-                  address: str | None = None) -> None:
+def check_storage(
+    folder: SweepFolder, *, must_be_free: bool, overwrite: bool, address: str | None = None
+) -> None:
     """The storage folder (or bucket) can be written; the sweep's own folder is free, or
     --overwrite may remove it because it is a selab sweep."""
     where = f"storage (or --storage): {folder.storage}"
@@ -374,7 +413,8 @@ def check_storage(folder: SweepFolder, *, must_be_free: bool, overwrite: bool,
             raise ConfigError(
                 f"{where}: storage behind a URI needs the driver on a node of the cluster "
                 "(--address head:6379), not through Ray Client (ray://); or use a folder "
-                "that every node and the driver see")
+                "that every node and the driver see"
+            )
         check_remote_storage(folder.storage, where)
     try:
         if not must_be_free or not folder.exists():

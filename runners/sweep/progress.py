@@ -45,8 +45,13 @@ class SweepReporter(CLIReporter):
     nothing a user needs) names the sweep's folder: where its results, checkpoints and journal
     are kept and what `selab resume` / `selab sync` take."""
 
-    def __init__(self, sweep_folder: str, spec: SweepSpec | None = None,
-                 fixed_params: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        sweep_folder: str,
+        spec: SweepSpec | None = None,
+        fixed_params: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.sweep_folder = sweep_folder
         self.spec = spec
@@ -59,8 +64,10 @@ class SweepReporter(CLIReporter):
         text = compat.reporter_progress_text(self, shown, done, *sys_info)
         lines = [line for line in text.split("\n") if not line.startswith(_TUNE_LOGDIR)]
         if len(lines) < len(text.split("\n")):
-            at = next((i for i, line in enumerate(lines) if line.startswith("Number of trials")),
-                      len(lines))
+            at = next(
+                (i for i, line in enumerate(lines) if line.startswith("Number of trials")),
+                len(lines),
+            )
             lines.insert(at, f"Sweep folder: {self.sweep_folder}")
         compat.reporter_print(self, "\n".join(_counted(spec, line) for line in lines))
 
@@ -73,16 +80,17 @@ def _counted(spec: SweepSpec | None, line: str) -> str:
     """Tune counts a race's trials out of "infinite": say how many it may run at most."""
     if spec is None or spec.race is None:
         return line
-    return _COUNT.sub(lambda m: f"Number of trials: {m.group(1)} of at most "
-                                f"{count_trials(spec)} (seeds raced) ", line)
+    return _COUNT.sub(
+        lambda m: f"Number of trials: {m.group(1)} of at most {count_trials(spec)} (seeds raced) ",
+        line,
+    )
 
 
 def progress_reporter(spec: SweepSpec, sweep_folder: str) -> SweepReporter:
     """The table of a sweep (the spec as preflight checked it)."""
     params = {f"{KNOB}/{name}": name for name in short_names(spec.search.varied_keys).values()}
     params["seed"] = "seed"
-    metrics = {"epoch": "epoch", "train_loss": "loss", "val_acc": "val_acc",
-               "best_val_acc": "best"}
+    metrics = {"epoch": "epoch", "train_loss": "loss", "val_acc": "val_acc", "best_val_acc": "best"}
     for objective in spec.search.objectives:
         metrics.setdefault(objective.metric, objective.metric)
     return SweepReporter(

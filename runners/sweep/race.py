@@ -48,8 +48,9 @@ def still_open(results: Results, alpha: float, margin: float, sign: float = 1.0)
 class SeedRaceSearcher(Searcher):
     """Suggests {"point": overrides, "seed": s} like the grid, round by round (see module)."""
 
-    def __init__(self, points: list[dict[str, Any]], race: SeedRace, metric: str,
-                 mode: str = "max") -> None:
+    def __init__(
+        self, points: list[dict[str, Any]], race: SeedRace, metric: str, mode: str = "max"
+    ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.points = [copy.deepcopy(p) for p in points]
         self.race = race
@@ -67,8 +68,9 @@ class SeedRaceSearcher(Searcher):
             return {"point": copy.deepcopy(self.points[index]), "seed": seed}
         return None if self.live else Searcher.FINISHED
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         index, seed = self.live.pop(trial_id, (None, None))
         if index is None or error or not result or outcome(result) != "finished":
             return  # failed, diverged or stopped: no value, and no new seed in its place
@@ -94,8 +96,10 @@ class SeedRaceSearcher(Searcher):
             self.set_state(pickle.load(fh))
 
     def get_state(self) -> dict[str, Any]:
-        return {k: copy.deepcopy(getattr(self, k)) for k in
-                ("points", "race", "results", "queue", "next_seed", "live", "_metric", "_mode")}
+        return {
+            k: copy.deepcopy(getattr(self, k))
+            for k in ("points", "race", "results", "queue", "next_seed", "live", "_metric", "_mode")
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         for key, value in state.items():

@@ -78,8 +78,12 @@ def run_sweep(
     """Run `spec` as a new sweep. `trial_function` replaces train_trial (tests inject faults)."""
     spec_yaml = spec_yaml or spec.to_yaml()
     folder = SweepFolder(with_absolute_paths(spec, storage).storage, spec.name)
-    checks = {"address": address, "tracking_uri": tracking_uri, "storage": storage,
-              "overwrite": overwrite}
+    checks = {
+        "address": address,
+        "tracking_uri": tracking_uri,
+        "storage": storage,
+        "overwrite": overwrite,
+    }
     with _locked(spec, folder, checks) as driver:
         kill_points.reached("locked")
         checked = preflight(spec, **checks)
@@ -127,8 +131,9 @@ def _print_notes(checked: Checked) -> None:
         print(f"note: {note}", flush=True)
 
 
-def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
-               trial_function: TrialFunction | None) -> Any:
+def _new_tuner(
+    spec: SweepSpec, folder: SweepFolder, driver: SweepDriver, trial_function: TrialFunction | None
+) -> Any:
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
@@ -163,9 +168,11 @@ def _new_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
             sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S) if remote else None,
             # result.json per trial is what Ray's ResultGrid reads; the journal is what MLflow
             # receives, in the background (runners.tracking.mlflow_writer).
-            callbacks=[*driver.callbacks(), JsonLoggerCallback(),
-                       PruneStoredCheckpoints(folder.location) if remote
-                       else PruneFinishedCheckpoints()],
+            callbacks=[
+                *driver.callbacks(),
+                JsonLoggerCallback(),
+                PruneStoredCheckpoints(folder.location) if remote else PruneFinishedCheckpoints(),
+            ],
             progress_reporter=progress_reporter(spec, folder.location),
             verbose=1,
         ),
@@ -188,8 +195,13 @@ def resume_sweep(
         print(f"sweep {name} has finished: nothing to resume")
         return _result(name, saved, done, complete=True)
     with SweepDriver(name, folder) as driver:
-        checked = preflight(saved.spec, address=address, tracking_uri=saved.tracking_uri,
-                            storage=folder.storage, folder_must_be_free=False)
+        checked = preflight(
+            saved.spec,
+            address=address,
+            tracking_uri=saved.tracking_uri,
+            storage=folder.storage,
+            folder_must_be_free=False,
+        )
         _print_notes(checked)
         spec = checked.spec
         parent = saved.parent or _adopted_parent(driver, spec, saved)
@@ -210,8 +222,9 @@ def _adopted_parent(driver: SweepDriver, spec: SweepSpec, saved: SavedSweep) -> 
     return parent
 
 
-def _restored_tuner(spec: SweepSpec, folder: SweepFolder, driver: SweepDriver,
-                    trial_function: TrialFunction | None) -> Any:
+def _restored_tuner(
+    spec: SweepSpec, folder: SweepFolder, driver: SweepDriver, trial_function: TrialFunction | None
+) -> Any:
     """Ray's saved sweep, or, when the driver stopped before Ray saved anything (killed while
     Ray started, say), the sweep started afresh in the same MLflow parent run."""
     from ray import tune
@@ -264,8 +277,9 @@ def _fit(tuner: Any, spec: SweepSpec, sweep: SavedSweep, driver: SweepDriver) ->
     return _result(spec.name, sweep, statuses, complete, failed)
 
 
-def _tally(grid: Any, spec: SweepSpec,
-           started: dict[str, TrialRecord]) -> tuple[Counter, list[str]]:
+def _tally(
+    grid: Any, spec: SweepSpec, started: dict[str, TrialRecord]
+) -> tuple[Counter, list[str]]:
     """(selab.status -> number of trials, "label seed=s: error" per failed trial)."""
     from runners.spec.outcome import outcome
 
@@ -292,13 +306,19 @@ def _unstarted_name(spec: SweepSpec, config: dict[str, Any] | None) -> str:
     return f"{point.label} seed={config.get('seed', '?')}"
 
 
-def _result(name: str, sweep: SavedSweep, statuses: Counter, complete: bool,
-            failed: list[str] | None = None) -> SweepResult:
+def _result(
+    name: str, sweep: SavedSweep, statuses: Counter, complete: bool, failed: list[str] | None = None
+) -> SweepResult:
     parent = sweep.parent
     return SweepResult(
-        name=name, folder=sweep.folder.location, storage=sweep.folder.storage,
-        tracking_uri=parent.tracking_uri, experiment_id=parent.experiment_id,
-        parent_run_id=parent.run_id, statuses=statuses, complete=complete,
+        name=name,
+        folder=sweep.folder.location,
+        storage=sweep.folder.storage,
+        tracking_uri=parent.tracking_uri,
+        experiment_id=parent.experiment_id,
+        parent_run_id=parent.run_id,
+        statuses=statuses,
+        complete=complete,
         failed=sorted(failed or []),
     )
 

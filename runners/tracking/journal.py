@@ -64,9 +64,12 @@ class Journal:
                         journal.write(line)
                     return event
                 except OSError as err:
-                    print(f"selab: cannot write {self.path} ({err.strerror or err}); results "
-                          "are kept in memory and sent to MLflow from there", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"selab: cannot write {self.path} ({err.strerror or err}); results "
+                        "are kept in memory and sent to MLflow from there",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             self.unwritten.append(event)
         return event
 

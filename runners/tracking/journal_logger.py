@@ -33,8 +33,7 @@ from search_space.errors import ConfigError
 
 
 class JournalLogger(Callback):
-    def __init__(self, spec: SweepSpec | None, state_dir: str,
-                 location: str | None = None) -> None:
+    def __init__(self, spec: SweepSpec | None, state_dir: str, location: str | None = None) -> None:
         """`location`: the sweep's folder in storage (a path or a URI); default `state_dir`.
         `spec` None: a callback an earlier selab pickled without it; the MLflow writer then
         resolves each trial itself."""
@@ -77,8 +76,13 @@ class JournalLogger(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         point, seed = trial.config["point"], int(trial.config["seed"])
-        self.journal.append("trial_start", trial_id=trial.trial_id, point=point, seed=seed,
-                            **self._resolved(point, seed))
+        self.journal.append(
+            "trial_start",
+            trial_id=trial.trial_id,
+            point=point,
+            seed=seed,
+            **self._resolved(point, seed),
+        )
 
     def _resolved(self, point: dict[str, Any], seed: int) -> dict[str, Any]:
         """The trial's TrialRecord fields; none when there is no spec, or when the point does
@@ -100,11 +104,11 @@ class JournalLogger(Callback):
         metrics = {k: float(result[k]) for k in EPOCH_METRICS if is_number(result.get(k))}
         cost = {}
         if trial.trial_id not in self._cost_sent:  # the writer logs it once per run anyway
-            cost = {k: float(v) for k, v in result.items()
-                    if is_cost_metric(k) and is_number(v)}
+            cost = {k: float(v) for k, v in result.items() if is_cost_metric(k) and is_number(v)}
             self._cost_sent.add(trial.trial_id)
-        self.journal.append("result", trial_id=trial.trial_id, step=int(step),
-                            metrics=metrics, cost=cost)
+        self.journal.append(
+            "result", trial_id=trial.trial_id, step=int(step), metrics=metrics, cost=cost
+        )
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -118,15 +122,20 @@ class JournalLogger(Callback):
         message, trace = trial_error(trial)
         self._end(trial, "failed", RunStatus.to_string(RunStatus.FAILED), message, trace)
 
-    def _end(self, trial: Trial, status: str, mlflow_status: str, error: str = "",
-             trace: str = "") -> None:
+    def _end(
+        self, trial: Trial, status: str, mlflow_status: str, error: str = "", trace: str = ""
+    ) -> None:
         result = trial.last_result or {}
         best = result.get("best_val_acc")
         self.journal.append(
-            "trial_end", trial_id=trial.trial_id, status=status, mlflow_status=mlflow_status,
+            "trial_end",
+            trial_id=trial.trial_id,
+            status=status,
+            mlflow_status=mlflow_status,
             epochs_done=int(result.get("epoch", 0) or 0),
             best_val_acc=float(best) if isinstance(best, (int, float)) else None,
-            error=error, traceback=trace,
+            error=error,
+            traceback=trace,
             model=_model_path(trial, self.location) if status == "finished" else "",
             device=str(result.get("device", "")),
         )

@@ -79,9 +79,13 @@ class JournalMirror:
                 self._pushed = len(remote)
                 return  # the local one holds it all: what is more goes up with the next push
             if not remote.startswith(local):
-                print(f"selab: the journal on this machine ({self.local}) differs from the "
-                      f"one in {self.folder}; using the one in storage (this machine's is "
-                      f"kept as {self.local.name}.local)", file=sys.stderr, flush=True)
+                print(
+                    f"selab: the journal on this machine ({self.local}) differs from the "
+                    f"one in {self.folder}; using the one in storage (this machine's is "
+                    f"kept as {self.local.name}.local)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 self.local.replace(self.local.with_name(f"{JOURNAL_FILE}.local"))
             self._replace_local(remote, self._remote_sent(len(remote)))
 
@@ -108,9 +112,12 @@ class JournalMirror:
         except Exception as err:  # noqa: BLE001 - the store's errors are many kinds
             if not self._warned:
                 self._warned = True
-                print(f"selab: cannot copy the journal to {self.folder} ({err}); it is kept "
-                      f"in {self.local} and copied when the storage answers", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"selab: cannot copy the journal to {self.folder} ({err}); it is kept "
+                    f"in {self.local} and copied when the storage answers",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def reset(self) -> None:
         """Forget what storage held (the sweep's folder was removed to start over)."""
@@ -191,4 +198,3 @@ class JournalMirror:
 
 def _part(offset: int) -> str:
     return f"{PARTS_FOLDER}/{offset:016d}.jsonl"
-

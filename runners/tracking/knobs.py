@@ -45,8 +45,9 @@ def _without_se(overrides: Mapping[str, Any], params: Mapping[str, str]) -> bool
     return enabled in (False, "false") or attention == "none"
 
 
-def knob_values(varied: Iterable[str], overrides: Mapping[str, Any],
-                params: Mapping[str, str]) -> dict[str, str]:
+def knob_values(
+    varied: Iterable[str], overrides: Mapping[str, Any], params: Mapping[str, str]
+) -> dict[str, str]:
     """{short name: value in words} of every varied knob of one trial: its point's override,
     else ``params`` (the trial's flat params, or the fixed spec's)."""
     off = _without_se(overrides, params)
@@ -59,8 +60,11 @@ def knob_values(varied: Iterable[str], overrides: Mapping[str, Any],
     return out
 
 
-def knob_tags(varied: Iterable[str], overrides: Mapping[str, Any],
-              params: Mapping[str, str]) -> dict[str, str]:
+def knob_tags(
+    varied: Iterable[str], overrides: Mapping[str, Any], params: Mapping[str, str]
+) -> dict[str, str]:
     """The MLflow tags of a trial run that name its knobs: selab.knob.<short name>."""
-    return {KNOB_TAG_PREFIX + name: value
-            for name, value in knob_values(varied, overrides, params).items()}
+    return {
+        KNOB_TAG_PREFIX + name: value
+        for name, value in knob_values(varied, overrides, params).items()
+    }

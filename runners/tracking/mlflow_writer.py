@@ -39,8 +39,14 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 # MLflow error codes that mean "try again later" (the server or its database is away).
-TRANSIENT_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED",
-                   "DEADLINE_EXCEEDED", "ABORTED", "UNAVAILABLE"}
+TRANSIENT_CODES = {
+    "INTERNAL_ERROR",
+    "TEMPORARILY_UNAVAILABLE",
+    "REQUEST_LIMIT_EXCEEDED",
+    "DEADLINE_EXCEEDED",
+    "ABORTED",
+    "UNAVAILABLE",
+}
 POLL_S = 0.2
 MAX_BACKOFF_S = 5.0
 
@@ -80,8 +86,9 @@ class MlflowWriter:
     a background thread for a driver.
     """
 
-    def __init__(self, spec: Any, parent: Any, state_dir: str | os.PathLike,
-                 *, echo: bool = True) -> None:
+    def __init__(
+        self, spec: Any, parent: Any, state_dir: str | os.PathLike, *, echo: bool = True
+    ) -> None:
         self.spec = spec
         self.parent = parent
         self.state_dir = Path(state_dir)
@@ -173,8 +180,12 @@ class MlflowWriter:
                 self._trials = None
                 raise Unreachable(_short(err)) from err
             # A bad request stays bad: say so and go on rather than block every later event.
-            print(f"selab: MLflow refused a {event.get('kind')} event of trial "
-                  f"{event.get('trial_id', '-')}: {_short(err)}", file=sys.stderr, flush=True)
+            print(
+                f"selab: MLflow refused a {event.get('kind')} event of trial "
+                f"{event.get('trial_id', '-')}: {_short(err)}",
+                file=sys.stderr,
+                flush=True,
+            )
         self._missed += self._away_since is not None
 
     # --- events
@@ -184,8 +195,7 @@ class MlflowWriter:
         if status == "RUNNING":
             self.client.update_run(self.parent.run_id, status="RUNNING")
         else:
-            self.client.set_terminated(self.parent.run_id, status=status,
-                                       end_time=event["time"])
+            self.client.set_terminated(self.parent.run_id, status=status, end_time=event["time"])
 
     def _on_trial_start(self, event: Event) -> None:
         trial_id = event["trial_id"]
@@ -232,8 +242,7 @@ class MlflowWriter:
         if epochs not in self._end_steps(trial):  # a rerun of a finished trial logs nothing new
             metrics.append(Metric("epochs_done", float(epochs), stamp, epochs))
             if event.get("best_val_acc") is not None and epochs > 0:
-                metrics.append(Metric("best_val_acc", float(event["best_val_acc"]), stamp,
-                                      epochs))
+                metrics.append(Metric("best_val_acc", float(event["best_val_acc"]), stamp, epochs))
         tags = [RunTag("selab.status", event["status"])]
         if event.get("model"):
             tags.append(RunTag(MODEL_TAG, event["model"]))
@@ -288,8 +297,12 @@ class MlflowWriter:
                 trial_id = run.data.tags.get("selab.trial_id")
                 if trial_id:
                     self._trials[trial_id] = _TrialState(
-                        run.info.run_id, dict(run.data.tags), "flops" in run.data.metrics,
-                        run.info.start_time or 0, has_params=bool(run.data.params))
+                        run.info.run_id,
+                        dict(run.data.tags),
+                        "flops" in run.data.metrics,
+                        run.info.start_time or 0,
+                        has_params=bool(run.data.params),
+                    )
         return self._trials
 
     def _child_runs(self) -> list[Any]:
@@ -340,14 +353,17 @@ class MlflowWriter:
         }
         # The varied knobs as short tags: columns of the runs view `selab report` saves.
         tags |= knob_tags(self.spec.search.varied_keys, record.overrides, record.params)
-        run = self.client.create_run(self.parent.experiment_id, tags=tags,
-                                     run_name=record.run_name, start_time=event["time"])
-        same_trial = (f"tags.`{PARENT_RUN_TAG}` = '{self.parent.run_id}' "
-                      f"and tags.`selab.trial_id` = '{event['trial_id']}'")
-        run_id = keep_one_run(self.client, self.parent.experiment_id, same_trial,
-                              run.info.run_id)
-        return _TrialState(run_id, tags, has_cost=False, start_time=event["time"],
-                           last_step=0, end_steps=set())
+        run = self.client.create_run(
+            self.parent.experiment_id, tags=tags, run_name=record.run_name, start_time=event["time"]
+        )
+        same_trial = (
+            f"tags.`{PARENT_RUN_TAG}` = '{self.parent.run_id}' "
+            f"and tags.`selab.trial_id` = '{event['trial_id']}'"
+        )
+        run_id = keep_one_run(self.client, self.parent.experiment_id, same_trial, run.info.run_id)
+        return _TrialState(
+            run_id, tags, has_cost=False, start_time=event["time"], last_step=0, end_steps=set()
+        )
 
     def _log_params(self, trial: _TrialState, record: TrialRecord) -> None:
         from mlflow.entities import Param
@@ -380,16 +396,19 @@ class MlflowWriter:
         if self._away_since is None:
             self._away_since = time.monotonic()
             self._missed = 0
-            self._print(f"MLflow at {self.parent.tracking_uri} does not answer ({err}); "
-                        f"training goes on, results wait in {self.state_dir / JOURNAL_FILE} "
-                        "and are sent when it is back")
+            self._print(
+                f"MLflow at {self.parent.tracking_uri} does not answer ({err}); "
+                f"training goes on, results wait in {self.state_dir / JOURNAL_FILE} "
+                "and are sent when it is back"
+            )
 
     def _say_back(self) -> None:
         if self._away_since is not None:
             away = time.monotonic() - self._away_since
             self._away_since = None
-            self._print(f"MLflow is back after {away:.0f} s; "
-                        f"sent the {self._missed} events it missed")
+            self._print(
+                f"MLflow is back after {away:.0f} s; sent the {self._missed} events it missed"
+            )
 
     def _print(self, message: str) -> None:
         if self.echo:
@@ -406,9 +425,12 @@ def _is_transient(err: BaseException) -> bool:
 
 def _short(err: BaseException) -> str:
     text = " ".join(str(getattr(err, "message", None) or err).split())
-    for needle, reason in (("NewConnectionError", "connection refused"),
-                           ("Connection refused", "connection refused"),
-                           ("ReadTimeout", "timed out"), ("ConnectTimeout", "timed out")):
+    for needle, reason in (
+        ("NewConnectionError", "connection refused"),
+        ("Connection refused", "connection refused"),
+        ("ReadTimeout", "timed out"),
+        ("ConnectTimeout", "timed out"),
+    ):
         if needle in text:
             return reason
     return text[:200]

@@ -31,8 +31,15 @@ CREATION_TAG = "selab.creation"  # one id per create call, to find a create appl
 
 # Logged every epoch at step = epoch (val_top5 only when the trial reports it; test_acc once,
 # at the last epoch, on datasets with a test split apart from validation).
-EPOCH_METRICS = ("val_acc", "val_loss", "train_loss", "val_top5", "images_per_s", "epoch_time_s",
-                 "test_acc")
+EPOCH_METRICS = (
+    "val_acc",
+    "val_loss",
+    "train_loss",
+    "val_top5",
+    "images_per_s",
+    "epoch_time_s",
+    "test_acc",
+)
 ERROR_ARTIFACT = "error.txt"
 
 
@@ -78,16 +85,16 @@ def open_parent_run(
         tags["mlflow.note.content"] = spec.description
     tags[CREATION_TAG] = uuid.uuid4().hex
     run = client.create_run(experiment_id, tags=tags, run_name=spec.name)
-    run_id = keep_one_run(client, experiment_id,
-                          f"tags.`{CREATION_TAG}` = '{tags[CREATION_TAG]}'", run.info.run_id)
+    run_id = keep_one_run(
+        client, experiment_id, f"tags.`{CREATION_TAG}` = '{tags[CREATION_TAG]}'", run.info.run_id
+    )
     params = _fixed_params(fixed_settings(spec), spec.search.varied_keys)
     client.log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
     client.log_text(run_id, spec_yaml, "spec.yaml")
     return ParentRun(tracking_uri, experiment_id, run_id)
 
 
-def keep_one_run(client: MlflowClient, experiment_id: str, filter_string: str,
-                 created: str) -> str:
+def keep_one_run(client: MlflowClient, experiment_id: str, filter_string: str, created: str) -> str:
     """MLflow's HTTP client sends a create again when the reply was lost, and the server may
     have applied both: of `created` and the runs `filter_string` finds (the same run made
     again), one stays and the others are deleted. Returns the one kept."""

@@ -36,11 +36,15 @@ def sync_sweep(name: str, *, storage: str | None = None) -> SyncReport:
         unsent = MlflowWriter(spec, parent, state_dir).send()
         mirror.push_quietly()
     if unsent:
-        return SyncReport(unsent, f"sweep {name}: MLflow at {parent.tracking_uri} does not "
-                          f"answer; {unsent} journal events are still to send: run "
-                          f"`selab sync {name} --storage {shell_arg(folder.storage)}` again later")
-    return SyncReport(0, f"sweep {name}: MLflow is up to date ({parent.tracking_uri}, "
-                      f"parent run {parent.run_id})")
+        return SyncReport(
+            unsent,
+            f"sweep {name}: MLflow at {parent.tracking_uri} does not "
+            f"answer; {unsent} journal events are still to send: run "
+            f"`selab sync {name} --storage {shell_arg(folder.storage)}` again later",
+        )
+    return SyncReport(
+        0, f"sweep {name}: MLflow is up to date ({parent.tracking_uri}, parent run {parent.run_id})"
+    )
 
 
 def last_sweep_status(state_dir: Path) -> str | None:

@@ -40,4 +40,5 @@ def keep_freed_memory() -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     # mallopt returns 1 on success, 0 on a value it does not take
     return bool(mallopt(M_MMAP_THRESHOLD, HEAP_BLOCK_MAX)) and bool(
-        mallopt(M_TRIM_THRESHOLD, KEEP_ALL))
+        mallopt(M_TRIM_THRESHOLD, KEEP_ALL)
+    )

@@ -36,17 +36,22 @@ _measured: dict[str, dict[str, float]] = {}  # key -> metrics, this process
 _plain_networks: dict[str, torch.nn.Module] = {}  # plain config and device -> network
 
 
-def trial_timing(arch: ArchConfig, cfg: TimingConfig, trainer: Trainer,
-                 folder: SweepFolder | None = None) -> dict[str, float]:
+def trial_timing(
+    arch: ArchConfig, cfg: TimingConfig, trainer: Trainer, folder: SweepFolder | None = None
+) -> dict[str, float]:
     """The metrics of search_space.timing for `arch` as `trainer` trains it (its device, autocast
     dtype, memory format, SE implementation and batch size); {} when `cfg` turns timing off."""
     if not cfg.enabled:
         return {}
     plan = TimingPlan(
-        device=trainer.device, batch_sizes=cfg.batch_sizes,
+        device=trainer.device,
+        batch_sizes=cfg.batch_sizes,
         train_batch_size=trainer.batch_size if cfg.training else None,
         autocast_dtype=trainer.amp_dtype if trainer.amp else None,
-        memory_format=trainer.memory_format, budget_s=cfg.budget_s, max_rounds=cfg.rounds)
+        memory_format=trainer.memory_format,
+        budget_s=cfg.budget_s,
+        max_rounds=cfg.rounds,
+    )
     key = _key(arch, trainer, plan)
     if key not in _measured:
         metrics = _read_shared(folder, key)
@@ -60,11 +65,18 @@ def trial_timing(arch: ArchConfig, cfg: TimingConfig, trainer: Trainer,
 def _key(arch: ArchConfig, trainer: Trainer, plan: TimingPlan) -> str:
     """What makes two measurements the same: the machine, its threads, the network as trained
     and the plan."""
-    device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-              else "cpu")
-    return json.dumps({"host": socket.gethostname(), "device": device,
-                       "threads": torch.get_num_threads(), "arch": arch.to_dict(),
-                       "se_impl": trainer.cfg.se_impl, "plan": plan.key()}, sort_keys=True)
+    device = torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda" else "cpu"
+    return json.dumps(
+        {
+            "host": socket.gethostname(),
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "arch": arch.to_dict(),
+            "se_impl": trainer.cfg.se_impl,
+            "plan": plan.key(),
+        },
+        sort_keys=True,
+    )
 
 
 def _measure(arch: ArchConfig, plan: TimingPlan, trainer: Trainer) -> dict[str, float]:
@@ -73,8 +85,9 @@ def _measure(arch: ArchConfig, plan: TimingPlan, trainer: Trainer) -> dict[str, 
         devices = [trainer.device] if trainer.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):  # the trial's RNG stays as it was
             _plain_networks[plain_key] = build_model(arch.plain())
-    return time_arch(arch, plan, model=trainer.model,
-                     plain=_plain_networks.get(plain_key)).as_metrics()
+    return time_arch(
+        arch, plan, model=trainer.model, plain=_plain_networks.get(plain_key)
+    ).as_metrics()
 
 
 def _shared_name(key: str) -> str:

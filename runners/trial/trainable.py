@@ -74,8 +74,9 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     # Setup draws from the global RNG only on a cold worker (the cost cache builds the plain
     # network once per process): reseed so dropout's stream depends on the seed alone.
     torch.manual_seed(_training_seed(settings.seed))
-    trainer = Trainer(model, splits, settings.train, device, settings.seed,
-                      augment=settings.data.augment)
+    trainer = Trainer(
+        model, splits, settings.train, device, settings.seed, augment=settings.data.augment
+    )
     restored = _restore(trainer)
     if isinstance(restored, dict):  # it had finished; Ray's saved state predates its end
         tune.report(restored)
@@ -85,8 +86,9 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
     start = time.perf_counter()
     # A spec pickled by an earlier selab has no timing section: the defaults then.
     timing_cfg = getattr(spec, "timing", None) or TimingConfig()
-    cost = cost | trial_timing(settings.arch, timing_cfg, trainer,
-                               SweepFolder(spec.storage, spec.name))
+    cost = cost | trial_timing(
+        settings.arch, timing_cfg, trainer, SweepFolder(spec.storage, spec.name)
+    )
     timings["setup.timing_s"] = time.perf_counter() - start
 
     while not trainer.done:
@@ -112,8 +114,10 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
             _report_final(metrics, settings, trainer)
         elif epoch.epoch % settings.train.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save({"trainer": trainer.state_dict(), "best_val_acc": best_val_acc},
-                           Path(folder, CHECKPOINT_FILE))
+                torch.save(
+                    {"trainer": trainer.state_dict(), "best_val_acc": best_val_acc},
+                    Path(folder, CHECKPOINT_FILE),
+                )
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
@@ -122,8 +126,12 @@ def train_trial(config: dict[str, Any], spec: SweepSpec) -> None:
 def _report_final(metrics: dict[str, Any], settings: Any, trainer: Trainer) -> None:
     """The last report, with the checkpoint that keeps the trained network."""
     with tempfile.TemporaryDirectory() as folder:
-        save_model(Path(folder, MODEL_FILE), settings.arch, trainer.model,
-                   meta={"seed": settings.seed, "epochs": trainer.epoch})
+        save_model(
+            Path(folder, MODEL_FILE),
+            settings.arch,
+            trainer.model,
+            meta={"seed": settings.seed, "epochs": trainer.epoch},
+        )
         Path(folder, FINAL_FILE).write_text(json.dumps(metrics))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
@@ -142,8 +150,9 @@ def _restore(trainer: Trainer) -> float | dict[str, Any]:
     with checkpoint.as_directory() as folder:
         if Path(folder, FINAL_FILE).is_file():
             return json.loads(Path(folder, FINAL_FILE).read_text())
-        state = torch.load(Path(folder, CHECKPOINT_FILE), map_location=trainer.device,
-                           weights_only=True)
+        state = torch.load(
+            Path(folder, CHECKPOINT_FILE), map_location=trainer.device, weights_only=True
+        )
     trainer.load_state_dict(state["trainer"])
     return float(state["best_val_acc"])
 

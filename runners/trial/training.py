@@ -222,8 +222,7 @@ class Trainer:
         """(mean training loss, steps taken); the loss is NaN/inf if training diverged."""
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
-        batches = self.splits.train_batches(self.batch_size, self.generator,
-                                            self.use_augmentation)
+        batches = self.splits.train_batches(self.batch_size, self.generator, self.use_augmentation)
         steps = 0
         for x, y in batches:
             loss_sum += self._train_step(x.contiguous(memory_format=self.memory_format), y)

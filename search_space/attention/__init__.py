@@ -43,7 +43,8 @@ class AttentionKind:
     def build(self, *args: Any, **kwargs: Any) -> Any:
         module, _, function = self.builder.partition(":")
         builder: Callable[..., Any] = getattr(
-            importlib.import_module(module, __package__.rsplit(".", 1)[0]), function)
+            importlib.import_module(module, __package__.rsplit(".", 1)[0]), function
+        )
         return builder(*args, **kwargs)
 
 
@@ -63,33 +64,69 @@ def kind_names() -> tuple[str, ...]:
     return (*KINDS, NONE)
 
 
-register(AttentionKind(
-    name="se", builder=".se:build", placements=ALLOWED_PLACEMENTS,
-    squeezes=(*POOLED_SQUEEZES, "none"),
-    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias",
-           "gate_init"),
-    summary="Squeeze-and-Excitation: pool, FC C->C/r, ReLU, FC C/r->C, gate, channel scale;"
-    " squeeze none is the paper's NoSqueeze (1x1 convs on the full map)",
-))
-register(AttentionKind(
-    name="eca", builder=".attention.eca:build", placements=ALLOWED_PLACEMENTS,
-    reads=("squeeze", "gate"), section="eca",
-    summary="ECA: pool, 1D conv of kernel k across channels (no reduction), gate, channel scale",
-))
-register(AttentionKind(
-    name="cbam", builder=".attention.cbam:build", placements=ALLOWED_PLACEMENTS,
-    default_squeeze="avgmax",
-    reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze", "gate", "bias",
-           "gate_init"),
-    section="cbam",
-    summary="CBAM: a shared channel MLP on the avg- and max-pooled vectors (summed), gate,"
-    " channel scale, then a kxk conv on the channel mean and max, BN, sigmoid, spatial scale",
-))
-register(AttentionKind(
-    name="sk", builder=".attention.sk:build", placements={BOTTLENECK: (REPLACE_3X3,)},
-    default_placement=REPLACE_3X3, reads=("reduction", "rounding", "divisor", "min_reduced",
-                                          "squeeze"),
-    section="sk", replaces_conv=True,
-    summary="Selective kernel: the bottleneck's 3x3 becomes M branches (3x3, dilation 1..M),"
-    " summed, pooled, FC to max(C/r, L) + BN + ReLU, one FC per branch, softmax across branches",
-))
+register(
+    AttentionKind(
+        name="se",
+        builder=".se:build",
+        placements=ALLOWED_PLACEMENTS,
+        squeezes=(*POOLED_SQUEEZES, "none"),
+        reads=(
+            "reduction",
+            "rounding",
+            "divisor",
+            "min_reduced",
+            "squeeze",
+            "gate",
+            "bias",
+            "gate_init",
+        ),
+        summary="Squeeze-and-Excitation: pool, FC C->C/r, ReLU, FC C/r->C, gate, channel scale;"
+        " squeeze none is the paper's NoSqueeze (1x1 convs on the full map)",
+    )
+)
+register(
+    AttentionKind(
+        name="eca",
+        builder=".attention.eca:build",
+        placements=ALLOWED_PLACEMENTS,
+        reads=("squeeze", "gate"),
+        section="eca",
+        summary="ECA: pool, 1D conv of kernel k across channels (no reduction), gate, "
+        "channel scale",
+    )
+)
+register(
+    AttentionKind(
+        name="cbam",
+        builder=".attention.cbam:build",
+        placements=ALLOWED_PLACEMENTS,
+        default_squeeze="avgmax",
+        reads=(
+            "reduction",
+            "rounding",
+            "divisor",
+            "min_reduced",
+            "squeeze",
+            "gate",
+            "bias",
+            "gate_init",
+        ),
+        section="cbam",
+        summary="CBAM: a shared channel MLP on the avg- and max-pooled vectors (summed), gate,"
+        " channel scale, then a kxk conv on the channel mean and max, BN, sigmoid, spatial scale",
+    )
+)
+register(
+    AttentionKind(
+        name="sk",
+        builder=".attention.sk:build",
+        placements={BOTTLENECK: (REPLACE_3X3,)},
+        default_placement=REPLACE_3X3,
+        reads=("reduction", "rounding", "divisor", "min_reduced", "squeeze"),
+        section="sk",
+        replaces_conv=True,
+        summary="Selective kernel: the bottleneck's 3x3 becomes M branches (3x3, dilation 1..M),"
+        " summed, pooled, FC to max(C/r, L) + BN + ReLU, one FC per branch, softmax across "
+        "branches",
+    )
+)

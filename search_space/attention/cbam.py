@@ -20,8 +20,13 @@ class CBAM(nn.Module):
     """x * gate(sum over pools of MLP(pool(x))), then * sigmoid(BN(conv([mean_c, max_c])))."""
 
     def __init__(
-        self, channels: int, reduced: int, squeeze: str = "avgmax", gate: str = "sigmoid",
-        bias: bool = True, spatial_kernel: int = 7,
+        self,
+        channels: int,
+        reduced: int,
+        squeeze: str = "avgmax",
+        gate: str = "sigmoid",
+        bias: bool = True,
+        spatial_kernel: int = 7,
     ) -> None:
         super().__init__()
         self.channels, self.reduced, self.squeeze = channels, reduced, squeeze
@@ -54,5 +59,11 @@ class CBAM(nn.Module):
 
 def build(arch: ArchConfig, stage_index: int, channels: int) -> nn.Module:
     se = arch.se
-    return CBAM(channels, se.reduced_width(channels, stage_index), se.squeeze, se.gate, se.bias,
-                arch.cbam.spatial_kernel)
+    return CBAM(
+        channels,
+        se.reduced_width(channels, stage_index),
+        se.squeeze,
+        se.gate,
+        se.bias,
+        arch.cbam.spatial_kernel,
+    )

@@ -21,17 +21,25 @@ if TYPE_CHECKING:
 
 class SelectiveKernel(nn.Module):
     def __init__(
-        self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, branches: int = 2,
-        reduced: int = 32, squeeze: str = "avg",
+        self,
+        in_ch: int,
+        out_ch: int,
+        stride: int = 1,
+        groups: int = 1,
+        branches: int = 2,
+        reduced: int = 32,
+        squeeze: str = "avg",
     ) -> None:
         super().__init__()
         self.channels, self.branches, self.reduced = out_ch, branches, reduced
         self.squeeze = squeeze
         self.paths = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 3, stride, padding=d, dilation=d, groups=groups,
-                          bias=False),
-                nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True),
+                nn.Conv2d(
+                    in_ch, out_ch, 3, stride, padding=d, dilation=d, groups=groups, bias=False
+                ),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
             )
             for d in range(1, branches + 1)
         )
@@ -55,5 +63,6 @@ def build(
 ) -> nn.Module:
     """The SK conv for a bottleneck whose 3x3 conv has `channels` in and out."""
     reduced = max(arch.se.reduced_width(channels, stage_index), arch.sk.min_width)
-    return SelectiveKernel(channels, channels, stride, groups, arch.sk.branches, reduced,
-                           arch.se.squeeze)
+    return SelectiveKernel(
+        channels, channels, stride, groups, arch.sk.branches, reduced, arch.se.squeeze
+    )

@@ -18,6 +18,15 @@ from tests.support.cli import (
 from tests.support.specs import TINY_SPEC, deep_merge, tiny_spec, write_spec
 
 __all__ = [
-    "TINY_SPEC", "deep_merge", "free_port", "reap", "running_selab", "selab", "selab_command",
-    "start_selab", "tiny_spec", "wait_until", "write_spec",
+    "TINY_SPEC",
+    "deep_merge",
+    "free_port",
+    "reap",
+    "running_selab",
+    "selab",
+    "selab_command",
+    "start_selab",
+    "tiny_spec",
+    "wait_until",
+    "write_spec",
 ]

@@ -26,8 +26,18 @@ def write_cifar10(root: Path, per_batch: int = 200, test: int = 200, seed: int =
     for i in range(1, 6):
         _dump(folder / f"data_batch_{i}", batch(per_batch))
     _dump(folder / "test_batch", batch(test))
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse",
-             b"ship", b"truck"]
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
     _dump(folder / "batches.meta", {b"label_names": names})
     return folder
 
@@ -37,8 +47,13 @@ def _dump(path: Path, obj: object) -> None:
         pickle.dump(obj, f, protocol=2)  # the official files are protocol-2 pickles
 
 
-def write_image_folder(root: Path, classes: dict[str, tuple[int, int, int]], per_class: int,
-                       size: tuple[int, int] = (48, 40), suffix: str = ".jpg") -> Path:
+def write_image_folder(
+    root: Path,
+    classes: dict[str, tuple[int, int, int]],
+    per_class: int,
+    size: tuple[int, int] = (48, 40),
+    suffix: str = ".jpg",
+) -> Path:
     """root/<class>/img<i><suffix>: noisy images of one colour per class."""
     rng = np.random.default_rng(0)
     for name, colour in classes.items():

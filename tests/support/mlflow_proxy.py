@@ -60,8 +60,9 @@ class FaultProxy:
                     proxy.server.kill()
                     return  # no reply: the connection closes
                 try:
-                    status, headers, reply = proxy._forward(self.command, self.path, body,
-                                                            dict(self.headers))
+                    status, headers, reply = proxy._forward(
+                        self.command, self.path, body, dict(self.headers)
+                    )
                 except OSError:
                     return  # the server is down
                 if fires:  # applied by the server; the reply never leaves
@@ -80,12 +81,16 @@ class FaultProxy:
 
         return Relay
 
-    def _forward(self, method: str, path: str, body: bytes,
-                 headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
         try:
-            headers = {k: v for k, v in headers.items()
-                       if k.lower() not in HOP_HEADERS and k.lower() != "host"}
+            headers = {
+                k: v
+                for k, v in headers.items()
+                if k.lower() not in HOP_HEADERS and k.lower() != "host"
+            }
             connection.request(method, path, body=body or None, headers=headers)
             response = connection.getresponse()
             return response.status, response.getheaders(), response.read()

@@ -43,8 +43,11 @@ def cluster_env(token_file: Path, *, auth_mode: str | None) -> dict[str, str]:
     """The environment of a node or driver: the cluster's token file, RAY_AUTH_MODE as given
     (None: unset, as a user who never heard of it would have it), and this Python's scripts
     (`selab`, `ray`) on PATH, as on a node where selab is installed."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_AUTH_TOKEN")
+    }
     env["RAY_AUTH_TOKEN_PATH"] = str(token_file)
     env["PATH"] = os.pathsep.join([str(Path(RAY).parent), env.get("PATH", "")])
     if auth_mode is not None:
@@ -56,8 +59,9 @@ def short_temp_dir() -> Path:
     temp_dir = Path(tempfile.mkdtemp(prefix="ray-"))
     if len(str(temp_dir)) + _SOCKET_SUFFIX_BYTES > _SOCKET_PATH_MAX:
         temp_dir.rmdir()
-        raise RuntimeError(f"temp dir {temp_dir} is too long for Ray's Unix sockets; "
-                           "set TMPDIR to a short folder")
+        raise RuntimeError(
+            f"temp dir {temp_dir} is too long for Ray's Unix sockets; set TMPDIR to a short folder"
+        )
     return temp_dir
 
 
@@ -123,11 +127,20 @@ class LocalCluster:
 
     def start_head(self, dashboard: bool = False) -> RayNode:
         """The head; with `dashboard`, what job submission needs (ray[default] installed)."""
-        web = (["--include-dashboard", "true", "--dashboard-port", str(self.dashboard_port)]
-               if dashboard else ["--include-dashboard", "false"])
+        web = (
+            ["--include-dashboard", "true", "--dashboard-port", str(self.dashboard_port)]
+            if dashboard
+            else ["--include-dashboard", "false"]
+        )
         return self._start(
-            ["--head", "--port", str(self.port), "--ray-client-server-port",
-             str(self.client_port), *web],
+            [
+                "--head",
+                "--port",
+                str(self.port),
+                "--ray-client-server-port",
+                str(self.client_port),
+                *web,
+            ],
             # The head finds the token file and turns token authentication on by itself.
             auth_mode=None,
         )
@@ -140,12 +153,27 @@ class LocalCluster:
         log = self.folder / f"node{len(self.nodes)}.log"
         temp_dir = short_temp_dir()
         # Port 0: the agent binds a free port and tells the cluster which.
-        command = [RAY, "start", "--block", "--num-cpus", "1", "--object-store-memory",
-                   str(200 * 1024**2), "--disable-usage-stats", "--temp-dir", str(temp_dir),
-                   "--dashboard-agent-listen-port", "0", *args]
+        command = [
+            RAY,
+            "start",
+            "--block",
+            "--num-cpus",
+            "1",
+            "--object-store-memory",
+            str(200 * 1024**2),
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp_dir),
+            "--dashboard-agent-listen-port",
+            "0",
+            *args,
+        ]
         with log.open("w") as out:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 env=cluster_env(self.token_file, auth_mode=auth_mode),
             )
         node = RayNode(process, log, temp_dir)

@@ -40,14 +40,21 @@ def mlflow_trials(uri: str, experiment: str) -> dict[str, tuple[str, bool]]:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id]) if exp is not None else []
-    return {r.data.tags["selab.trial_id"]: (r.data.tags["selab.status"],
-                                            "val_acc" in r.data.metrics)
-            for r in runs if r.data.tags.get("selab.role") == "trial"}
+    return {
+        r.data.tags["selab.trial_id"]: (r.data.tags["selab.status"], "val_acc" in r.data.metrics)
+        for r in runs
+        if r.data.tags.get("selab.role") == "trial"
+    }
 
 
-def wait_for_kill_point(saved_statuses: Callable[[], dict[str, str]], uri: str,
-                        experiment: str, driver: subprocess.Popen, log: Path,
-                        limit_s: float = 240) -> None:
+def wait_for_kill_point(
+    saved_statuses: Callable[[], dict[str, str]],
+    uri: str,
+    experiment: str,
+    driver: subprocess.Popen,
+    log: Path,
+    limit_s: float = 240,
+) -> None:
     """Block until a trial has finished, in MLflow and in Ray's saved state
     (`saved_statuses()`: trial id -> status), while another trial is mid-training.
 
@@ -58,13 +65,18 @@ def wait_for_kill_point(saved_statuses: Callable[[], dict[str, str]], uri: str,
     while time.monotonic() < deadline:
         assert driver.poll() is None, (
             f"the driver ended (exit {driver.returncode}) before it could be killed:\n"
-            + log.read_text()[-3000:])
+            + log.read_text()[-3000:]
+        )
         in_mlflow = mlflow_trials(uri, experiment)
         saved = saved_statuses()
-        finished = [t for t, (status, _) in in_mlflow.items()
-                    if status == "finished" and saved.get(t) == "TERMINATED"]
-        training = [t for t, (status, logged) in in_mlflow.items()
-                    if status == "running" and logged]
+        finished = [
+            t
+            for t, (status, _) in in_mlflow.items()
+            if status == "finished" and saved.get(t) == "TERMINATED"
+        ]
+        training = [
+            t for t, (status, logged) in in_mlflow.items() if status == "running" and logged
+        ]
         if finished and training:
             return
         time.sleep(0.1)

@@ -21,14 +21,22 @@ ARTIFACT_DIR = "excitation"
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "analyze", help="excitation analysis of a sweep's trained networks (paper Sec. 7.2)")
+        "analyze", help="excitation analysis of a sweep's trained networks (paper Sec. 7.2)"
+    )
     p.add_argument("sweep", help="the sweep's name")
-    p.add_argument("--trials", nargs="+", default=None,
-                   help='trials to analyse: run ids or labels ("r=8", "r=8 seed=1"); default: '
-                        "every finished trial whose network has a gate")
-    p.add_argument("--blocks", default="last",
-                   help='"last" (the last gated unit of each stage, default), "all", or names '
-                        "such as stage2.unit3,stage3.unit3")
+    p.add_argument(
+        "--trials",
+        nargs="+",
+        default=None,
+        help='trials to analyse: run ids or labels ("r=8", "r=8 seed=1"); default: '
+        "every finished trial whose network has a gate",
+    )
+    p.add_argument(
+        "--blocks",
+        default="last",
+        help='"last" (the last gated unit of each stage, default), "all", or names '
+        "such as stage2.unit3,stage3.unit3",
+    )
     p.add_argument("--out", default=None, help="folder (default: selab_reports/SWEEP/excitation)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default as selab report)")
     p.add_argument("--no-log", action="store_true", help="do not log the files to MLflow")
@@ -61,8 +69,10 @@ def handle(args: argparse.Namespace) -> int:
         if summary is not None:
             done.append((f"{row['label']} seed {row['seed']}", summary))
     if not done:
-        raise ConfigError("--trials: none of the chosen trials has a network with a gate "
-                          "(the no-SE baseline has none)")
+        raise ConfigError(
+            "--trials: none of the chosen trials has a network with a gate "
+            "(the no-SE baseline has none)"
+        )
     print_summary(done, out_root, logged=not args.no_log)
     return 0
 
@@ -73,8 +83,10 @@ def print_summary(done: list[tuple[str, Any]], out_root: Path, logged: bool) -> 
     from reports.excitation import summary_table
     from reports.tables import to_text
 
-    print(f"Excitation analysis of {len(done)} trial(s); the paper (Sec. 7.2) finds early "
-          "blocks alike for every class, later ones class-specific, the last one saturated:")
+    print(
+        f"Excitation analysis of {len(done)} trial(s); the paper (Sec. 7.2) finds early "
+        "blocks alike for every class, later ones class-specific, the last one saturated:"
+    )
     print(to_text(summary_table(done)))
     where = f" and under {ARTIFACT_DIR}/ of each trial's MLflow run" if logged else ""
     print(f"Tables and figures: one folder per trial in {out_root}{where}.")
@@ -98,8 +110,9 @@ def analyze_trial(
     settings = resolve_trial(spec, row["point"], int(row["seed"]))
     splits = _splits(settings.data)
     try:
-        tables = analyze(model, splits.eval_batches("val", 512), splits.classes,
-                         arch.se.gate, blocks)
+        tables = analyze(
+            model, splits.eval_batches("val", 512), splits.classes, arch.se.gate, blocks
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
     name = f"{row['label']} seed {row['seed']}"

@@ -18,8 +18,11 @@ from search_space.errors import ConfigError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="write a trained network of a sweep to a file")
     p.add_argument("sweep", help="the sweep's name")
-    p.add_argument("--trial", required=True,
-                   help='the trial: its MLflow run id, or its label and seed ("r=8 seed=1")')
+    p.add_argument(
+        "--trial",
+        required=True,
+        help='the trial: its MLflow run id, or its label and seed ("r=8 seed=1")',
+    )
     p.add_argument("--out", default=None, help="file to write (default: <label>_seed<N>.pt)")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default as selab report)")
     p.set_defaults(func=handle)
@@ -39,8 +42,10 @@ def handle(args: argparse.Namespace) -> int:
     rows = select_trials(sweep.trials, [args.trial])
     if len(rows) != 1:
         seeds = ", ".join(str(s) for s in rows["seed"])
-        raise ConfigError(f"--trial: {args.trial!r} names {len(rows)} trials (seeds {seeds}); "
-                          "add seed=N or give a run id")
+        raise ConfigError(
+            f"--trial: {args.trial!r} names {len(rows)} trials (seeds {seeds}); "
+            "add seed=N or give a run id"
+        )
     row = rows.iloc[0]
     client = MlflowClient(uri)
     source = fetch_model(client, client.get_run(row["run_id"]))
@@ -49,6 +54,8 @@ def handle(args: argparse.Namespace) -> int:
     out = Path(args.out or default)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, out)
-    print(f"{out}: {row['label']} seed {row['seed']} (run {row['run_id']}); load it with "
-          "search_space.serialize.load_model or torch.load(..., weights_only=True)")
+    print(
+        f"{out}: {row['label']} seed {row['seed']} (run {row['run_id']}); load it with "
+        "search_space.serialize.load_model or torch.load(..., weights_only=True)"
+    )
     return 0

@@ -19,36 +19,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Read a sweep from MLflow and write report.html, PNG plots and CSV/Markdown "
         "tables; the files are also logged under report/ of the sweep's parent run.",
     )
-    p.add_argument("name", nargs="+",
-                   help="sweep name, or the spec file (.yaml/.yml) that ran it; several names "
-                        "compare their configurations across the sweeps (tasks)")
-    p.add_argument("--by", default=None, metavar="KEY",
-                   help="compare configurations across the values of this varied key of one "
-                        "sweep (e.g. arch.backbone or data.name), each value a task")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: the spec's tracking.uri, else "
-                        f"$MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current "
-                        "directory)")
-    p.add_argument("--budget-flops", default=None,
-                   help="FLOP budget per image for the budget pick, e.g. 40M or 1.2G")
-    p.add_argument("--budget-params", default=None,
-                   help="parameter budget for the budget pick, e.g. 2.5M")
+    p.add_argument(
+        "name",
+        nargs="+",
+        help="sweep name, or the spec file (.yaml/.yml) that ran it; several names "
+        "compare their configurations across the sweeps (tasks)",
+    )
+    p.add_argument(
+        "--by",
+        default=None,
+        metavar="KEY",
+        help="compare configurations across the values of this varied key of one "
+        "sweep (e.g. arch.backbone or data.name), each value a task",
+    )
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: the spec's tracking.uri, else "
+        f"$MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI} in the current "
+        "directory)",
+    )
+    p.add_argument(
+        "--budget-flops",
+        default=None,
+        help="FLOP budget per image for the budget pick, e.g. 40M or 1.2G",
+    )
+    p.add_argument(
+        "--budget-params", default=None, help="parameter budget for the budget pick, e.g. 2.5M"
+    )
     # reports.cost.COSTS, named here so that `selab report --help` imports no pandas
-    p.add_argument("--cost", choices=("flops", "params", "latency", "latency_ratio"),
-                   default="flops",
-                   help="the cost the Pareto pick minimises among equally accurate "
-                        "configurations: fvcore FLOPs (default), parameters, measured latency "
-                        "at batch 1, or latency / the plain network's (falls back to FLOPs "
-                        "when the trials measured no time)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="equivalence margin in accuracy points: configurations within ±MARGIN "
-                        "of the best count as equally good (default: the raced sweep's margin, "
-                        "else 1.0)")
-    p.add_argument("--alpha", type=float, default=0.05,
-                   help="family-wise error rate of every claim (default 0.05)")
+    p.add_argument(
+        "--cost",
+        choices=("flops", "params", "latency", "latency_ratio"),
+        default="flops",
+        help="the cost the Pareto pick minimises among equally accurate "
+        "configurations: fvcore FLOPs (default), parameters, measured latency "
+        "at batch 1, or latency / the plain network's (falls back to FLOPs "
+        "when the trials measured no time)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="equivalence margin in accuracy points: configurations within ±MARGIN "
+        "of the best count as equally good (default: the raced sweep's margin, "
+        "else 1.0)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="family-wise error rate of every claim (default 0.05)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: selab_reports/NAME)")
-    p.add_argument("--no-log", action="store_true",
-                   help="do not log the report as artifacts of the parent run")
+    p.add_argument(
+        "--no-log", action="store_true", help="do not log the report as artifacts of the parent run"
+    )
     p.set_defaults(func=handle)
 
 
@@ -97,13 +123,13 @@ def _check_uri(uri: str) -> None:
     if scheme in ("http", "https") and not host:
         raise ConfigError(f"{where}: names no host; {examples}")
     if scheme in ("", "file") and not Path(parts.path if scheme else uri).is_dir():
-        raise ConfigError(f"{where}: neither a tracking URI nor an MLflow store folder; "
-                          f"{examples}")
-    if scheme not in ("", "file", "http", "https", "sqlite") and not \
-            compat.has_tracking_store(uri):
-        raise ConfigError(f"{where}: unknown scheme; MLflow stores are "
-                          f"{', '.join(s for s in compat.tracking_store_schemes() if s)} "
-                          f"({examples})")
+        raise ConfigError(f"{where}: neither a tracking URI nor an MLflow store folder; {examples}")
+    if scheme not in ("", "file", "http", "https", "sqlite") and not compat.has_tracking_store(uri):
+        raise ConfigError(
+            f"{where}: unknown scheme; MLflow stores are "
+            f"{', '.join(s for s in compat.tracking_store_schemes() if s)} "
+            f"({examples})"
+        )
 
 
 def _check_store(uri: str) -> None:
@@ -112,8 +138,10 @@ def _check_store(uri: str) -> None:
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         if str(db) != ":memory:" and not db.is_file():
-            raise ConfigError(f"--tracking-uri: no MLflow store at {db.resolve()} ({uri}); "
-                              "pass --tracking-uri or set MLFLOW_TRACKING_URI")
+            raise ConfigError(
+                f"--tracking-uri: no MLflow store at {db.resolve()} ({uri}); "
+                "pass --tracking-uri or set MLFLOW_TRACKING_URI"
+            )
 
 
 def _keep_models(uri: str, sweep: Any, report: Any) -> int:
@@ -169,9 +197,16 @@ def handle(args: argparse.Namespace) -> int:
         listing = "\n".join(f"  {s}" for s in err.available) or "  (none)"
         raise ConfigError(f"name: no sweep {name!r} in {uri}; sweeps there:\n{listing}") from err
     out = Path(args.out) if args.out else Path("selab_reports") / name
-    report = reports.write_report(sweep, out, budget_flops=budget_flops,
-                                  budget_params=budget_params, log_to_mlflow=not args.no_log,
-                                  alpha=args.alpha, margin=margin, cost=args.cost)
+    report = reports.write_report(
+        sweep,
+        out,
+        budget_flops=budget_flops,
+        budget_params=budget_params,
+        log_to_mlflow=not args.no_log,
+        alpha=args.alpha,
+        margin=margin,
+        cost=args.cost,
+    )
     counts = ", ".join(f"{n} {s}" for s, n in sweep.status_counts().items()) or "no trials"
     print(f"sweep {name}: {counts}")
     if report.recommendation is not None:
@@ -181,9 +216,11 @@ def handle(args: argparse.Namespace) -> int:
     if report.recommendation is not None and not args.no_log:
         kept = _keep_models(uri, sweep, report)
         if kept:
-            print(f"models of the recommended configuration and the Pareto front: {kept} "
-                  "logged to MLflow (the experiment's Models view; each is its trial run's "
-                  "model)")
+            print(
+                f"models of the recommended configuration and the Pareto front: {kept} "
+                "logged to MLflow (the experiment's Models view; each is its trial run's "
+                "model)"
+            )
     print(f"report: {report.html_path}")
     if report.logged:
         print(f"logged under {reports.report.ARTIFACT_DIR}/ of run {sweep.run_id}")
@@ -195,15 +232,21 @@ def handle_many(args: argparse.Namespace) -> int:
     named = [_sweep_name(text) for text in args.name]
     names = [name for name, _, _ in named]
     if args.by is not None and len(names) != 1:
-        raise ConfigError(f"--by: splits one sweep into tasks; give one sweep name, got "
-                          f"{len(names)} ({', '.join(names)})")
+        raise ConfigError(
+            f"--by: splits one sweep into tasks; give one sweep name, got "
+            f"{len(names)} ({', '.join(names)})"
+        )
     if len(names) != len(set(names)):
         raise ConfigError(f"name: a sweep is named twice ({', '.join(names)})")
-    for flag, value in (("--budget-flops", args.budget_flops),
-                        ("--budget-params", args.budget_params), ("--margin", args.margin)):
+    for flag, value in (
+        ("--budget-flops", args.budget_flops),
+        ("--budget-params", args.budget_params),
+        ("--margin", args.margin),
+    ):
         if value is not None:
-            raise ConfigError(f"{flag}: applies to the report of one sweep, not to a "
-                              "comparison across tasks")
+            raise ConfigError(
+                f"{flag}: applies to the report of one sweep, not to a comparison across tasks"
+            )
     uri = choose_tracking_uri(args.tracking_uri, next((u for _, u, _ in named if u), None))
     _check_store(uri)
     _check_levels(args)
@@ -213,12 +256,12 @@ def handle_many(args: argparse.Namespace) -> int:
     import reports.multi
 
     try:
-        comparison, files = reports.multi.report_many(uri, names, out, by=args.by,
-                                                      alpha=args.alpha)
+        comparison, files = reports.multi.report_many(uri, names, out, by=args.by, alpha=args.alpha)
     except reports.SweepNotFound as err:
         listing = "\n".join(f"  {s}" for s in err.available) or "  (none)"
-        raise ConfigError(f"name: no sweep {err.name!r} in {uri}; sweeps there:\n"
-                          f"{listing}") from err
+        raise ConfigError(
+            f"name: no sweep {err.name!r} in {uri}; sweeps there:\n{listing}"
+        ) from err
     except KeyError as err:
         raise ConfigError(f"--by: {err.args[0]}") from None
     except ValueError as err:

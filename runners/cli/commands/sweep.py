@@ -14,12 +14,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a sweep spec (YAML) as Ray Tune trials")
     run.add_argument("spec", help="sweep spec, e.g. experiments/quickstart.yaml")
     _add_cluster_args(run)
-    run.add_argument("--tracking-uri", help="MLflow tracking URI (default: spec, "
-                     "$MLFLOW_TRACKING_URI, sqlite:///mlflow.db)")
-    run.add_argument("--storage", help="Ray storage folder (default: the spec's storage, "
-                     f"else {DEFAULT_STORAGE})")
-    run.add_argument("--overwrite", action="store_true",
-                     help="start over if the sweep's Ray folder exists (new MLflow parent run)")
+    run.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: spec, $MLFLOW_TRACKING_URI, sqlite:///mlflow.db)",
+    )
+    run.add_argument(
+        "--storage",
+        help=f"Ray storage folder (default: the spec's storage, else {DEFAULT_STORAGE})",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over if the sweep's Ray folder exists (new MLflow parent run)",
+    )
     _add_set_arg(run)
     run.set_defaults(func=run_command)
 
@@ -40,15 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a field of the spec by its dotted key, the value read as YAML "
-             "(e.g. --set resources.gpus_per_trial=0 --set train.epochs=2); repeatable",
+        "(e.g. --set resources.gpus_per_trial=0 --set train.epochs=2); repeatable",
     )
 
 
 def _add_cluster_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a "
-                        "fresh local Ray instance)")
+    parser.add_argument(
+        "--address",
+        help="Ray cluster to join (default: $RAY_ADDRESS, else a fresh local Ray instance)",
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -79,18 +92,24 @@ def _print_result(result) -> int:
     failed or the driver stopped before every trial ended."""
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.statuses.items()))
     print(f"\nsweep {result.name}: {counts or 'no trials'}")
-    print(f"MLflow: {result.tracking_uri}, experiment {result.experiment_id}, "
-          f"parent run {result.parent_run_id}")
+    print(
+        f"MLflow: {result.tracking_uri}, experiment {result.experiment_id}, "
+        f"parent run {result.parent_run_id}"
+    )
     if result.failed:
-        print(f"{len(result.failed)} trial(s) failed (the full traceback is the artifact "
-              "error.txt of each trial's MLflow run):")
+        print(
+            f"{len(result.failed)} trial(s) failed (the full traceback is the artifact "
+            "error.txt of each trial's MLflow run):"
+        )
         for line in result.failed:
             print(f"  {line}")
     if not result.complete:
         from runners.storage.paths import shell_arg
 
-        print(f"not every trial ended; continue with: selab resume {result.name} "
-              f"--storage {shell_arg(result.storage)}")
+        print(
+            f"not every trial ended; continue with: selab resume {result.name} "
+            f"--storage {shell_arg(result.storage)}"
+        )
     return result.exit_code
 
 
@@ -106,15 +125,19 @@ def validate_command(args: argparse.Namespace) -> int:
         spec, points, total = checked.spec, checked.points, count_trials(spec)
         if spec.is_grid:
             seeds = len(spec.seeds)
-            print(f"{path}: {spec.name}: grid, {len(points)} points x {seeds} seed(s) = "
-                  f"{total} trials")
+            print(
+                f"{path}: {spec.name}: grid, {len(points)} points x {seeds} seed(s) = "
+                f"{total} trials"
+            )
             for point in points:
                 tag = " (baseline)" if point.baseline else ""
                 print(f"  {point.label}{tag}: {point.as_json()}")
         else:
             objectives = ", ".join(f"{o.metric} {o.mode}" for o in spec.search.objectives)
-            print(f"{path}: {spec.name}: {spec.search.kind} search, {total} trials "
-                  f"({objectives}) over {', '.join(spec.search.space)}")
+            print(
+                f"{path}: {spec.name}: {spec.search.kind} search, {total} trials "
+                f"({objectives}) over {', '.join(spec.search.space)}"
+            )
         print(f"  data: {_describe_data(spec, checked.dataset)}")
         print(f"  storage: {checked.folder}; MLflow: {checked.tracking_uri}")
         for note in checked.notes:  # worth knowing, not an error: the exit code stays 0
@@ -128,6 +151,9 @@ def _describe_data(spec, info) -> str:
     if info.num_test:
         sizes += f" / {info.num_test} test"
     shape = f"{info.in_channels}x{info.image_size}x{info.image_size}"
-    memory = ("streamed from disk" if info.streamed
-              else f"{info.memory_bytes / 2**20:.0f} MiB uint8 per trial process")
+    memory = (
+        "streamed from disk"
+        if info.streamed
+        else f"{info.memory_bytes / 2**20:.0f} MiB uint8 per trial process"
+    )
     return f"{spec.data.name}{where}: {sizes}, {shape}, {memory}"

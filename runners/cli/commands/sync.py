@@ -15,7 +15,8 @@ from runners.spec.defaults import DEFAULT_STORAGE
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     sync = subparsers.add_parser(
-        "sync", help="send to MLflow what a sweep's driver could not (tracking server away)")
+        "sync", help="send to MLflow what a sweep's driver could not (tracking server away)"
+    )
     sync.add_argument("name", help="the sweep's name (the spec's `name`)")
     sync.add_argument("--storage", help=f"Ray storage folder (default: {DEFAULT_STORAGE})")
     sync.set_defaults(func=sync_command)

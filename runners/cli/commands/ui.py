@@ -39,22 +39,36 @@ class SweepPages:
     models: str | None = None  # the experiment's Models view, when it lists kept networks
 
     def lines(self) -> list[str]:
-        models = [f"    its kept networks (MLflow's Models view): {self.models}"] if (
-            self.models) else []
+        models = (
+            [f"    its kept networks (MLflow's Models view): {self.models}"]
+            if (self.models)
+            else []
+        )
         if self.answer is None:
-            return [f"  sweep {self.name}: no answer published yet (run `selab report "
-                    f"{self.name}`); its runs: {self.trials}", *models]
-        trials = ("its trials ranked by accuracy, with the varied knobs" if self.saved_view
-                  else "its runs")
-        return [f"  sweep {self.name}:",
-                f"    open the answer (verdict, decision table, sweep.* numbers): {self.answer}",
-                f"    then {trials}: {self.trials}", *models]
+            return [
+                f"  sweep {self.name}: no answer published yet (run `selab report "
+                f"{self.name}`); its runs: {self.trials}",
+                *models,
+            ]
+        trials = (
+            "its trials ranked by accuracy, with the varied knobs"
+            if self.saved_view
+            else "its runs"
+        )
+        return [
+            f"  sweep {self.name}:",
+            f"    open the answer (verdict, decision table, sweep.* numbers): {self.answer}",
+            f"    then {trials}: {self.trials}",
+            *models,
+        ]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     ui = subparsers.add_parser("ui", help="open the MLflow UI on the sweeps' tracking store")
-    ui.add_argument("--tracking-uri", help="store to browse (default: $MLFLOW_TRACKING_URI, "
-                    "sqlite:///mlflow.db)")
+    ui.add_argument(
+        "--tracking-uri",
+        help="store to browse (default: $MLFLOW_TRACKING_URI, sqlite:///mlflow.db)",
+    )
     ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
     ui.add_argument("--sweep", help="print only this sweep's pages (default: every sweep)")
     ui.set_defaults(func=ui_command)
@@ -65,13 +79,15 @@ def ui_command(args: argparse.Namespace) -> int:
 
     uri = choose_tracking_uri(args.tracking_uri)
     if uri.startswith(("http://", "https://")):
-        raise ConfigError(f"--tracking-uri: {uri} is a tracking server already; open it in a "
-                          "browser")
+        raise ConfigError(
+            f"--tracking-uri: {uri} is a tracking server already; open it in a browser"
+        )
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port: {args.port} is not a TCP port; allowed: 1..65535")
     if port_in_use(args.port):
-        raise ConfigError(f"--port: 127.0.0.1:{args.port} is already in use; pick another "
-                          "with --port")
+        raise ConfigError(
+            f"--port: 127.0.0.1:{args.port} is already in use; pick another with --port"
+        )
     address = f"http://{HOST}:{args.port}/"
     pages = sweep_pages(uri, address, args.sweep)
     print(f"MLflow UI on {uri}: {address}")
@@ -80,8 +96,20 @@ def ui_command(args: argparse.Namespace) -> int:
     if not pages:
         print("  no selab sweeps in this store yet")
     print("Stop it with Ctrl-C.", flush=True)
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", HOST, "--port", str(args.port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        HOST,
+        "--port",
+        str(args.port),
+        "--workers",
+        "1",
+    ]
     os.execv(sys.executable, command)
     return 0  # not reached: execv replaces this process
 
@@ -101,23 +129,27 @@ def sweep_pages(uri: str, address: str, only: str | None) -> list[SweepPages]:
     experiments = {e.experiment_id: e for e in client.search_experiments()}
     if not experiments:
         return []
-    runs = client.search_runs(list(experiments), "tags.`selab.role` = 'sweep'",
-                              max_results=5000)
+    runs = client.search_runs(list(experiments), "tags.`selab.role` = 'sweep'", max_results=5000)
     pages: dict[str, SweepPages] = {}
     for run in sorted(runs, key=lambda r: r.info.start_time):  # the newest parent wins
         name = run.data.tags.get("selab.sweep", run.info.run_name)
         exp_id = run.info.experiment_id
         saved = VIEW_TAG in experiments[exp_id].tags
-        answer = (run_url(address, exp_id, run.info.run_id)
-                  if VERDICT_TAG in run.data.tags else None)
-        trials = (view_url(address, exp_id) if saved
-                  else address + RUNS_VIEW.format(experiment_id=exp_id))
-        models = (address + MODELS_VIEW.format(experiment_id=exp_id)
-                  if client.search_logged_models([exp_id], max_results=1) else None)
+        answer = run_url(address, exp_id, run.info.run_id) if VERDICT_TAG in run.data.tags else None
+        trials = (
+            view_url(address, exp_id) if saved else address + RUNS_VIEW.format(experiment_id=exp_id)
+        )
+        models = (
+            address + MODELS_VIEW.format(experiment_id=exp_id)
+            if client.search_logged_models([exp_id], max_results=1)
+            else None
+        )
         pages[name] = SweepPages(name, answer, trials, saved, models)
     if only is not None:
         if only not in pages:
-            raise ConfigError(f"--sweep: no sweep {only!r} in {uri}; sweeps there: "
-                              f"{', '.join(sorted(pages)) or 'none'}")
+            raise ConfigError(
+                f"--sweep: no sweep {only!r} in {uri}; sweeps there: "
+                f"{', '.join(sorted(pages)) or 'none'}"
+            )
         return [pages[only]]
     return [pages[name] for name in sorted(pages)]

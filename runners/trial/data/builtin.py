@@ -24,8 +24,9 @@ def load_digits(cfg: DataConfig) -> Raw:
     classes = [str(name) for name in digits.target_names]
     train, val = stratified_split(digits.target, cfg.val_fraction, cfg.split_seed)
     # 8x8 digits: shift by at most one pixel; mirrored digits are different symbols, so no flip.
-    return split_raw(x, digits.target, train, val, classes=classes, pad=1, flip=False,
-                     scale=1 / DIGITS_LEVELS)
+    return split_raw(
+        x, digits.target, train, val, classes=classes, pad=1, flip=False, scale=1 / DIGITS_LEVELS
+    )
 
 
 def synthetic_val_size(cfg: DataConfig) -> int:

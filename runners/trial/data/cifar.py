@@ -77,10 +77,15 @@ CIFAR = {
 # module differently) and the codec Python 3 uses for bytes in protocol-2 pickles. Anything
 # else (os.system, builtins.eval, ...) is refused before it can run.
 _SAFE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
 }
 
 
@@ -128,8 +133,9 @@ def _images(batch: Mapping, path: Path) -> np.ndarray:
 
 def _labels(batch: Mapping, layout: CifarLayout, path: Path, count: int) -> np.ndarray:
     labels = np.asarray(_key(batch, layout.label_key, path), dtype=np.int64)
-    if labels.shape != (count,) or (count and (labels.min() < 0
-                                               or labels.max() >= layout.num_classes)):
+    if labels.shape != (count,) or (
+        count and (labels.min() < 0 or labels.max() >= layout.num_classes)
+    ):
         raise ConfigError(
             f"data.root: {path} needs {count} labels in 0..{layout.num_classes - 1}, "
             f"got {labels.shape[0] if labels.ndim else 'none'}"
@@ -198,8 +204,14 @@ def inspect(cfg: DataConfig) -> DatasetInfo:
     """Every file read and checked (safely): counts, shapes and labels; nothing kept."""
     train_x, _, test_x, _, classes = _read_all(cfg)
     n_val = _val_count(cfg, len(train_x))
-    return DatasetInfo(num_classes=len(classes), in_channels=3, image_size=32,
-                       num_train=len(train_x) - n_val, num_val=n_val, num_test=len(test_x))
+    return DatasetInfo(
+        num_classes=len(classes),
+        in_channels=3,
+        image_size=32,
+        num_train=len(train_x) - n_val,
+        num_val=n_val,
+        num_test=len(test_x),
+    )
 
 
 def load(cfg: DataConfig) -> Raw:

@@ -55,8 +55,9 @@ def scan(cfg: DataConfig) -> FolderLayout:
                 f"data.root: {root / 'val'} has classes missing from {root / 'train'}: "
                 f"{allowed(extra)}"
             )
-        return FolderLayout(classes, _samples(train_files, classes),
-                            _samples(val_files, classes), root)
+        return FolderLayout(
+            classes, _samples(train_files, classes), _samples(val_files, classes), root
+        )
     files = _class_files(root)
     classes = sorted(files)
     return FolderLayout(classes, _samples(files, classes), None, root)
@@ -65,8 +66,9 @@ def scan(cfg: DataConfig) -> FolderLayout:
 def _class_files(folder: Path) -> dict[str, list[Path]]:
     """{class name: sorted image files} for every non-hidden sub-folder of `folder`."""
     with os.scandir(folder) as entries:
-        class_dirs = sorted(Path(e.path) for e in entries
-                            if e.is_dir() and not e.name.startswith("."))
+        class_dirs = sorted(
+            Path(e.path) for e in entries if e.is_dir() and not e.name.startswith(".")
+        )
     if not class_dirs:
         raise ConfigError(
             f"data.root: no class folders in {folder.resolve()}; imagefolder expects "
@@ -76,8 +78,11 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
     files = {}
     for d in class_dirs:
         with os.scandir(d) as entries:
-            images = sorted(Path(e.path) for e in entries
-                            if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            images = sorted(
+                Path(e.path)
+                for e in entries
+                if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES
+            )
         if not images:
             raise ConfigError(
                 f"data.root: class folder {d.resolve()} has no images ({allowed(IMAGE_SUFFIXES)})"
@@ -113,8 +118,14 @@ def inspect(cfg: DataConfig) -> DatasetInfo:
     n = len(layout.train) + len(layout.val or [])
     n_val = len(split_indices(layout, cfg)[1]) if layout.val is None else len(layout.val)
     streamed = n * channels * size * size > cfg.memory_budget_mb * 2**20
-    return DatasetInfo(num_classes=len(layout.classes), in_channels=channels, image_size=size,
-                       num_train=n - n_val, num_val=n_val, streamed=streamed)
+    return DatasetInfo(
+        num_classes=len(layout.classes),
+        in_channels=channels,
+        image_size=size,
+        num_train=n - n_val,
+        num_val=n_val,
+        streamed=streamed,
+    )
 
 
 def split_indices(layout: FolderLayout, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray]:

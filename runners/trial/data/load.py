@@ -47,8 +47,13 @@ def _inspect(cfg: DataConfig) -> DatasetInfo:
     if cfg.name == "digits":
         n_val = min(max(round(cfg.val_fraction * DIGITS_IMAGES), 1), DIGITS_IMAGES - 1)
         return DatasetInfo(10, 1, 8, DIGITS_IMAGES - n_val, n_val)
-    return DatasetInfo(cfg.num_classes, cfg.channels, cfg.resolved_image_size(),
-                       cfg.train_size, builtin.synthetic_val_size(cfg))
+    return DatasetInfo(
+        cfg.num_classes,
+        cfg.channels,
+        cfg.resolved_image_size(),
+        cfg.train_size,
+        builtin.synthetic_val_size(cfg),
+    )
 
 
 def load_splits(

@@ -68,11 +68,15 @@ class DataSplits:
     def to(self, device: torch.device | str) -> DataSplits:
         """These splits on `device`: self when they are there already (no second copy)."""
         device = torch.device(device)
-        if self.device == device or (device.type == "cuda" and self.device.type == "cuda"
-                                     and device.index is None):
+        if self.device == device or (
+            device.type == "cuda" and self.device.type == "cuda" and device.index is None
+        ):
             return self
-        moved = {name: getattr(self, name).to(device) for name in _TENSORS
-                 if getattr(self, name) is not None}
+        moved = {
+            name: getattr(self, name).to(device)
+            for name in _TENSORS
+            if getattr(self, name) is not None
+        }
         return dataclasses.replace(self, **moved, _affine=None)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +93,9 @@ class DataSplits:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Full, shuffled, augmented and normalised training batches on the device."""
         augmenting = use_augmentation and (self.pad > 0 or self.flip)
-        for x, y in iterate_batches(self.train_x, self.train_y, batch_size, True, generator,
-                                    drop_last=True):
+        for x, y in iterate_batches(
+            self.train_x, self.train_y, batch_size, True, generator, drop_last=True
+        ):
             if augmenting:
                 x = augment(x, self.pad, self.flip, generator)
             yield self.normalise(x), y
@@ -152,12 +157,21 @@ def to_device(raw: Raw, limit_train: int | None, seed: int, device: torch.device
         return t.to(device=device, dtype=torch.int64) if labels else t.to(device).contiguous()
 
     return DataSplits(
-        train_x=put(train_x), train_y=put(train_y, True),
-        val_x=put(raw.val_x), val_y=put(raw.val_y, True),
-        test_x=put(raw.test_x), test_y=put(raw.test_y, True),
-        num_classes=len(raw.classes), in_channels=int(train_x.shape[1]),
-        image_size=int(train_x.shape[-1]), classes=raw.classes, pad=raw.pad, flip=raw.flip,
-        mean=tuple(mean), std=tuple(std), scale=raw.scale,
+        train_x=put(train_x),
+        train_y=put(train_y, True),
+        val_x=put(raw.val_x),
+        val_y=put(raw.val_y, True),
+        test_x=put(raw.test_x),
+        test_y=put(raw.test_y, True),
+        num_classes=len(raw.classes),
+        in_channels=int(train_x.shape[1]),
+        image_size=int(train_x.shape[-1]),
+        classes=raw.classes,
+        pad=raw.pad,
+        flip=raw.flip,
+        mean=tuple(mean),
+        std=tuple(std),
+        scale=raw.scale,
     )
 
 

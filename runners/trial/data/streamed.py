@@ -38,19 +38,19 @@ def _open_image(path: str, mode: str):
 
 
 def train_transform(size: int):
-    return v2.Compose([
-        v2.RandomResizedCrop(size, antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.PILToTensor(),
-    ])
+    return v2.Compose(
+        [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip(), v2.PILToTensor()]
+    )
 
 
 def eval_transform(size: int):
-    return v2.Compose([
-        v2.Resize(round(size * EVAL_RESIZE), antialias=True),
-        v2.CenterCrop(size),
-        v2.PILToTensor(),
-    ])
+    return v2.Compose(
+        [
+            v2.Resize(round(size * EVAL_RESIZE), antialias=True),
+            v2.CenterCrop(size),
+            v2.PILToTensor(),
+        ]
+    )
 
 
 class StreamedSplits:
@@ -116,9 +116,13 @@ class StreamedSplits:
     def _loader(self, dataset: Dataset, batch_size: int, **kwargs) -> DataLoader:
         workers = self.workers
         return DataLoader(
-            dataset, batch_size=batch_size, num_workers=workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
-            prefetch_factor=4 if workers else None, **kwargs,
+            dataset,
+            batch_size=batch_size,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+            **kwargs,
         )
 
     def train_batches(
@@ -126,11 +130,17 @@ class StreamedSplits:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         # The shuffle (and through it each worker's augmentation seed) comes from the trainer's
         # generator, so a checkpoint of that generator replays the same epoch.
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator,
-                                 device=generator.device).item())
+        seed = int(
+            torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item()
+        )
         dataset = self.train if use_augmentation else self.train_plain
-        loader = self._loader(dataset, batch_size, shuffle=True, drop_last=True,
-                              generator=torch.Generator().manual_seed(seed))
+        loader = self._loader(
+            dataset,
+            batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(seed),
+        )
         return self._batches(loader)
 
     def eval_batches(
@@ -151,8 +161,12 @@ class _Folder(ImageFolder):
 
     def __init__(self, root: Path, classes: list[str], mode: str, transform) -> None:
         self._all_classes = classes
-        super().__init__(str(root), transform=transform,
-                         loader=partial(_open_image, mode=mode), is_valid_file=_is_image)
+        super().__init__(
+            str(root),
+            transform=transform,
+            loader=partial(_open_image, mode=mode),
+            is_valid_file=_is_image,
+        )
 
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         present = [c for c in self._all_classes if os.path.isdir(os.path.join(directory, c))]
