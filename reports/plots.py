@@ -49,6 +49,20 @@ def _cost_axis(cost_col: str, values: list[float]) -> tuple[float, str]:
     return axis_label(cost_col, values)
 
 
+# Where place_labels tries a label, in points from its marker, nearest first.
+# fmt: off
+_LABEL_OFFSETS = [(7, 6), (7, -14), (-7, 6), (-7, -14), (7, 20), (-7, 20), (7, -28), (-7, -28),
+                  (22, 34), (-22, 34), (22, -42), (-22, -42), (30, 0), (-30, 0), (10, 50),
+                  (-10, 50), (10, -56), (-10, -56)]
+# fmt: on
+_LABEL_STYLE = {
+    "fontsize": 8.5,
+    "textcoords": "offset points",
+    "va": "bottom",
+    "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+}
+
+
 def place_labels(
     fig: Figure,
     canvas: FigureCanvasAgg,
@@ -75,45 +89,19 @@ def place_labels(
         Bbox.from_extents(x + s * px_per_pt - 5, y - 5, x + s * px_per_pt + 5, y + 5)
         for (x, y), s in zip(marker_px, shifts, strict=True)
     ]
-    offsets = [
-        (7, 6),
-        (7, -14),
-        (-7, 6),
-        (-7, -14),
-        (7, 20),
-        (-7, 20),
-        (7, -28),
-        (-7, -28),
-        (22, 34),
-        (-22, 34),
-        (22, -42),
-        (-22, -42),
-        (30, 0),
-        (-30, 0),
-        (10, 50),
-        (-10, 50),
-        (10, -56),
-        (-10, -56),
-    ]
-    style = {
-        "fontsize": 8.5,
-        "textcoords": "offset points",
-        "va": "bottom",
-        "bbox": {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-    }
     placed: list[Bbox] = []
     annotations = []
     for i, (x, y, text) in enumerate(zip(xs, ys, texts, strict=True)):
         others = [m for j, m in enumerate(markers) if j != i]
-        chosen = offsets[0]
-        for dx, dy in offsets:
+        chosen = _LABEL_OFFSETS[0]
+        for dx, dy in _LABEL_OFFSETS:
             ann = ax.annotate(
                 text,
                 (x, y),
                 xytext=(dx + shifts[i], dy),
                 color=colors[i],
                 ha="left" if dx >= 0 else "right",
-                **style,
+                **_LABEL_STYLE,
             )
             box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
             ann.remove()
@@ -133,7 +121,7 @@ def place_labels(
             arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 0, "shrinkB": 4}
             if far
             else None,
-            **style,
+            **_LABEL_STYLE,
         )
         placed.append(ann.get_window_extent(renderer).expanded(1.05, 1.1))
         annotations.append(ann)

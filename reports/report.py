@@ -193,9 +193,8 @@ def write_report(
     spec_text = sweep.spec_text()
     race = race_settings(spec_text)
     # A raced sweep stopped seeds at its own margin: report with the same one by default.
-    margin = (
-        margin if margin is not None else (float(race["margin"]) / 100 if race else DEFAULT_MARGIN)
-    )
+    if margin is None:
+        margin = float(race["margin"]) / 100 if race else DEFAULT_MARGIN
     trials = sweep.trials
     points = point_summary(trials, acc_col=acc_col, varied=sweep.varied)
     tables = ablation_tables(trials, sweep.varied, acc_col=acc_col)
@@ -210,13 +209,9 @@ def write_report(
         budget_params=budget_params,
         varied=sweep.varied,
     )
-    if rec is not None and cost_note:
-        rec.notes.append(cost_note)
-    if rec is not None and (note := race_note(sweep, race)):
-        rec.notes.append(note)
     found = diagnose(sweep, spec_text, acc_col, out)
     if rec is not None:
-        rec.notes += found.lines()
+        rec.notes += [n for n in (cost_note, race_note(sweep, race)) if n] + found.lines()
     fronts = {
         c: pareto_front(points, "acc_mean", c)
         for c in dict.fromkeys(("flops", "params", "latency_b1_ms", cost_col))
@@ -238,33 +233,53 @@ def write_report(
     if rec is not None:
         (out / "recommendation.md").write_text(_recommendation_md(sweep, rec), encoding="utf-8")
         files.append(out / "recommendation.md")
+    html_path = _write_html(
+        out,
+        sweep,
+        acc_col,
+        spec_text,
+        tables=tables,
+        recommendation=rec,
+        plots=plots,
+        fronts=fronts,
+        trials=trials,
+        diagnostics=found,
+        cost=timing,
+    )
+    files.insert(0, html_path)
+    if log_to_mlflow:
+        _log_to_mlflow(sweep, files, rec)
+    return Report(html_path, files, tables, rec, fronts, log_to_mlflow, found)
+
+
+def _write_html(
+    out: Path, sweep: Sweep, acc_col: str, spec_text: str, trials: pd.DataFrame, **parts: Any
+) -> Path:
+    """report.html: `parts` are html.render's sections (tables, recommendation, plots, ...)."""
     with tempfile.TemporaryDirectory() as figures:
         page = html.render(
             name=sweep.name,
             meta=_meta(sweep, acc_col),
             status_counts=sweep.status_counts(),
             running=sweep.status == "RUNNING",
-            tables=tables,
-            recommendation=rec,
-            plots=plots,
-            fronts=fronts,
             trials=trials,
             varied=sweep.varied,
             spec_text=spec_text,
             dataset=sweep.dataset,
             excitation=analyzed_figures(sweep.tracking_uri, trials, Path(figures)),
-            diagnostics=found,
-            cost=timing,
+            **parts,
         )
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
-    files.insert(0, html_path)
-    if log_to_mlflow:
-        from mlflow import MlflowClient
+    return html_path
 
-        client = MlflowClient(sweep.tracking_uri)
-        # Only the files written now: a reused folder may hold stale plots of another run.
-        for path in files:
-            client.log_artifact(sweep.run_id, str(path), ARTIFACT_DIR)
-        publish_summary(client, sweep, rec)
-    return Report(html_path, files, tables, rec, fronts, log_to_mlflow, found)
+
+def _log_to_mlflow(sweep: Sweep, files: list[Path], rec: Recommendation | None) -> None:
+    """The files under the parent run's report/ artifacts, and the answer on the parent run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep.tracking_uri)
+    # Only the files written now: a reused folder may hold stale plots of another run.
+    for path in files:
+        client.log_artifact(sweep.run_id, str(path), ARTIFACT_DIR)
+    publish_summary(client, sweep, rec)

@@ -5,6 +5,7 @@ several tasks (reports.multi)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +180,8 @@ def _check_levels(args: argparse.Namespace) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    # Artifact downloads (the spec, analyzed figures) are details: no MLflow progress bars.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if len(args.name) > 1 or args.by is not None:
         return handle_many(args)
     name, spec_uri, experiment = _sweep_name(args.name[0])
@@ -228,6 +231,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def handle_many(args: argparse.Namespace) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     """Configurations compared across sweeps, or across the values of one sweep's --by key."""
     named = [_sweep_name(text) for text in args.name]
     names = [name for name, _, _ in named]
