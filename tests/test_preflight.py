@@ -16,7 +16,7 @@ from runners.storage.paths import SweepFolder, is_uri, with_absolute_paths
 from runners.sweep.preflight import check_tracking
 from runners.trial.training import autocast_dtype
 from search_space.errors import ConfigError
-from tests.support import write_spec
+from tests.support import own_err, write_spec
 from tests.support.fakedata import write_cifar10
 
 
@@ -30,7 +30,7 @@ def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def refused(capsys, argv: list[str], *expected: str) -> str:
     """Run the CLI; it must exit 2 with every `expected` text and no traceback on stderr."""
     code = main(argv)
-    err = capsys.readouterr().err
+    err = own_err(capsys)
     assert code == 2, err
     assert "invalid input" in err and "Traceback" not in err, err
     for text in expected:

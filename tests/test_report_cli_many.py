@@ -7,6 +7,7 @@ import pytest
 from mlflow import MlflowClient
 
 from runners.cli.main import main
+from tests.support import own_err
 from tests.support.stores import sqlite_store
 from tests.test_reports_multi import log_sweep
 
@@ -66,5 +67,5 @@ def test_by_a_varied_key_splits_one_sweep_into_tasks(uri, tmp_path, capsys, monk
 )
 def test_bad_comparisons_are_refused_with_the_flag_named(uri, tmp_path, capsys, argv, says):
     rc = main(["report", *argv, "--tracking-uri", uri, "--out", str(tmp_path)])
-    err = capsys.readouterr().err
+    err = own_err(capsys)
     assert rc == 2 and says in err and "Traceback" not in err

@@ -19,6 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from scipy import stats as sps
 
 import reports
+from tests.support import own_err
 
 R_SWEEP = "r-sweep"
 STAGE_SWEEP = "stage-sweep"
@@ -621,12 +622,12 @@ def test_cli_errors_are_clear(store, tmp_path, capsys):
     from runners.cli.main import main
 
     rc = main(["report", "nope", "--tracking-uri", store["uri"], "--out", str(tmp_path)])
-    err = capsys.readouterr().err
+    err = own_err(capsys)
     assert rc == 2
     assert "no sweep 'nope'" in err and R_SWEEP in err and STAGE_SWEEP in err
     assert "Traceback" not in err
     rc = main(["report", R_SWEEP, "--tracking-uri", store["uri"], "--budget-flops", "lots"])
-    assert rc == 2 and "--budget-flops" in capsys.readouterr().err
+    assert rc == 2 and "--budget-flops" in own_err(capsys)
     rc = main(["report", "x", "--tracking-uri", f"sqlite:///{tmp_path}/missing.db"])
-    assert rc == 2 and "no MLflow store" in capsys.readouterr().err
+    assert rc == 2 and "no MLflow store" in own_err(capsys)
     assert not (tmp_path / "missing.db").exists()

@@ -32,7 +32,7 @@ from runners.tracking import journal_mirror
 from runners.tracking.journal import JOURNAL_FILE, SENT_FILE, Journal
 from runners.tracking.journal_mirror import JournalMirror
 from search_space.serialize import load_model
-from tests.support import running_selab, selab, write_spec
+from tests.support import own_err, running_selab, selab, write_spec
 from tests.support.sweep_state import state_statuses, wait_for_kill_point
 
 BUCKET = "sweeps"
@@ -173,7 +173,7 @@ def test_a_sweep_on_s3_killed_mid_way_is_resumed_and_reported_from_another_machi
         on_machine(monkeypatch, tmp_path / "machine2")
         capsys.readouterr()
         assert main(["sync", "killed", "--storage", storage]) == 2
-        err = capsys.readouterr().err
+        err = own_err(capsys)
         assert "is being run by another driver" in err and f"pid {driver.pid}" in err
     assert not (tmp_path / "selab_runs").exists()  # nothing stored beside the spec
 
@@ -301,7 +301,7 @@ def test_an_unreachable_endpoint_or_a_missing_bucket_is_refused_before_anything_
         on_machine(monkeypatch, tmp_path / "machine1", **endpoint)
         capsys.readouterr()
         assert main(["run", str(spec_file), "--storage", storage, "--tracking-uri", uri]) == 2
-        err = capsys.readouterr().err
+        err = own_err(capsys)
         assert f"storage (or --storage): {storage}: cannot be written" in err, err
         assert reason in err.lower() and "Traceback" not in err
     assert MlflowClient(uri).get_experiment_by_name("refused") is None
@@ -376,14 +376,14 @@ def test_commands_reading_an_unreachable_storage_or_a_missing_bucket_name_it_and
         ):
             capsys.readouterr()
             assert main([*args, "--tracking-uri", uri]) == 2, args
-            err = capsys.readouterr().err
+            err = own_err(capsys)
             assert f"storage (or --storage) of sweep {name!r}: {storage}: {verdict}" in err, err
             assert reason in err.lower() and "Traceback" not in err
         assert not (out / "net.pt").exists()
         for command in ("sync", "resume"):
             capsys.readouterr()
             assert main([command, name, "--storage", storage]) == 2, command
-            err = capsys.readouterr().err
+            err = own_err(capsys)
             assert storage in err and "--storage" in err and "Traceback" not in err, err
     # The same, from a shell: one message, no traceback.
     done = selab(

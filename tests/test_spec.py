@@ -12,6 +12,7 @@ from runners.cli.main import main
 from runners.spec.load import load_spec, parse_spec
 from runners.spec.points import count_trials, grid_points, resolve_trial, validate
 from search_space.errors import ConfigError
+from tests.support import own_err
 from tests.support.fakedata import write_cifar10
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "experiments").glob("*.yaml"))
@@ -50,11 +51,11 @@ def test_every_shipped_spec_validates_or_is_refused_with_a_fix(
     assert len(gpu_specs) >= 7  # every ablation and search spec asks for a GPU share
     if not torch.cuda.is_available():
         assert main(["validate", *gpu_specs[:2]]) == 2
-        err = capsys.readouterr().err
+        err = own_err(capsys)
         assert "resources.gpus_per_trial" in err and "--set resources.gpus_per_trial=0" in err
         assert "data.val_size: 5000 validation images" in err  # every problem at once
     fixes = ["--set", "resources.gpus_per_trial=0", "--set", "data.val_size=100"]
-    assert main(["validate", *specs, *fixes]) == 0, capsys.readouterr().err
+    assert main(["validate", *specs, *fixes]) == 0, own_err(capsys)
     out = capsys.readouterr().out
     assert "quickstart: grid, 5 points x 6 seed(s) = 30 trials" in out  # at most: raced
     assert "no SE (baseline)" in out
@@ -200,6 +201,6 @@ def test_cli_prints_spec_errors_without_a_traceback(
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(tiny_spec(search={"grid": {"arch.se.reduction": [4, 0]}})))
     assert main(["validate", str(bad)]) == 2
-    err = capsys.readouterr().err
+    err = own_err(capsys)
     assert "grid point r=0" in err and "Traceback" not in err
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2

@@ -29,7 +29,7 @@ from runners.spec.points import grid_points, resolve_trial, stage_masks
 from runners.storage.paths import SWEEP_META_FILE
 from runners.sweep.run import resume_sweep, run_sweep
 from runners.trial.trainable import train_trial
-from tests.support import running_selab, write_spec
+from tests.support import own_err, running_selab, write_spec
 from tests.support.fakedata import write_cifar10
 from tests.support.sweep_state import state_statuses, wait_for_kill_point
 
@@ -112,7 +112,7 @@ def test_a_bad_spec_fails_before_anything_starts(
     for case, (data, expected) in cases.items():
         path = write_spec(tmp_path / f"{case}.yaml", data)
         code = main(["run", path, "--tracking-uri", f"sqlite:///{db}", "--storage", str(storage)])
-        err = capsys.readouterr().err
+        err = own_err(capsys)
         assert code == 2, err
         assert "selab run: invalid input" in err and "Traceback" not in err
         for text in expected:
@@ -225,7 +225,7 @@ def test_grid_sweep_records_every_trial(
     # `selab resume` of a name this storage does not hold lists the sweeps it does.
     capsys.readouterr()
     assert main(["resume", "unknown", "--storage", str(storage)]) == 2
-    err = capsys.readouterr().err
+    err = own_err(capsys)
     assert "no sweep 'unknown' to resume" in err
     assert "Sweeps there: grid;" in err
 

@@ -8,16 +8,19 @@ The light helpers are importable from here; the servers and nodes from their mod
 
 from tests.support.cli import (
     free_port,
+    own_err,
     reap,
     running_selab,
     selab,
     selab_command,
     start_selab,
     wait_until,
+    without_worker_exits,
 )
 from tests.support.specs import TINY_SPEC, deep_merge, tiny_spec, write_spec
 
 __all__ = [
+    "own_err",
     "TINY_SPEC",
     "deep_merge",
     "free_port",
@@ -28,5 +31,6 @@ __all__ = [
     "start_selab",
     "tiny_spec",
     "wait_until",
+    "without_worker_exits",
     "write_spec",
 ]

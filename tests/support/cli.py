@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,36 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
+# A line Ray forwards from one of its workers: "(train_trial pid=123) ...", maybe coloured.
+_RAY_WORKER_LINE = re.compile(r"^(\x1b\[[0-9;]*m)*\([^)]*pid=\d+[^)]*\)")
+
+
+def own_err(capsys: pytest.CaptureFixture[str]) -> str:
+    """What an in-process `main([...])` wrote to stderr, without the lines Ray forwards from
+    workers of the test session's Ray instance (an idle worker reaped by Ray can print its
+    shutdown traceback into any later test's capture)."""
+    err = capsys.readouterr().err
+    return "".join(
+        line for line in err.splitlines(keepends=True) if not _RAY_WORKER_LINE.match(line)
+    )
+
+
+def without_worker_exits(output: str) -> str:
+    """A driver's output without what Ray forwards from a worker it stops: Ray's SIGTERM
+    handler raises SystemExit, and when that lands in a weakref callback Python prints it as
+    "Exception ignored ... Traceback". Lines of the other workers stay."""
+    stopped = {
+        match.group(0)
+        for line in output.splitlines()
+        if "sigterm_handler" in line or "SystemExit" in line
+        if (match := _RAY_WORKER_LINE.match(line))
+    }
+    return "".join(
+        line
+        for line in output.splitlines(keepends=True)
+        if not ((match := _RAY_WORKER_LINE.match(line)) and match.group(0) in stopped)
+    )
 
 
 def free_port() -> int:
